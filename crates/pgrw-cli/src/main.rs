@@ -1,0 +1,3 @@
+//! `pgrw`: the command-line face of pgrw. (Stub.)
+
+fn main() {}

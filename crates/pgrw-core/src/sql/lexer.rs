@@ -1,0 +1,1 @@
+//! PostgreSQL's lexical rules. (Stub: to be written.)
