@@ -1,0 +1,355 @@
+//! A node's health as a small state machine, fed by the node monitor.
+//!
+//! The monitor probes each node (`pg_is_in_recovery()`, LSNs, replay time) and
+//! feeds the outcome and the current monotonic time to [`NodeHealth::observe`],
+//! which decides [`Health`]: a failed connection or too much lag bans the node
+//! for a while (doubling on each ban in a row, up to a limit); a failed probe
+//! marks it down; a healthy probe after the ban has run out lets it back.
+
+use std::time::Duration;
+
+use crate::route::policy::Policy;
+use crate::route::topology::{Health, Lag, Role};
+
+/// How long bans last and what lag bans a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HealthPolicy {
+    /// The first ban's length (default 2 s).
+    pub ban_for: Duration,
+    /// The longest ban, however many come in a row (default 60 s). A node that
+    /// stays up this long after a ban starts again from `ban_for`.
+    pub max_ban_for: Duration,
+    /// A replica further behind than this many WAL bytes is banned.
+    pub max_lag_bytes: Option<u64>,
+    /// A replica further behind than this is banned.
+    pub max_lag: Option<Duration>,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> HealthPolicy {
+        HealthPolicy {
+            ban_for: Duration::from_secs(2),
+            max_ban_for: Duration::from_secs(60),
+            max_lag_bytes: None,
+            max_lag: None,
+        }
+    }
+}
+
+impl HealthPolicy {
+    /// The default bans, with the routing policy's lag limits.
+    pub fn with_lag_limits_of(policy: &Policy) -> HealthPolicy {
+        HealthPolicy {
+            max_lag_bytes: policy.max_lag_bytes,
+            max_lag: policy.max_lag,
+            ..HealthPolicy::default()
+        }
+    }
+
+    fn lag_is_over_limit(&self, lag: Lag) -> bool {
+        let over = |value: Option<u64>, limit: Option<u64>| matches!((value, limit), (Some(v), Some(l)) if v > l);
+        over(lag.bytes, self.max_lag_bytes)
+            || over(
+                lag.millis,
+                self.max_lag.map(|limit| limit.as_millis() as u64),
+            )
+    }
+}
+
+/// What one probe of a node found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Observation {
+    /// The node answered: its role and, for a replica, its lag.
+    ProbeOk {
+        /// From `pg_is_in_recovery()`.
+        role: Role,
+        /// How far behind the primary it is (see [`Lag::of_replica`]).
+        lag: Lag,
+    },
+    /// Connected, but the probe query failed or timed out.
+    ProbeFailed,
+    /// Could not connect at all.
+    ConnectFailed,
+}
+
+/// Why a node is banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BanCause {
+    /// A connection to it failed.
+    ConnectFailed,
+    /// Its lag went over the limit.
+    Lag,
+}
+
+/// One node's health, as decided from the probes seen so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeHealth {
+    health: Health,
+    cause: Option<BanCause>,
+    /// Bans in a row (not separated by a long enough healthy spell).
+    strikes: u32,
+    up_since: Option<Duration>,
+}
+
+impl Default for NodeHealth {
+    fn default() -> NodeHealth {
+        NodeHealth::new()
+    }
+}
+
+impl NodeHealth {
+    /// A node not probed yet: down until its first healthy probe.
+    pub const fn new() -> NodeHealth {
+        NodeHealth {
+            health: Health::Down,
+            cause: None,
+            strikes: 0,
+            up_since: None,
+        }
+    }
+
+    /// The current decision.
+    pub const fn health(&self) -> Health {
+        self.health
+    }
+
+    /// Why the node is banned, when it is.
+    pub const fn ban_cause(&self) -> Option<BanCause> {
+        self.cause
+    }
+
+    /// Takes one probe's outcome at monotonic time `now` and returns the new health.
+    pub fn observe(
+        &mut self,
+        observation: Observation,
+        now: Duration,
+        policy: &HealthPolicy,
+    ) -> Health {
+        match observation {
+            Observation::ConnectFailed => self.ban(BanCause::ConnectFailed, now, policy),
+            Observation::ProbeOk {
+                role: Role::Replica,
+                lag,
+            } if policy.lag_is_over_limit(lag) => self.ban(BanCause::Lag, now, policy),
+            Observation::ProbeFailed => {
+                if !self.serving_ban(now) {
+                    self.set(Health::Down, None);
+                }
+            }
+            Observation::ProbeOk { .. } => self.healthy(now, policy),
+        }
+        self.health
+    }
+
+    fn serving_ban(&self, now: Duration) -> bool {
+        matches!(self.health, Health::Banned { until } if now < until)
+    }
+
+    fn ban(&mut self, cause: BanCause, now: Duration, policy: &HealthPolicy) {
+        if self.serving_ban(now) {
+            // Repeated failures during one ban do not lengthen the next.
+            return;
+        }
+        let length = policy
+            .ban_for
+            .saturating_mul(1u32 << self.strikes.min(20))
+            .min(policy.max_ban_for);
+        self.strikes = self.strikes.saturating_add(1);
+        self.set(
+            Health::Banned {
+                until: now.saturating_add(length),
+            },
+            Some(cause),
+        );
+    }
+
+    fn healthy(&mut self, now: Duration, policy: &HealthPolicy) {
+        if self.serving_ban(now) {
+            return;
+        }
+        if self.health != Health::Up {
+            self.set(Health::Up, None);
+            self.up_since = Some(now);
+        }
+        let stable = self
+            .up_since
+            .is_some_and(|since| now.saturating_sub(since) >= policy.max_ban_for);
+        if stable {
+            self.strikes = 0;
+        }
+    }
+
+    fn set(&mut self, health: Health, cause: Option<BanCause>) {
+        if health != Health::Up {
+            self.up_since = None;
+        }
+        self.health = health;
+        self.cause = cause;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK_PRIMARY: Observation = Observation::ProbeOk {
+        role: Role::Primary,
+        lag: Lag::NONE,
+    };
+    const OK_REPLICA: Observation = Observation::ProbeOk {
+        role: Role::Replica,
+        lag: Lag::NONE,
+    };
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn lagging_by(bytes: u64) -> Observation {
+        Observation::ProbeOk {
+            role: Role::Replica,
+            lag: Lag {
+                bytes: Some(bytes),
+                millis: Some(0),
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_node_is_down_until_its_first_healthy_probe() {
+        let mut node = NodeHealth::new();
+        assert_eq!(node.health(), Health::Down);
+        assert_eq!(
+            node.observe(OK_PRIMARY, secs(0), &HealthPolicy::default()),
+            Health::Up
+        );
+    }
+
+    #[test]
+    fn a_failed_connection_bans_for_the_ban_length() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        node.observe(OK_REPLICA, secs(0), &policy);
+        let health = node.observe(Observation::ConnectFailed, secs(10), &policy);
+        assert_eq!(health, Health::Banned { until: secs(12) });
+        assert_eq!(node.ban_cause(), Some(BanCause::ConnectFailed));
+    }
+
+    #[test]
+    fn a_healthy_probe_during_the_ban_keeps_it_banned() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        node.observe(Observation::ConnectFailed, secs(10), &policy);
+        assert_eq!(
+            node.observe(OK_REPLICA, secs(11), &policy),
+            Health::Banned { until: secs(12) }
+        );
+    }
+
+    #[test]
+    fn a_healthy_probe_after_the_ban_lets_the_node_back() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        node.observe(Observation::ConnectFailed, secs(10), &policy);
+        assert_eq!(node.observe(OK_REPLICA, secs(12), &policy), Health::Up);
+        assert_eq!(node.ban_cause(), None);
+    }
+
+    #[test]
+    fn bans_in_a_row_double_up_to_the_maximum() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy {
+            ban_for: secs(2),
+            max_ban_for: secs(5),
+            ..HealthPolicy::default()
+        };
+        let mut now = secs(0);
+        let mut lengths = Vec::new();
+        for _ in 0..4 {
+            let Health::Banned { until } = node.observe(Observation::ConnectFailed, now, &policy)
+            else {
+                panic!("a failed connection must ban");
+            };
+            lengths.push((until - now).as_secs());
+            now = until;
+        }
+        assert_eq!(lengths, [2, 4, 5, 5]);
+    }
+
+    #[test]
+    fn failures_during_a_ban_do_not_lengthen_it() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        node.observe(Observation::ConnectFailed, secs(0), &policy);
+        let again = node.observe(Observation::ConnectFailed, secs(1), &policy);
+        assert_eq!(again, Health::Banned { until: secs(2) });
+    }
+
+    #[test]
+    fn a_long_healthy_spell_resets_the_backoff() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy {
+            ban_for: secs(2),
+            max_ban_for: secs(10),
+            ..HealthPolicy::default()
+        };
+        node.observe(Observation::ConnectFailed, secs(0), &policy);
+        node.observe(OK_REPLICA, secs(2), &policy);
+        node.observe(OK_REPLICA, secs(12), &policy);
+        let health = node.observe(Observation::ConnectFailed, secs(13), &policy);
+        assert_eq!(health, Health::Banned { until: secs(15) });
+    }
+
+    #[test]
+    fn a_replica_over_the_lag_limit_is_banned_and_comes_back_when_caught_up() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy {
+            max_lag_bytes: Some(1000),
+            ..HealthPolicy::default()
+        };
+        node.observe(OK_REPLICA, secs(0), &policy);
+        assert_eq!(node.observe(lagging_by(1000), secs(1), &policy), Health::Up);
+        assert_eq!(
+            node.observe(lagging_by(1001), secs(2), &policy),
+            Health::Banned { until: secs(4) }
+        );
+        assert_eq!(node.ban_cause(), Some(BanCause::Lag));
+        assert_eq!(
+            node.observe(lagging_by(5000), secs(4), &policy),
+            Health::Banned { until: secs(8) }
+        );
+        assert_eq!(node.observe(lagging_by(10), secs(8), &policy), Health::Up);
+    }
+
+    #[test]
+    fn lag_over_the_time_limit_bans_a_replica() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy {
+            max_lag: Some(Duration::from_millis(500)),
+            ..HealthPolicy::default()
+        };
+        let late = Observation::ProbeOk {
+            role: Role::Replica,
+            lag: Lag {
+                bytes: Some(8),
+                millis: Some(501),
+            },
+        };
+        assert!(matches!(
+            node.observe(late, secs(0), &policy),
+            Health::Banned { .. }
+        ));
+    }
+
+    #[test]
+    fn a_failed_probe_marks_an_up_node_down() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        node.observe(OK_PRIMARY, secs(0), &policy);
+        assert_eq!(
+            node.observe(Observation::ProbeFailed, secs(1), &policy),
+            Health::Down
+        );
+        assert_eq!(node.observe(OK_PRIMARY, secs(2), &policy), Health::Up);
+    }
+}

@@ -1,0 +1,100 @@
+//! The routing policy: how reads are spread, whether the primary serves them,
+//! how much lag is tolerated, and what a read does when no replica has
+//! replayed what its session must see.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How a read picks among the nodes that may serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Balancing {
+    /// Uniformly at random (the origin's `random.choice`). The default.
+    #[default]
+    Random,
+    /// Each candidate in turn.
+    RoundRobin,
+    /// The candidate with the fewest requests in flight (ties at random).
+    LeastOutstanding,
+    /// At random, in proportion to each node's weight.
+    Weighted,
+}
+
+impl fmt::Display for Balancing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Balancing::Random => "random",
+            Balancing::RoundRobin => "round_robin",
+            Balancing::LeastOutstanding => "least_outstanding",
+            Balancing::Weighted => "weighted",
+        })
+    }
+}
+
+/// Whether the primary serves reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PrimaryReads {
+    /// Never: with no replica able to serve, a read has nowhere to go
+    /// (except the read-your-writes fallback, which the policy asks for
+    /// separately with [`StaleRead::Primary`]).
+    Never,
+    /// Always: the primary is one more read candidate.
+    Always,
+    /// Only when no replica can serve the read. The default.
+    #[default]
+    WhenNoReplica,
+}
+
+impl fmt::Display for PrimaryReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PrimaryReads::Never => "never",
+            PrimaryReads::Always => "always",
+            PrimaryReads::WhenNoReplica => "when_no_replica",
+        })
+    }
+}
+
+/// What a read does when replicas are up but none has replayed the position
+/// its session requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StaleRead {
+    /// Go to the primary at once. The default.
+    #[default]
+    Primary,
+    /// Wait up to this long for a replica to catch up, then go to the primary.
+    Wait(Duration),
+}
+
+/// The routing policy.
+///
+/// Defaults: random balancing, the primary reads only when no replica can,
+/// no lag limit, read-your-writes on, and a read no replica can serve
+/// consistently goes to the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Policy {
+    /// How reads pick among candidates.
+    pub balancing: Balancing,
+    /// Whether the primary serves reads.
+    pub primary_reads: PrimaryReads,
+    /// A replica further behind than this many WAL bytes serves no reads.
+    pub max_lag_bytes: Option<u64>,
+    /// A replica further behind than this serves no reads.
+    pub max_lag: Option<Duration>,
+    /// Whether a session's reads must see its own writes.
+    pub read_your_writes: bool,
+    /// What a read does when no replica has replayed what it must see.
+    pub stale_read: StaleRead,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            balancing: Balancing::Random,
+            primary_reads: PrimaryReads::WhenNoReplica,
+            max_lag_bytes: None,
+            max_lag: None,
+            read_your_writes: true,
+            stale_read: StaleRead::Primary,
+        }
+    }
+}

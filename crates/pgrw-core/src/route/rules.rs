@@ -1,0 +1,247 @@
+//! The routing rules: one pure function from (statement, session, topology,
+//! policy, balancer state) to a [`Route`].
+//!
+//! In order: an open transaction keeps everything on its node; a pin keeps the
+//! session on its node (except writes, which only the primary takes); a
+//! primary hint or `pgrw.route = primary` sends anything to the primary;
+//! then by class: reads (and `BEGIN READ ONLY`) to an eligible replica,
+//! everything else to the primary.
+
+use std::time::Duration;
+
+use crate::classification::{RouteHint, StatementClass, TxAccess};
+use crate::lsn::Lsn;
+use crate::route::balance::Balancer;
+use crate::route::decision::{Pick, Route, RouteReason, Target, Unavailable};
+use crate::route::policy::{Policy, PrimaryReads, StaleRead};
+use crate::route::session::{RouteMode, SessionState};
+use crate::route::topology::{Lag, Node, NodeId, Role, Topology};
+
+/// One statement to route, and the time it is routed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteRequest {
+    /// What the classifier says the statement is.
+    pub class: StatementClass,
+    /// A hint written in the statement.
+    pub hint: Option<RouteHint>,
+    /// Monotonic time now (from an origin the driver chooses).
+    pub now: Duration,
+    /// When routing again after a [`Target::WaitForReplica`]: the deadline it
+    /// gave. Past it, the read stops waiting and goes to the primary.
+    pub waited_until: Option<Duration>,
+}
+
+impl RouteRequest {
+    /// A statement of `class` with `hint`, routed at monotonic time `now`.
+    pub fn new(class: StatementClass, hint: Option<RouteHint>, now: Duration) -> RouteRequest {
+        RouteRequest {
+            class,
+            hint,
+            now,
+            waited_until: None,
+        }
+    }
+}
+
+/// Where the statement or session asks to go.
+#[derive(Clone, Copy)]
+enum Preference {
+    Primary(RouteReason),
+    Replica(RouteReason),
+    None,
+}
+
+/// Decides where one statement runs, and why.
+///
+/// Guarantees, whatever the inputs: the route never names a node that is not
+/// up (down or banned); a write never goes to a node that is not the up
+/// primary, except inside a `READ ONLY` transaction already open on a replica
+/// (where PostgreSQL rejects it as it would on the primary); outside a
+/// transaction or pin, a read never goes to a replica that has not replayed
+/// [`SessionState::required_lsn`].
+pub fn route(
+    request: &RouteRequest,
+    session: &SessionState,
+    topology: &Topology,
+    policy: &Policy,
+    balancer: &mut Balancer,
+) -> Route {
+    let class = request.class;
+    if let Some(transaction) = session.transaction {
+        let primary_only =
+            class == StatementClass::Write && transaction.access != TxAccess::ReadOnly;
+        return on_held_node(
+            transaction.node,
+            RouteReason::InTransaction,
+            primary_only,
+            topology,
+        );
+    }
+    if let Some(pin) = session.pin {
+        let needs_primary = matches!(
+            class,
+            StatementClass::Write
+                | StatementClass::Begin(TxAccess::ReadWrite | TxAccess::Unspecified)
+        );
+        let pinned_to_primary = topology.writable_primary() == Ok(pin.node);
+        if !needs_primary || pinned_to_primary {
+            return on_held_node(pin.node, RouteReason::Pinned(pin.reason), false, topology);
+        }
+    }
+    let preference = match (request.hint, session.route_mode) {
+        (Some(RouteHint::Primary), _) => Preference::Primary(RouteReason::PrimaryHint),
+        (Some(RouteHint::Replica), _) => Preference::Replica(RouteReason::ReplicaHint),
+        (None, RouteMode::Primary) => Preference::Primary(RouteReason::PrimaryMode),
+        (None, RouteMode::Replica) => Preference::Replica(RouteReason::ReplicaMode),
+        (None, RouteMode::Auto) => Preference::None,
+    };
+    if let Preference::Primary(reason) = preference {
+        return to_primary(reason, topology);
+    }
+    let replicas_only = matches!(preference, Preference::Replica(_));
+    let read = ReadPlacement {
+        request,
+        session,
+        topology,
+        policy,
+        replicas_only,
+    };
+    match class {
+        StatementClass::Read => {
+            let reason = match preference {
+                Preference::Replica(reason) => reason,
+                _ => RouteReason::Read,
+            };
+            read.route(reason, balancer)
+        }
+        StatementClass::Begin(TxAccess::ReadOnly) => {
+            read.route(RouteReason::ReadOnlyTransaction, balancer)
+        }
+        StatementClass::Begin(access) => to_primary(RouteReason::Transaction(access), topology),
+        StatementClass::Write => to_primary(RouteReason::Write, topology),
+        StatementClass::SetTransaction(_)
+        | StatementClass::Commit
+        | StatementClass::Rollback
+        | StatementClass::Savepoint => to_primary(RouteReason::TransactionControl, topology),
+        StatementClass::Session => to_primary(RouteReason::SessionStatement, topology),
+        StatementClass::Empty => to_primary(RouteReason::Empty, topology),
+    }
+}
+
+fn route_to(target: Target, reason: RouteReason) -> Route {
+    Route {
+        target,
+        reason,
+        pick: None,
+    }
+}
+
+fn to_primary(reason: RouteReason, topology: &Topology) -> Route {
+    match topology.writable_primary() {
+        Ok(id) => route_to(Target::Node(id), reason),
+        Err(why) => route_to(Target::Unavailable(Unavailable::NoPrimary(why)), reason),
+    }
+}
+
+/// The node a transaction or pin holds the session to, if it can take the statement.
+fn on_held_node(id: NodeId, reason: RouteReason, primary_only: bool, topology: &Topology) -> Route {
+    let target = match topology.node(id) {
+        None => Target::Unavailable(Unavailable::HeldNodeMissing(id)),
+        Some(node) if !node.is_up() => {
+            Target::Unavailable(Unavailable::HeldNodeNotUp(id, node.health))
+        }
+        Some(_) if primary_only && topology.writable_primary() != Ok(id) => {
+            Target::Unavailable(Unavailable::HeldNodeNotPrimary(id))
+        }
+        Some(_) => Target::Node(id),
+    };
+    route_to(target, reason)
+}
+
+/// Whether a replica's lag is within the policy's limits; an unknown lag is
+/// not, when there is a limit.
+fn lag_within_limits(lag: Lag, policy: &Policy) -> bool {
+    let within = |value: Option<u64>, limit: Option<u64>| match limit {
+        None => true,
+        Some(limit) => value.is_some_and(|value| value <= limit),
+    };
+    within(lag.bytes, policy.max_lag_bytes)
+        && within(
+            lag.millis,
+            policy.max_lag.map(|limit| limit.as_millis() as u64),
+        )
+}
+
+/// One read (or read-only transaction) to place.
+struct ReadPlacement<'a> {
+    request: &'a RouteRequest,
+    session: &'a SessionState,
+    topology: &'a Topology,
+    policy: &'a Policy,
+    replicas_only: bool,
+}
+
+impl ReadPlacement<'_> {
+    /// A replica that may serve reads, whatever the session requires.
+    fn serves(&self, node: &Node) -> bool {
+        node.role == Role::Replica && node.is_up() && lag_within_limits(node.lag, self.policy)
+    }
+
+    fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {
+        let required = self.session.required_lsn(self.policy);
+        let caught_up = |node: &Node| !required.is_valid() || node.replay_lsn >= required;
+        let primary = self.topology.writable_primary().ok();
+        let primary_reads =
+            !self.replicas_only && self.policy.primary_reads == PrimaryReads::Always;
+        let balancing = self.policy.balancing;
+        let picked = balancer.pick(balancing, self.topology, |id, node| {
+            (self.serves(node) && caught_up(node)) || (primary_reads && primary == Some(id))
+        });
+        if let Some(id) = picked {
+            let lag_bytes = self
+                .topology
+                .node(id)
+                .filter(|node| node.role == Role::Replica);
+            let pick = Pick {
+                balancing,
+                lag_bytes: lag_bytes.and_then(|node| node.lag.bytes),
+            };
+            return Route {
+                target: Target::Node(id),
+                reason,
+                pick: Some(pick),
+            };
+        }
+        let some_replica_serves = self.topology.nodes.iter().any(|node| self.serves(node));
+        if required.is_valid() && some_replica_serves {
+            return self.behind(required);
+        }
+        if self.policy.primary_reads == PrimaryReads::Never {
+            return route_to(Target::Unavailable(Unavailable::NoReplica), reason);
+        }
+        to_primary(RouteReason::NoEligibleReplica, self.topology)
+    }
+
+    /// Replicas serve reads, but none has replayed `required` yet.
+    fn behind(&self, required: Lsn) -> Route {
+        let now = self.request.now;
+        let deadline = match (self.policy.stale_read, self.request.waited_until) {
+            (StaleRead::Primary, _) => None,
+            (StaleRead::Wait(_), Some(until)) => Some(until),
+            (StaleRead::Wait(wait), None) => Some(now.saturating_add(wait)),
+        };
+        match deadline {
+            Some(until) if now < until => route_to(
+                Target::WaitForReplica {
+                    lsn: required,
+                    until,
+                },
+                RouteReason::ReadYourWrites(required),
+            ),
+            Some(_) if self.request.waited_until.is_some() => {
+                to_primary(RouteReason::WaitedForReplica(required), self.topology)
+            }
+            _ => to_primary(RouteReason::ReadYourWrites(required), self.topology),
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! What routing must remember about one client session: its open transaction,
+//! what pins it to one node, and the WAL positions its reads must see.
+//!
+//! The driver (proxy client loop, library `Session`) owns a [`SessionState`]
+//! and updates it after each statement runs; [`crate::route::route`] only reads it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::classification::TxAccess;
+use crate::lsn::{Lsn, ParseLsnError};
+use crate::route::policy::Policy;
+use crate::route::topology::NodeId;
+
+/// An open transaction: every statement in it runs on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Transaction {
+    /// The node the transaction began on.
+    pub node: NodeId,
+    /// The access mode it was opened with.
+    pub access: TxAccess,
+}
+
+/// Why a session must stay on one node: state that lives in that backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PinReason {
+    /// It created a temporary table.
+    TempTable,
+    /// It holds a session-level advisory lock.
+    AdvisoryLock,
+    /// It is listening (`LISTEN`) for notifications.
+    Listen,
+    /// It has a `WITH HOLD` cursor open.
+    HoldCursor,
+    /// It prepared a statement that must be executed on the same backend.
+    PreparedStatement,
+}
+
+impl fmt::Display for PinReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PinReason::TempTable => "temp table",
+            PinReason::AdvisoryLock => "advisory lock",
+            PinReason::Listen => "LISTEN",
+            PinReason::HoldCursor => "WITH HOLD cursor",
+            PinReason::PreparedStatement => "prepared statement",
+        })
+    }
+}
+
+/// A session pinned to one node, and the first reason it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pin {
+    /// The node holding the session's state.
+    pub node: NodeId,
+    /// What pinned it.
+    pub reason: PinReason,
+}
+
+/// The session's `SET pgrw.route = …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RouteMode {
+    /// `auto` (the default): route by what each statement is.
+    #[default]
+    Auto,
+    /// `primary`: everything to the primary.
+    Primary,
+    /// `replica`: reads to replicas only (writes still go to the primary).
+    Replica,
+}
+
+impl fmt::Display for RouteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouteMode::Auto => "auto",
+            RouteMode::Primary => "primary",
+            RouteMode::Replica => "replica",
+        })
+    }
+}
+
+/// A `pgrw.route` value that is not `primary`, `replica` or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseRouteModeError;
+
+impl fmt::Display for ParseRouteModeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid value for pgrw.route; expected primary, replica or auto")
+    }
+}
+
+impl std::error::Error for ParseRouteModeError {}
+
+impl FromStr for RouteMode {
+    type Err = ParseRouteModeError;
+
+    /// Parses `primary`, `replica` or `auto` in any case; `default` means `auto`.
+    fn from_str(text: &str) -> Result<RouteMode, ParseRouteModeError> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") || text.eq_ignore_ascii_case("default") {
+            Ok(RouteMode::Auto)
+        } else if text.eq_ignore_ascii_case("primary") {
+            Ok(RouteMode::Primary)
+        } else if text.eq_ignore_ascii_case("replica") {
+            Ok(RouteMode::Replica)
+        } else {
+            Err(ParseRouteModeError)
+        }
+    }
+}
+
+/// A causal-consistency token: the WAL position a reader must see, carried by
+/// the client between connections or services (a cookie, a queue message).
+///
+/// It is the LSN text (`0/3000060`), so it is readable and can be checked with
+/// `pg_last_wal_replay_lsn() >= '0/3000060'` by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ConsistencyToken(pub Lsn);
+
+impl fmt::Display for ConsistencyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for ConsistencyToken {
+    type Err = ParseLsnError;
+
+    fn from_str(text: &str) -> Result<ConsistencyToken, ParseLsnError> {
+        text.parse().map(ConsistencyToken)
+    }
+}
+
+/// Everything routing needs to know about one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SessionState {
+    /// The open transaction, if any.
+    pub transaction: Option<Transaction>,
+    /// The node the session is pinned to, if any.
+    pub pin: Option<Pin>,
+    /// The primary's WAL position after the session's last write
+    /// (read-your-writes); [`Lsn::INVALID`] before any write.
+    pub last_write_lsn: Lsn,
+    /// The position the client said its reads must see (from a
+    /// [`ConsistencyToken`]); [`Lsn::INVALID`] when none.
+    pub min_lsn: Lsn,
+    /// `SET pgrw.route`.
+    pub route_mode: RouteMode,
+}
+
+impl SessionState {
+    /// A new session: no transaction, no pin, nothing written, `auto` routing.
+    pub fn new() -> SessionState {
+        SessionState::default()
+    }
+
+    /// The WAL position a read by this session must see: its last write (when
+    /// the policy has read-your-writes on) or its token, whichever is later.
+    pub fn required_lsn(&self, policy: &Policy) -> Lsn {
+        let own = if policy.read_your_writes {
+            self.last_write_lsn
+        } else {
+            Lsn::INVALID
+        };
+        own.max(self.min_lsn)
+    }
+
+    /// Records that a write committed with the primary at `lsn`; positions only
+    /// move forward.
+    ///
+    /// `lsn` must be read after the commit: the primary's `pg_current_wal_lsn()`
+    /// then (or any later reading of it, such as the monitor's next probe) is at
+    /// or past the commit record, so a replica that has replayed it sees the write.
+    pub fn record_write(&mut self, lsn: Lsn) {
+        self.last_write_lsn = self.last_write_lsn.max(lsn);
+    }
+
+    /// Requires this session's reads to see `token` (and keeps any later
+    /// position it already requires).
+    pub fn require(&mut self, token: ConsistencyToken) {
+        self.min_lsn = self.min_lsn.max(token.0);
+    }
+
+    /// The token another connection can pass to [`SessionState::require`] to
+    /// see everything this session wrote or was required to see.
+    pub fn token(&self) -> ConsistencyToken {
+        ConsistencyToken(self.last_write_lsn.max(self.min_lsn))
+    }
+
+    /// Records that a transaction began on `node`.
+    pub fn begin(&mut self, node: NodeId, access: TxAccess) {
+        self.transaction = Some(Transaction { node, access });
+    }
+
+    /// Records that the transaction ended (commit or rollback).
+    pub fn end_transaction(&mut self) {
+        self.transaction = None;
+    }
+
+    /// Pins the session to `node`. A session already pinned keeps its node and
+    /// first reason: its state cannot move.
+    pub fn pin(&mut self, node: NodeId, reason: PinReason) {
+        self.pin.get_or_insert(Pin { node, reason });
+    }
+
+    /// Releases the pin (e.g. after `DISCARD ALL`, or when the last pinning
+    /// state is gone).
+    pub fn unpin(&mut self) {
+        self.pin = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_lsn_ignores_own_writes_when_read_your_writes_is_off() {
+        let mut session = SessionState::new();
+        session.record_write(Lsn(200));
+        session.require(ConsistencyToken(Lsn(100)));
+        let on = Policy::default();
+        let off = Policy {
+            read_your_writes: false,
+            ..Policy::default()
+        };
+        assert_eq!(session.required_lsn(&on), Lsn(200));
+        assert_eq!(session.required_lsn(&off), Lsn(100));
+    }
+
+    #[test]
+    fn recorded_writes_never_move_the_position_back() {
+        let mut session = SessionState::new();
+        session.record_write(Lsn(300));
+        session.record_write(Lsn(200));
+        assert_eq!(session.last_write_lsn, Lsn(300));
+    }
+
+    #[test]
+    fn token_round_trips_through_its_text() {
+        let mut session = SessionState::new();
+        session.record_write("0/3000060".parse().unwrap());
+        let text = session.token().to_string();
+        assert_eq!(text, "0/3000060");
+        let mut other = SessionState::new();
+        other.require(text.parse().unwrap());
+        assert_eq!(other.min_lsn, session.last_write_lsn);
+    }
+
+    #[test]
+    fn a_pinned_session_keeps_its_first_node_and_reason() {
+        let mut session = SessionState::new();
+        session.pin(NodeId(0), PinReason::TempTable);
+        session.pin(NodeId(1), PinReason::Listen);
+        assert_eq!(
+            session.pin,
+            Some(Pin {
+                node: NodeId(0),
+                reason: PinReason::TempTable
+            })
+        );
+    }
+
+    #[test]
+    fn route_mode_parses_the_setting_values_in_any_case() {
+        assert_eq!("PRIMARY".parse(), Ok(RouteMode::Primary));
+        assert_eq!(" replica ".parse(), Ok(RouteMode::Replica));
+        assert_eq!("auto".parse(), Ok(RouteMode::Auto));
+        assert_eq!("default".parse(), Ok(RouteMode::Auto));
+        assert_eq!("standby".parse::<RouteMode>(), Err(ParseRouteModeError));
+    }
+}

@@ -1,0 +1,287 @@
+//! A snapshot of the nodes pgrw can route to: role, health, replay position,
+//! lag, weight and load, as the node monitor last saw them.
+//!
+//! The monitor builds a new [`Topology`] when something changes and the drivers
+//! share it behind an `Arc`, swapping it whole; routing only reads it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::lsn::Lsn;
+
+/// A node's place in its [`Topology`]: a small copyable index.
+///
+/// Ids are positions in [`Topology::nodes`]; the monitor keeps a node at the
+/// same position in every snapshot it publishes, so an id held by a session
+/// (its transaction's node, its pinned node) stays meaningful across swaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u16);
+
+impl NodeId {
+    /// The position of the node in [`Topology::nodes`].
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node#{}", self.0)
+    }
+}
+
+/// What a node is, from `pg_is_in_recovery()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Not in recovery: accepts writes.
+    Primary,
+    /// In recovery (a streaming standby): reads only.
+    Replica,
+    /// Not known yet (never probed): neither writes nor reads go there.
+    Unknown,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+            Role::Unknown => "unknown",
+        })
+    }
+}
+
+/// Whether a node may be routed to, as decided by [`crate::route::NodeHealth`].
+///
+/// Times are monotonic, measured from an origin the driver chooses (for
+/// example `Instant::now()` when it starts) and passed in as a [`Duration`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// Answering probes: routable.
+    Up,
+    /// Its last probe failed: not routable until a probe succeeds.
+    Down,
+    /// Excluded (a connection failed, or its lag went over the limit) at least
+    /// until `until`, and after that until a probe finds it healthy.
+    Banned {
+        /// The earliest time it may be let back.
+        until: Duration,
+    },
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Health::Up => f.write_str("up"),
+            Health::Down => f.write_str("down"),
+            Health::Banned { until } => write!(f, "banned until {}ms", until.as_millis()),
+        }
+    }
+}
+
+/// How far a replica is behind the primary, when the monitor knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Lag {
+    /// WAL bytes between the primary's current LSN and the replica's replay LSN.
+    pub bytes: Option<u64>,
+    /// Milliseconds since the last transaction the replica replayed committed,
+    /// counted as 0 when it has replayed everything the primary has written.
+    pub millis: Option<u64>,
+}
+
+impl Lag {
+    /// No lag at all (the primary, or a replica that is fully caught up).
+    pub const NONE: Lag = Lag {
+        bytes: Some(0),
+        millis: Some(0),
+    };
+
+    /// A replica's lag from the monitor's readings: the primary's
+    /// `pg_current_wal_lsn()`, the replica's `pg_last_wal_replay_lsn()`, and
+    /// `now() - pg_last_xact_replay_timestamp()` in milliseconds.
+    ///
+    /// The replay timestamp keeps ageing while the primary is idle, so a
+    /// replica that has replayed all of the primary's WAL counts as 0 ms behind
+    /// whatever the timestamp says.
+    pub fn of_replica(primary_lsn: Lsn, replay_lsn: Lsn, replay_age_ms: Option<u64>) -> Lag {
+        let bytes = primary_lsn.bytes_since(replay_lsn);
+        let millis = if bytes == 0 { Some(0) } else { replay_age_ms };
+        Lag {
+            bytes: Some(bytes),
+            millis,
+        }
+    }
+}
+
+/// One node as the monitor last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The name users see in routes and logs (`primary`, `replica2`).
+    pub name: Arc<str>,
+    /// Primary, replica, or not yet known.
+    pub role: Role,
+    /// Whether it may be routed to.
+    pub health: Health,
+    /// For a replica, `pg_last_wal_replay_lsn()`; [`Lsn::INVALID`] when unknown.
+    pub replay_lsn: Lsn,
+    /// For a replica, how far behind the primary it is.
+    pub lag: Lag,
+    /// Relative share of reads under weighted balancing (0: only when no other
+    /// candidate has weight).
+    pub weight: u32,
+    /// Requests in flight on it, for least-outstanding balancing.
+    pub outstanding: u32,
+}
+
+impl Node {
+    /// A node with the given name and role, up, with no lag, weight 1 and no load.
+    pub fn new(name: &str, role: Role) -> Node {
+        Node {
+            name: Arc::from(name),
+            role,
+            health: Health::Up,
+            replay_lsn: Lsn::INVALID,
+            lag: Lag::NONE,
+            weight: 1,
+            outstanding: 0,
+        }
+    }
+
+    /// Whether its health lets anything be routed to it.
+    pub fn is_up(&self) -> bool {
+        self.health == Health::Up
+    }
+}
+
+/// All nodes at one moment, and the primary's current WAL position.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Topology {
+    /// The nodes; a node's [`NodeId`] is its position here.
+    pub nodes: Vec<Node>,
+    /// The primary's `pg_current_wal_lsn()` when last probed.
+    pub primary_lsn: Lsn,
+}
+
+/// Why a topology has no primary to write to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoPrimary {
+    /// No node has the primary role.
+    NoneConfigured,
+    /// The only primary is not up.
+    NotUp(NodeId, Health),
+    /// More than one node that is up says it is the primary (a promotion with
+    /// the old primary still running): writing to either could lose data.
+    Ambiguous(NodeId, NodeId),
+}
+
+impl Topology {
+    /// A topology of `nodes`, with the primary at `primary_lsn`.
+    pub fn new(nodes: Vec<Node>, primary_lsn: Lsn) -> Topology {
+        Topology { nodes, primary_lsn }
+    }
+
+    /// The node with this id, if the topology has it.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.index())
+    }
+
+    /// The id of the node named `name`.
+    pub fn find(&self, name: &str) -> Option<NodeId> {
+        self.iter()
+            .find(|(_, node)| &*node.name == name)
+            .map(|(id, _)| id)
+    }
+
+    /// Every node with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        // Ids are u16: a topology never holds more than u16::MAX nodes.
+        (0..=u16::MAX).map(NodeId).zip(self.nodes.iter())
+    }
+
+    /// The one primary that is up, or why there is none to write to.
+    pub fn writable_primary(&self) -> Result<NodeId, NoPrimary> {
+        let mut found: Option<NodeId> = None;
+        let mut down: Option<(NodeId, Health)> = None;
+        for (id, node) in self.iter().filter(|(_, node)| node.role == Role::Primary) {
+            if !node.is_up() {
+                down.get_or_insert((id, node.health));
+                continue;
+            }
+            if let Some(first) = found {
+                return Err(NoPrimary::Ambiguous(first, id));
+            }
+            found = Some(id);
+        }
+        match (found, down) {
+            (Some(id), _) => Ok(id),
+            (None, Some((id, health))) => Err(NoPrimary::NotUp(id, health)),
+            (None, None) => Err(NoPrimary::NoneConfigured),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_that_replayed_everything_has_no_time_lag_however_old_its_last_replay() {
+        let lag = Lag::of_replica(Lsn(500), Lsn(500), Some(60_000));
+        assert_eq!(lag, Lag::NONE);
+    }
+
+    #[test]
+    fn a_replica_behind_reports_bytes_and_replay_age() {
+        let lag = Lag::of_replica(Lsn(500), Lsn(200), Some(1_500));
+        assert_eq!(
+            lag,
+            Lag {
+                bytes: Some(300),
+                millis: Some(1_500)
+            }
+        );
+    }
+
+    #[test]
+    fn the_writable_primary_is_the_one_up_primary() {
+        let mut old = Node::new("old", Role::Primary);
+        old.health = Health::Down;
+        let topology = Topology::new(
+            vec![
+                old,
+                Node::new("replica", Role::Replica),
+                Node::new("new", Role::Primary),
+            ],
+            Lsn::INVALID,
+        );
+        assert_eq!(topology.writable_primary(), Ok(NodeId(2)));
+    }
+
+    #[test]
+    fn no_writable_primary_says_why() {
+        let mut down = Node::new("primary", Role::Primary);
+        down.health = Health::Down;
+        let replica = Node::new("replica", Role::Replica);
+        let topology = Topology::new(vec![replica.clone(), down], Lsn::INVALID);
+        assert_eq!(
+            topology.writable_primary(),
+            Err(NoPrimary::NotUp(NodeId(1), Health::Down))
+        );
+        let topology = Topology::new(vec![replica], Lsn::INVALID);
+        assert_eq!(topology.writable_primary(), Err(NoPrimary::NoneConfigured));
+    }
+
+    #[test]
+    fn nodes_are_found_by_name() {
+        let topology = Topology::new(
+            vec![
+                Node::new("primary", Role::Primary),
+                Node::new("replica1", Role::Replica),
+            ],
+            Lsn::INVALID,
+        );
+        assert_eq!(topology.find("replica1"), Some(NodeId(1)));
+        assert_eq!(topology.find("replica9"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Properties of routing over random topologies, sessions and policies: the
+//! guarantees no input may break.
+
+use std::time::Duration;
+
+use pgrw_core::route::{
+    self, Balancer, Balancing, Health, Lag, Node, NodeId, Pin, PinReason, Policy, PrimaryReads,
+    Role, Route, RouteMode, RouteRequest, SessionState, StaleRead, Target, Topology, Transaction,
+};
+use pgrw_core::{Lsn, RouteHint, StatementClass, TxAccess};
+use proptest::prelude::*;
+
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![2 => Just(Role::Primary), 5 => Just(Role::Replica), 1 => Just(Role::Unknown)]
+}
+
+fn health() -> impl Strategy<Value = Health> {
+    prop_oneof![
+        4 => Just(Health::Up),
+        1 => Just(Health::Down),
+        1 => (0u64..10_000).prop_map(|ms| Health::Banned { until: Duration::from_millis(ms) }),
+    ]
+}
+
+fn lsn() -> impl Strategy<Value = Lsn> {
+    (0u64..1_000).prop_map(Lsn)
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    let lag = (
+        proptest::option::of(0u64..2_000),
+        proptest::option::of(0u64..2_000),
+    )
+        .prop_map(|(bytes, millis)| Lag { bytes, millis });
+    (role(), health(), lsn(), lag, 0u32..5, 0u32..10).prop_map(
+        |(role, health, replay_lsn, lag, weight, outstanding)| Node {
+            health,
+            replay_lsn,
+            lag,
+            weight,
+            outstanding,
+            ..Node::new("node", role)
+        },
+    )
+}
+
+fn topology() -> impl Strategy<Value = Topology> {
+    (proptest::collection::vec(node(), 0..6), lsn())
+        .prop_map(|(nodes, primary_lsn)| Topology::new(nodes, primary_lsn))
+}
+
+fn access() -> impl Strategy<Value = TxAccess> {
+    prop_oneof![
+        Just(TxAccess::Unspecified),
+        Just(TxAccess::ReadOnly),
+        Just(TxAccess::ReadWrite)
+    ]
+}
+
+fn pin_reason() -> impl Strategy<Value = PinReason> {
+    prop_oneof![
+        Just(PinReason::TempTable),
+        Just(PinReason::AdvisoryLock),
+        Just(PinReason::Listen),
+        Just(PinReason::HoldCursor),
+        Just(PinReason::PreparedStatement),
+    ]
+}
+
+fn session() -> impl Strategy<Value = SessionState> {
+    let transaction = proptest::option::weighted(
+        0.2,
+        (0u16..7, access()).prop_map(|(id, access)| Transaction {
+            node: NodeId(id),
+            access,
+        }),
+    );
+    let pin = proptest::option::weighted(
+        0.2,
+        (0u16..7, pin_reason()).prop_map(|(id, reason)| Pin {
+            node: NodeId(id),
+            reason,
+        }),
+    );
+    let mode = prop_oneof![3 => Just(RouteMode::Auto), 1 => Just(RouteMode::Primary), 1 => Just(RouteMode::Replica)];
+    (
+        transaction,
+        pin,
+        lsn(),
+        prop_oneof![Just(Lsn::INVALID), lsn()],
+        mode,
+    )
+        .prop_map(
+            |(transaction, pin, last_write_lsn, min_lsn, route_mode)| SessionState {
+                transaction,
+                pin,
+                last_write_lsn,
+                min_lsn,
+                route_mode,
+            },
+        )
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    let balancing = prop_oneof![
+        Just(Balancing::Random),
+        Just(Balancing::RoundRobin),
+        Just(Balancing::LeastOutstanding),
+        Just(Balancing::Weighted),
+    ];
+    let primary_reads = prop_oneof![
+        Just(PrimaryReads::Never),
+        Just(PrimaryReads::Always),
+        Just(PrimaryReads::WhenNoReplica)
+    ];
+    let stale_read = prop_oneof![
+        Just(StaleRead::Primary),
+        (0u64..500).prop_map(|ms| StaleRead::Wait(Duration::from_millis(ms)))
+    ];
+    let limit = proptest::option::of(0u64..2_000);
+    (
+        balancing,
+        primary_reads,
+        limit.clone(),
+        limit,
+        any::<bool>(),
+        stale_read,
+    )
+        .prop_map(
+            |(
+                balancing,
+                primary_reads,
+                max_lag_bytes,
+                max_lag_ms,
+                read_your_writes,
+                stale_read,
+            )| Policy {
+                balancing,
+                primary_reads,
+                max_lag_bytes,
+                max_lag: max_lag_ms.map(Duration::from_millis),
+                read_your_writes,
+                stale_read,
+            },
+        )
+}
+
+fn class() -> impl Strategy<Value = StatementClass> {
+    prop_oneof![
+        3 => Just(StatementClass::Read),
+        3 => Just(StatementClass::Write),
+        1 => access().prop_map(StatementClass::Begin),
+        1 => access().prop_map(StatementClass::SetTransaction),
+        1 => Just(StatementClass::Commit),
+        1 => Just(StatementClass::Rollback),
+        1 => Just(StatementClass::Savepoint),
+        1 => Just(StatementClass::Session),
+        1 => Just(StatementClass::Empty),
+    ]
+}
+
+fn request() -> impl Strategy<Value = RouteRequest> {
+    let hint = proptest::option::weighted(
+        0.3,
+        prop_oneof![Just(RouteHint::Primary), Just(RouteHint::Replica)],
+    );
+    (
+        class(),
+        hint,
+        0u64..10_000,
+        proptest::option::of(0u64..10_000),
+    )
+        .prop_map(|(class, hint, now, waited)| RouteRequest {
+            class,
+            hint,
+            now: Duration::from_millis(now),
+            waited_until: waited.map(Duration::from_millis),
+        })
+}
+
+fn case() -> impl Strategy<Value = (RouteRequest, SessionState, Topology, Policy, u64)> {
+    (request(), session(), topology(), policy(), any::<u64>())
+}
+
+fn decide(
+    request: &RouteRequest,
+    session: &SessionState,
+    topology: &Topology,
+    policy: &Policy,
+    seed: u64,
+) -> Route {
+    route::route(
+        request,
+        session,
+        topology,
+        policy,
+        &mut Balancer::with_seed(seed),
+    )
+}
+
+/// A replica the policy lets serve this session's reads.
+fn eligible_replica(node: &Node, session: &SessionState, policy: &Policy) -> bool {
+    let within = |value: Option<u64>, limit: Option<u64>| {
+        limit.is_none_or(|limit| value.is_some_and(|v| v <= limit))
+    };
+    node.role == Role::Replica
+        && node.health == Health::Up
+        && within(node.lag.bytes, policy.max_lag_bytes)
+        && within(
+            node.lag.millis,
+            policy.max_lag.map(|limit| limit.as_millis() as u64),
+        )
+        && node.replay_lsn >= session.required_lsn(policy)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn never_routes_to_a_node_that_is_not_up((request, session, topology, policy, seed) in case()) {
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        if let Some(id) = decided.node() {
+            let node = topology.node(id);
+            prop_assert!(node.is_some_and(|node| node.health == Health::Up), "{decided:?} on {node:?}");
+        }
+    }
+
+    #[test]
+    fn writes_go_only_to_the_up_primary_or_into_their_read_only_transaction(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let request = RouteRequest { class: StatementClass::Write, ..request };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        if let Some(id) = decided.node() {
+            let primary = topology.writable_primary() == Ok(id);
+            let read_only_transaction = session.transaction == Some(Transaction { node: id, access: TxAccess::ReadOnly });
+            prop_assert!(primary || read_only_transaction, "{decided:?}");
+        }
+    }
+
+    #[test]
+    fn read_write_transactions_begin_only_on_the_primary((request, session, topology, policy, seed) in case()) {
+        let session = SessionState { transaction: None, ..session };
+        for access in [TxAccess::ReadWrite, TxAccess::Unspecified] {
+            let request = RouteRequest { class: StatementClass::Begin(access), ..request };
+            let decided = decide(&request, &session, &topology, &policy, seed);
+            if let Some(id) = decided.node() {
+                prop_assert_eq!(topology.writable_primary(), Ok(id), "{:?}", decided);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_never_see_a_replica_behind_the_sessions_required_lsn(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let session = SessionState { transaction: None, pin: None, ..session };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        let served_by = decided.node().and_then(|id| topology.node(id));
+        if let Some(node) = served_by.filter(|node| node.role != Role::Primary) {
+            prop_assert!(node.replay_lsn >= session.required_lsn(&policy), "{decided:?} on {node:?}");
+        }
+    }
+
+    #[test]
+    fn reads_stay_off_the_primary_when_it_never_reads_and_a_replica_can_serve(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let session = SessionState { transaction: None, pin: None, route_mode: RouteMode::Auto, ..session };
+        let request = RouteRequest { class: StatementClass::Read, hint: None, ..request };
+        let policy = Policy { primary_reads: PrimaryReads::Never, ..policy };
+        let mut topology = topology;
+        let mut caught_up = Node::new("caught_up", Role::Replica);
+        caught_up.replay_lsn = session.required_lsn(&policy);
+        topology.nodes.insert(seed as usize % (topology.nodes.len() + 1), caught_up);
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        let node = decided.node().and_then(|id| topology.node(id));
+        prop_assert!(node.is_some_and(|node| eligible_replica(node, &session, &policy)), "{decided:?}");
+    }
+
+    #[test]
+    fn a_wait_is_asked_only_by_a_waiting_policy_and_ends_in_the_future(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        if let Target::WaitForReplica { lsn, until } = decided.target {
+            prop_assert!(matches!(policy.stale_read, StaleRead::Wait(_)));
+            prop_assert!(until > request.now);
+            prop_assert_eq!(lsn, session.required_lsn(&policy));
+        }
+    }
+
+    #[test]
+    fn every_route_explains_itself((request, session, topology, policy, seed) in case()) {
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        prop_assert!(!decided.explain(&topology).to_string().is_empty());
+    }
+}
