@@ -1,3 +1,53 @@
-//! `pgrw`: the command-line face of pgrw. (Stub.)
+//! `pgrw`: the command-line face of pgrw.
+//!
+//! Each subcommand lives in its own module; this file only parses the command
+//! line, runs the chosen subcommand and turns an error into one line on stderr
+//! and a non-zero exit code.
 
-fn main() {}
+mod cluster;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// PostgreSQL read/write splitting: writes to the primary, reads to replicas.
+#[derive(Debug, Parser)]
+#[command(name = "pgrw", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local primary with streaming replicas, and inject faults into it.
+    Cluster(cluster::ClusterCommand),
+}
+
+/// The error every subcommand returns: its `Display` is the whole message.
+type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("starting the async runtime: {error}")),
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Cluster(command) => cluster::run(command).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("pgrw: error: {message}");
+    ExitCode::FAILURE
+}

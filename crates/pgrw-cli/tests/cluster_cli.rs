@@ -1,0 +1,132 @@
+//! The `pgrw cluster` command as a user runs it: the built binary, real servers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pgrw_cluster::testing::free_port_range;
+
+fn pgrw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgrw"))
+        .args(args)
+        .output()
+        .expect("run pgrw")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Stops and deletes the cluster even when the test fails halfway.
+struct Teardown(PathBuf);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = pgrw(&[
+                "cluster",
+                "down",
+                "--purge",
+                "--dir",
+                &self.0.to_string_lossy(),
+            ]);
+        }
+    }
+}
+
+fn temp_cluster_dir() -> (tempfile::TempDir, PathBuf) {
+    let parent = tempfile::Builder::new()
+        .prefix("pgrw-cli-test-")
+        .tempdir()
+        .expect("temp dir");
+    // When tests run as root the servers run as `postgres`, which must get in.
+    std::fs::set_permissions(
+        parent.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let dir = parent.path().join("cluster");
+    (parent, dir)
+}
+
+fn path_arg(dir: &Path) -> String {
+    dir.to_string_lossy().into_owned()
+}
+
+#[test]
+fn cluster_up_then_status_json_then_down_purge() {
+    let (_parent, dir) = temp_cluster_dir();
+    let _teardown = Teardown(dir.clone());
+    let port = free_port_range(2).to_string();
+
+    let up = pgrw(&[
+        "cluster",
+        "up",
+        "--dir",
+        &path_arg(&dir),
+        "--port",
+        &port,
+        "--replicas",
+        "1",
+    ]);
+    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    assert!(stdout(&up).contains("streaming"), "{}", stdout(&up));
+
+    let status = pgrw(&["cluster", "status", "--dir", &path_arg(&dir), "--json"]);
+    assert!(
+        status.status.success(),
+        "status failed: {}",
+        stderr(&status)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status --json is JSON");
+    assert_eq!(json["nodes"][0]["name"], "primary");
+    assert_eq!(json["nodes"][0]["role"], "primary");
+    assert_eq!(json["nodes"][1]["name"], "replica1");
+    assert_eq!(json["nodes"][1]["replication"], "streaming");
+    assert!(json["nodes"][1]["lag_bytes"].is_u64(), "{json}");
+
+    let down = pgrw(&["cluster", "down", "--dir", &path_arg(&dir), "--purge"]);
+    assert!(down.status.success(), "down failed: {}", stderr(&down));
+    assert!(!dir.exists(), "down --purge left {}", dir.display());
+}
+
+#[test]
+fn a_wrong_pgrw_pg_bin_fails_with_one_line_saying_how_to_install() {
+    let (_parent, dir) = temp_cluster_dir();
+    let empty_bin = tempfile::tempdir().expect("temp dir");
+    let port = free_port_range(3).to_string();
+
+    let up = Command::new(env!("CARGO_BIN_EXE_pgrw"))
+        .args(["cluster", "up", "--dir", &path_arg(&dir), "--port", &port])
+        .env("PGRW_PG_BIN", empty_bin.path())
+        .output()
+        .expect("run pgrw");
+
+    assert!(!up.status.success());
+    let message = stderr(&up);
+    assert!(message.starts_with("pgrw: error: "), "{message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    assert!(
+        message.contains("PGRW_PG_BIN") && message.contains("apt-get install postgresql"),
+        "{message}"
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
+fn status_without_a_cluster_says_how_to_create_one() {
+    let (_parent, dir) = temp_cluster_dir();
+
+    let status = pgrw(&["cluster", "status", "--dir", &path_arg(&dir)]);
+
+    assert!(!status.status.success());
+    assert!(
+        stderr(&status).contains("run `pgrw cluster up --dir"),
+        "{}",
+        stderr(&status)
+    );
+}
