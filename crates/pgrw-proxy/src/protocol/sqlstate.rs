@@ -1,0 +1,22 @@
+//! SQLSTATE codes the proxy itself reports (PostgreSQL's Appendix A).
+
+/// `08P01`: the peer broke the wire protocol.
+pub const PROTOCOL_VIOLATION: &str = "08P01";
+/// `08006`: a connection to a node failed.
+pub const CONNECTION_FAILURE: &str = "08006";
+/// `08001`: the proxy could not establish a connection to a node.
+pub const SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION: &str = "08001";
+/// `0A000`: the request is valid PostgreSQL but the proxy does not support it.
+pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+/// `28000`: no such user, or the user may not log in this way.
+pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
+/// `28P01`: wrong password (what PostgreSQL reports for every failed password check).
+pub const INVALID_PASSWORD: &str = "28P01";
+/// `53300`: too many connections.
+pub const TOO_MANY_CONNECTIONS: &str = "53300";
+/// `57014`: the query was cancelled.
+pub const QUERY_CANCELED: &str = "57014";
+/// `57P01`: the proxy is shutting down.
+pub const ADMIN_SHUTDOWN: &str = "57P01";
+/// `XX000`: a bug in the proxy.
+pub const INTERNAL_ERROR: &str = "XX000";
