@@ -52,4 +52,6 @@ pub enum RouteHint {
     Replica,
 }
 
-pub use crate::sql::classify::{Classification, Reason};
+pub use crate::sql::classify::{
+    Classification, Effect, Reason, RouteSetting, RouteSettingChange, SessionEffects,
+};

@@ -1,4 +1,7 @@
 //! SQL text: a lexer for PostgreSQL's lexical rules and the statement classifier.
 
 pub mod classify;
+pub(crate) mod hints;
+pub(crate) mod keywords;
 pub mod lexer;
+pub(crate) mod wordtable;

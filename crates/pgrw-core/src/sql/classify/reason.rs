@@ -1,0 +1,147 @@
+//! Why a statement was classified the way it was: [`Reason`], printable and
+//! allocation-free in every common case.
+
+use std::fmt;
+
+use crate::catalog::PrimaryBecause;
+use crate::classification::RouteHint;
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// A function or operator name held inline (no heap), as written after
+/// PostgreSQL's downcasing of unquoted identifiers; longer names are cut at
+/// [`MAX_NAME_LEN`] bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InlineName {
+    bytes: [u8; MAX_NAME_LEN],
+    len: u8,
+}
+
+impl InlineName {
+    /// Copies (up to [`MAX_NAME_LEN`] bytes of) `name`.
+    pub fn new(name: &[u8]) -> InlineName {
+        let len = name.len().min(MAX_NAME_LEN);
+        let mut bytes = [0u8; MAX_NAME_LEN];
+        bytes[..len].copy_from_slice(&name[..len]);
+        InlineName {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Display for InlineName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl fmt::Debug for InlineName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// Why a statement was classified the way it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Only reads.
+    Read,
+    /// Nothing to execute.
+    Empty,
+    /// A data-changing statement: `INSERT`, `UPDATE`, `DELETE`, `MERGE`.
+    Writes(&'static str),
+    /// A schema or permission change: `CREATE`, `ALTER`, `DROP`, `TRUNCATE`, `GRANT`, ….
+    Ddl(&'static str),
+    /// A `WITH` query whose CTE or main statement writes.
+    WritableCte,
+    /// `SELECT … INTO` creates a table.
+    SelectInto,
+    /// A row-locking clause (`FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR SHARE`, `FOR KEY SHARE`).
+    Locks(&'static str),
+    /// A command that only the primary may run (`CALL`, `DO`, `LOCK`, `VACUUM`,
+    /// `LISTEN`, `NOTIFY`, `COPY FROM`, `PREPARE TRANSACTION`, `EXECUTE`, …).
+    Command(&'static str),
+    /// A function call that must run on the primary.
+    Function {
+        /// The function, as called (schema-qualified names give the function part).
+        name: InlineName,
+        /// What makes it primary-only.
+        because: PrimaryBecause,
+    },
+    /// An operator that is not one of PostgreSQL's built-in operators (a user
+    /// operator may call any function).
+    Operator(InlineName),
+    /// Uses a temporary table (`pg_temp.…`), which exists only on one backend.
+    TempTable,
+    /// `EXPLAIN` without `ANALYZE` of a writing statement: the statement is only planned.
+    ExplainWithoutAnalyze,
+    /// Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`, `SET TRANSACTION`, …).
+    Transaction(&'static str),
+    /// A change of session state only (`SET`, `RESET`, `DISCARD`, `PREPARE`, `DEALLOCATE`).
+    Session(&'static str),
+    /// Reads through a cursor (`FETCH`, `MOVE`, `CLOSE`).
+    Cursor(&'static str),
+    /// A multi-statement string with transaction control or session commands.
+    MultiStatement(&'static str),
+    /// A routing hint in a comment decided it.
+    Hint(RouteHint),
+    /// A `pgrw:replica` hint on a definite write was ignored; the inner reason is the write.
+    ReplicaHintIgnored(Box<Reason>),
+    /// A backslash in a plain string reads differently under
+    /// `standard_conforming_strings = off`, and the two readings disagree.
+    AmbiguousEscapes,
+    /// Something the classifier does not fully understand.
+    Unrecognised(&'static str),
+}
+
+impl Reason {
+    /// Whether a `pgrw:replica` hint may override this reason: only doubts
+    /// about user or unknown functions and operators can be overridden, never
+    /// a write the classifier is sure of or text it could not read.
+    pub fn hint_may_override(&self) -> bool {
+        match self {
+            Reason::Function { because, .. } => because.hint_may_override(),
+            Reason::Operator(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Read => f.write_str("read"),
+            Reason::Empty => f.write_str("empty"),
+            Reason::Writes(what) => write!(f, "writes: {what}"),
+            Reason::Ddl(what) => write!(f, "DDL: {what}"),
+            Reason::WritableCte => f.write_str("writable CTE"),
+            Reason::SelectInto => f.write_str("SELECT … INTO creates a table"),
+            Reason::Locks(what) => write!(f, "locks: {what}"),
+            Reason::Command(what) => write!(f, "primary-only command: {what}"),
+            Reason::Function { name, because } => write!(f, "function {name} {because}"),
+            Reason::Operator(name) => write!(f, "operator {name} is not built in"),
+            Reason::TempTable => f.write_str("uses a temporary table"),
+            Reason::ExplainWithoutAnalyze => f.write_str("EXPLAIN without ANALYZE (only plans)"),
+            Reason::Transaction(what) => write!(f, "transaction control: {what}"),
+            Reason::Session(what) => write!(f, "session state: {what}"),
+            Reason::Cursor(what) => write!(f, "cursor: {what}"),
+            Reason::MultiStatement(what) => write!(f, "multi-statement string with {what}"),
+            Reason::Hint(RouteHint::Primary) => f.write_str("hint pgrw:primary"),
+            Reason::Hint(RouteHint::Replica) => f.write_str("hint pgrw:replica"),
+            Reason::ReplicaHintIgnored(inner) => {
+                write!(f, "hint pgrw:replica ignored on a definite write ({inner})")
+            }
+            Reason::AmbiguousEscapes => f.write_str(
+                "backslash in a string: standard_conforming_strings on/off readings disagree",
+            ),
+            Reason::Unrecognised(what) => write!(f, "unrecognised: {what}"),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! One pass over a statement's tokens: remembers its head (for the
+//! statement-type decision in [`super::statement`]) and collects, from the
+//! whole text, what makes a statement unsafe for a replica: writing keywords
+//! anywhere (`INSERT` in a CTE, `FOR UPDATE`, `INTO`), function calls judged by
+//! the catalog, unknown operators, temp tables, unreadable text, hints.
+
+use super::ctes::{CteEvent, CteTracker};
+use super::effects::{Effect, SessionEffects};
+use super::reason::Reason;
+use crate::catalog::FunctionCatalog;
+use crate::classification::RouteHint;
+use crate::sql::hints::{hint_in_comment, stronger};
+use crate::sql::keywords::Kw;
+use crate::sql::lexer::{Token, TokenKind, Unterminated};
+
+/// A significant (non-comment) token, with its keyword if it spells one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Sig {
+    pub kind: TokenKind,
+    pub start: usize,
+    pub end: usize,
+    pub kw: Option<Kw>,
+}
+
+/// How many leading tokens the statement-type decision may look at.
+pub(super) const HEAD_CAPACITY: usize = 24;
+
+/// Where a `COPY` goes: the first `FROM`/`TO` outside parentheses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CopyDirection {
+    From,
+    /// `TO`, waiting for the next token.
+    ToPending,
+    ToStdout,
+    ToElsewhere,
+}
+
+/// What the whole statement text showed, beyond its head.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Findings {
+    /// A writing or locking keyword (`INSERT`, `FOR UPDATE`, `INTO`, `pg_temp`).
+    pub keyword_write: Option<Reason>,
+    /// A primary-only function call or unknown operator.
+    pub function_write: Option<Reason>,
+    /// Text the classifier cannot fully read.
+    pub unrecognised: Option<Reason>,
+    pub effects: SessionEffects,
+    pub hint: Option<RouteHint>,
+    /// A plain `'…'` string holds a backslash (its extent depends on
+    /// `standard_conforming_strings`).
+    pub backslash_in_string: bool,
+    pub hold_cursor: bool,
+    pub copy_direction: Option<CopyDirection>,
+    pub saw_with: bool,
+}
+
+/// A `set_config(…)` call whose `is_local` argument is being read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SetConfigCall {
+    /// Paren depth inside the call's parentheses.
+    pub depth: u32,
+    pub argument: u32,
+    /// Tokens seen in the third argument, and whether the first was `true`.
+    pub third_tokens: u32,
+    pub third_is_true: bool,
+}
+
+/// The scanner of one statement.
+pub(super) struct StatementScan<'a> {
+    pub sql: &'a [u8],
+    pub catalog: &'a FunctionCatalog,
+    pub head: [Sig; HEAD_CAPACITY],
+    pub significant: usize,
+    /// The last significant tokens, most recent first.
+    pub recent: [Option<Sig>; 4],
+    pub depth: u32,
+    ctes: CteTracker,
+    pub findings: Findings,
+    pub set_config: Option<SetConfigCall>,
+    /// Paren depth inside an `OPERATOR(schema.op)` construct being read.
+    pub operator_construct: Option<u32>,
+    /// Nesting inside `CREATE … BEGIN ATOMIC … END`, where `;` does not end the statement.
+    pub atomic_depth: u32,
+    pub start: Option<usize>,
+    pub end: usize,
+}
+
+const EMPTY_SIG: Sig = Sig {
+    kind: TokenKind::Semicolon,
+    start: 0,
+    end: 0,
+    kw: None,
+};
+
+impl<'a> StatementScan<'a> {
+    pub(super) fn new(sql: &'a [u8], catalog: &'a FunctionCatalog) -> Self {
+        StatementScan {
+            sql,
+            catalog,
+            head: [EMPTY_SIG; HEAD_CAPACITY],
+            significant: 0,
+            recent: [None; 4],
+            depth: 0,
+            ctes: CteTracker::default(),
+            findings: Findings::default(),
+            set_config: None,
+            operator_construct: None,
+            atomic_depth: 0,
+            start: None,
+            end: 0,
+        }
+    }
+
+    /// The statement's first significant tokens (up to [`HEAD_CAPACITY`]).
+    pub(super) fn head(&self) -> &[Sig] {
+        &self.head[..self.significant.min(HEAD_CAPACITY)]
+    }
+
+    /// Whether [`Self::head`] holds the whole statement.
+    pub(super) fn head_is_whole(&self) -> bool {
+        self.significant <= HEAD_CAPACITY
+    }
+
+    pub(super) fn text(&self, sig: &Sig) -> &'a [u8] {
+        self.sql.get(sig.start..sig.end).unwrap_or_default()
+    }
+
+    pub(super) fn recent_kw(&self, back: usize) -> Option<Kw> {
+        self.recent[back].and_then(|sig| sig.kw)
+    }
+
+    pub(super) fn unrecognised(&mut self, what: &'static str) {
+        self.findings
+            .unrecognised
+            .get_or_insert(Reason::Unrecognised(what));
+    }
+
+    pub(super) fn keyword_write(&mut self, reason: Reason) {
+        self.findings.keyword_write.get_or_insert(reason);
+    }
+
+    /// Feeds one token (anything but a statement-ending `;`).
+    pub(super) fn feed(&mut self, token: Token) {
+        self.start.get_or_insert(token.start);
+        self.end = token.end;
+        let text = token.text(self.sql);
+        match token.kind {
+            TokenKind::Comment => {
+                self.findings.hint = stronger(self.findings.hint, hint_in_comment(text));
+                return;
+            }
+            TokenKind::Unterminated(what) => self.unrecognised(match what {
+                Unterminated::BlockComment => "unterminated comment",
+                Unterminated::String => "unterminated string",
+                Unterminated::QuotedIdentifier => "unterminated quoted identifier",
+                Unterminated::DollarString => "unterminated dollar quote",
+            }),
+            TokenKind::Invalid => self.unrecognised("text PostgreSQL's scanner rejects"),
+            TokenKind::Other => self.unrecognised("unexpected character"),
+            TokenKind::String if text.contains(&b'\\') => self.findings.backslash_in_string = true,
+            _ => {}
+        }
+        let kw = if token.kind == TokenKind::Identifier
+            && self.recent[0].is_none_or(|s| s.kind != TokenKind::Dot)
+        {
+            Kw::of(text)
+        } else {
+            None
+        };
+        let sig = Sig {
+            kind: token.kind,
+            start: token.start,
+            end: token.end,
+            kw,
+        };
+        self.significant_token(sig, text);
+        if self.significant < HEAD_CAPACITY {
+            self.head[self.significant] = sig;
+        }
+        self.significant += 1;
+        self.recent = [Some(sig), self.recent[0], self.recent[1], self.recent[2]];
+    }
+
+    fn significant_token(&mut self, sig: Sig, text: &'a [u8]) {
+        if self.findings.copy_direction == Some(CopyDirection::ToPending) {
+            self.findings.copy_direction = Some(if sig.kw == Some(Kw::Stdout) {
+                CopyDirection::ToStdout
+            } else {
+                CopyDirection::ToElsewhere
+            });
+        }
+        self.track_set_config(&sig);
+        match sig.kind {
+            TokenKind::OpenParen => {
+                if self.ctes.observe(&sig, text, self.depth) == CteEvent::NotACall {
+                    // A CTE's column list, not a call.
+                } else {
+                    self.check_call();
+                }
+                self.depth += 1;
+                return;
+            }
+            TokenKind::CloseParen => {
+                match self.depth.checked_sub(1) {
+                    Some(depth) => self.depth = depth,
+                    None => self.unrecognised("unbalanced parenthesis"),
+                }
+                self.finish_set_config_if_closed();
+                if self
+                    .operator_construct
+                    .is_some_and(|depth| self.depth < depth)
+                {
+                    self.operator_construct = None;
+                }
+            }
+            TokenKind::Operator
+                if !self.catalog.is_read_only_operator(text)
+                    && self.function_write_is_open(false) =>
+            {
+                let name = super::reason::InlineName::new(text);
+                self.findings.function_write = Some(Reason::Operator(name));
+            }
+            TokenKind::Identifier | TokenKind::QuotedIdentifier => self.identifier(&sig, text),
+            _ => {}
+        }
+        if self.ctes.observe(&sig, text, self.depth) == CteEvent::Malformed {
+            self.unrecognised("a CTE column list that is not one");
+        }
+    }
+
+    fn dml(&mut self, kw: Kw) {
+        // Right after `SELECT` or a comma, `insert`/`update`/`delete` can only
+        // be a column name: PostgreSQL's grammar has no DML there.
+        let previous = self.recent[0];
+        if previous.is_some_and(|sig| sig.kind == TokenKind::Comma || sig.kw == Some(Kw::Select)) {
+            return;
+        }
+        let reason = if self.depth > 0 && self.findings.saw_with {
+            Reason::WritableCte
+        } else {
+            Reason::Writes(kw.name())
+        };
+        self.keyword_write(reason);
+    }
+
+    fn identifier(&mut self, sig: &Sig, text: &[u8]) {
+        if self.operator_construct == Some(self.depth) {
+            self.operator_schema(sig, text);
+            return;
+        }
+        let bare = if sig.kind == TokenKind::QuotedIdentifier {
+            text.get(1..text.len() - 1).unwrap_or_default()
+        } else {
+            text
+        };
+        if bare.len() >= 7
+            && bare[..7].eq_ignore_ascii_case(b"pg_temp")
+            && (bare.len() == 7 || bare[7] == b'_')
+        {
+            self.keyword_write(Reason::TempTable);
+        }
+        let Some(kw) = sig.kw else { return };
+        let previous = self.recent_kw(0);
+        match kw {
+            Kw::Insert | Kw::Delete | Kw::Merge => self.dml(kw),
+            Kw::Update if previous == Some(Kw::For) => {
+                self.keyword_write(Reason::Locks("FOR UPDATE"))
+            }
+            Kw::Update if previous == Some(Kw::Key) && self.recent_kw(1) == Some(Kw::No) => {
+                self.keyword_write(Reason::Locks("FOR NO KEY UPDATE"))
+            }
+            Kw::Update => self.dml(kw),
+            Kw::Share if previous == Some(Kw::For) => {
+                self.keyword_write(Reason::Locks("FOR SHARE"))
+            }
+            Kw::Share if previous == Some(Kw::Key) && self.recent_kw(1) == Some(Kw::For) => {
+                self.keyword_write(Reason::Locks("FOR KEY SHARE"))
+            }
+            Kw::Into => self.keyword_write(Reason::SelectInto),
+            Kw::Temp | Kw::Temporary
+                if matches!(
+                    previous,
+                    Some(Kw::Into | Kw::Create | Kw::Replace | Kw::Local | Kw::Global)
+                ) =>
+            {
+                self.findings.effects.insert(Effect::TEMP_TABLE);
+            }
+            Kw::Hold if previous == Some(Kw::With) => self.findings.hold_cursor = true,
+            Kw::With => self.findings.saw_with = true,
+            Kw::From if self.depth == 0 && self.findings.copy_direction.is_none() => {
+                self.findings.copy_direction = Some(CopyDirection::From);
+            }
+            Kw::To if self.depth == 0 && self.findings.copy_direction.is_none() => {
+                self.findings.copy_direction = Some(CopyDirection::ToPending);
+            }
+            _ => {}
+        }
+        self.track_atomic_body(kw, previous);
+    }
+
+    /// `CREATE FUNCTION … BEGIN ATOMIC … END`: `;` inside does not end the statement.
+    fn track_atomic_body(&mut self, kw: Kw, previous: Option<Kw>) {
+        if self.head[0].kw != Some(Kw::Create) {
+            return;
+        }
+        match kw {
+            Kw::Atomic if previous == Some(Kw::Begin) => self.atomic_depth += 1,
+            Kw::Begin | Kw::Case if self.atomic_depth > 0 => self.atomic_depth += 1,
+            Kw::End if self.atomic_depth > 0 => self.atomic_depth -= 1,
+            _ => {}
+        }
+    }
+}

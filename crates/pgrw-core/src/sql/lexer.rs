@@ -1,1 +1,0 @@
-//! PostgreSQL's lexical rules. (Stub: to be written.)

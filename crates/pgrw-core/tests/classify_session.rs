@@ -1,0 +1,154 @@
+//! Session commands and the effects they report.
+
+use pgrw_core::sql::classify::{Effect, RouteSetting, RouteSettingChange, classify};
+use pgrw_core::{Classification, FunctionCatalog, StatementClass, TxAccess};
+
+fn verdict(sql: &str) -> Classification {
+    classify(sql.as_bytes(), &FunctionCatalog::builtin())
+}
+
+#[test]
+fn set_is_a_session_command() {
+    let c = verdict("SET search_path TO app, public");
+    assert_eq!(c.class, StatementClass::Session);
+    assert!(c.effects.contains(Effect::SET));
+    assert_eq!(c.reason.to_string(), "session state: SET");
+}
+
+#[test]
+fn set_local_is_transaction_scoped() {
+    let c = verdict("SET LOCAL statement_timeout = '5s'");
+    assert!(c.effects.contains(Effect::SET_LOCAL));
+    assert!(!c.effects.contains(Effect::SET));
+}
+
+#[test]
+fn set_session_characteristics_is_a_session_set() {
+    let c = verdict("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+    assert_eq!(c.class, StatementClass::Session);
+    assert!(c.effects.contains(Effect::SET));
+}
+
+#[test]
+fn set_transaction_snapshot_is_set_transaction() {
+    assert_eq!(
+        verdict("SET TRANSACTION SNAPSHOT '00000003-0000001B-1'").class,
+        StatementClass::SetTransaction(TxAccess::Unspecified)
+    );
+}
+
+#[test]
+fn reset_and_reset_all() {
+    assert!(verdict("RESET search_path").effects.contains(Effect::RESET));
+    let all = verdict("RESET ALL");
+    assert!(all.effects.contains(Effect::RESET_ALL));
+    assert_eq!(
+        all.effects.route_setting.map(|c| c.setting),
+        Some(RouteSetting::Auto)
+    );
+}
+
+#[test]
+fn discard_kinds() {
+    assert!(verdict("DISCARD ALL").effects.contains(Effect::DISCARD_ALL));
+    assert!(
+        verdict("DISCARD PLANS")
+            .effects
+            .contains(Effect::DISCARD_PLANS)
+    );
+    assert!(
+        verdict("DISCARD SEQUENCES")
+            .effects
+            .contains(Effect::DISCARD_SEQUENCES)
+    );
+    assert!(
+        verdict("DISCARD TEMP")
+            .effects
+            .contains(Effect::DISCARD_TEMP)
+    );
+    assert_eq!(verdict("DISCARD EVERYTHING").class, StatementClass::Write);
+}
+
+#[test]
+fn set_pgrw_route_changes_the_route_setting() {
+    let c = verdict("SET pgrw.route = replica");
+    assert_eq!(c.class, StatementClass::Session);
+    assert_eq!(
+        c.effects.route_setting,
+        Some(RouteSettingChange {
+            setting: RouteSetting::Replica,
+            local: false
+        })
+    );
+    let quoted = verdict("set session PGRW.ROUTE to 'primary'");
+    assert_eq!(
+        quoted.effects.route_setting.map(|c| c.setting),
+        Some(RouteSetting::Primary)
+    );
+    let local = verdict("SET LOCAL pgrw.route = auto");
+    assert_eq!(
+        local.effects.route_setting,
+        Some(RouteSettingChange {
+            setting: RouteSetting::Auto,
+            local: true
+        })
+    );
+}
+
+#[test]
+fn set_pgrw_route_to_an_unknown_value_goes_to_primary() {
+    assert_eq!(
+        verdict("SET pgrw.route = sideways").class,
+        StatementClass::Write
+    );
+}
+
+#[test]
+fn reset_pgrw_route_returns_to_auto() {
+    assert_eq!(
+        verdict("RESET pgrw.route")
+            .effects
+            .route_setting
+            .map(|c| c.setting),
+        Some(RouteSetting::Auto)
+    );
+}
+
+#[test]
+fn sql_prepare_is_session_state_and_pins() {
+    let c = verdict("PREPARE q (int) AS SELECT * FROM t WHERE id = $1");
+    assert_eq!(c.class, StatementClass::Session);
+    assert!(c.effects.contains(Effect::PREPARE));
+    assert!(c.effects.pins_session());
+}
+
+#[test]
+fn deallocate_and_deallocate_all() {
+    assert!(verdict("DEALLOCATE q").effects.contains(Effect::DEALLOCATE));
+    assert!(
+        verdict("DEALLOCATE PREPARE ALL")
+            .effects
+            .contains(Effect::DEALLOCATE_ALL)
+    );
+}
+
+#[test]
+fn close_cursor_is_reported() {
+    assert!(verdict("CLOSE ALL").effects.contains(Effect::CLOSE_CURSOR));
+}
+
+#[test]
+fn session_commands_mixed_with_reads_go_to_primary() {
+    let c = verdict("SET a.b = 1; SELECT 1");
+    assert_eq!(c.class, StatementClass::Write);
+    assert!(c.effects.contains(Effect::SET));
+}
+
+#[test]
+fn effects_print_as_labels() {
+    let c = verdict("SELECT pg_advisory_lock(1), nextval('s')");
+    assert_eq!(
+        c.effects.to_string(),
+        "session advisory lock, sequence state"
+    );
+}
