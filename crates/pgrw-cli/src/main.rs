@@ -5,6 +5,7 @@
 //! and a non-zero exit code.
 
 mod cluster;
+mod route;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run a local primary with streaming replicas, and inject faults into it.
     Cluster(cluster::ClusterCommand),
+    /// Print where a statement would run (primary or replica), and why.
+    Route(route::RouteCommand),
 }
 
 /// The error every subcommand returns: its `Display` is the whole message.
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Cluster(command) => cluster::run(command).await,
+            Command::Route(command) => route::run(command).await,
         }
     });
     match outcome {

@@ -1,0 +1,45 @@
+//! pgrw's node monitor: the I/O shell around pgrw-core's node health and topology.
+//! One task per PostgreSQL node probes its role, WAL positions and replay lag; the
+//! [`Monitor`] publishes the resulting [`Topology`] that the proxy and the library route by.
+//!
+//! - [`address`]: where a node is ([`NodeAddress`], read from a connection string).
+//! - [`Monitor`]: start it, read or subscribe to the topology, report failures,
+//!   wait for a replica to replay a position.
+//!
+//! Every probe is one query (`pg_is_in_recovery()`, `pg_current_wal_lsn()` on a
+//! primary, receive and replay LSNs and the replay timestamp on a replica); its
+//! outcome goes through [`pgrw_core::route::NodeHealth`], which bans and unbans.
+
+pub mod address;
+mod monitor;
+mod node_task;
+mod probe;
+mod state;
+
+use std::time::Duration;
+
+pub use address::{DsnError, NodeAddress};
+pub use monitor::{Monitor, NotReady};
+pub use pgrw_core::route::{HealthPolicy, NodeId, Topology};
+
+/// How often and how patiently the monitor probes, and what bans a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// Time between two probes of a node (default 100 ms).
+    pub interval: Duration,
+    /// How long a connection attempt or a probe may take before it counts as
+    /// failed (default 1 s).
+    pub probe_timeout: Duration,
+    /// Ban lengths and lag limits, applied by core's health state machine.
+    pub health: HealthPolicy,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            interval: Duration::from_millis(100),
+            probe_timeout: Duration::from_secs(1),
+            health: HealthPolicy::default(),
+        }
+    }
+}

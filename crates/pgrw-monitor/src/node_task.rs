@@ -1,0 +1,62 @@
+//! The task that watches one node: keeps a connection open (reconnecting with
+//! backoff), probes every interval or when woken, and records each outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgrw_core::route::NodeId;
+use tokio::time::Instant;
+
+use crate::probe::{ProbeConnection, ProbeError};
+use crate::state::{MonitorState, Outcome};
+
+/// The longest wait between two connection attempts to a node that is down.
+pub(crate) const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Watches `node` until the task is aborted.
+pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
+    let address = &state.addresses[node.index()];
+    let interval = state.config.interval;
+    let timeout = state.config.probe_timeout;
+    let mut connection: Option<ProbeConnection> = None;
+    let mut backoff = interval;
+    loop {
+        let started = Instant::now();
+        let open = match connection.take().filter(|open| !open.is_closed()) {
+            Some(open) => open,
+            None => match ProbeConnection::open(address, timeout).await {
+                Ok(open) => {
+                    backoff = interval;
+                    open
+                }
+                Err(error) => {
+                    state.record(node, outcome_of(error));
+                    // Wakes are not honoured here: a node that refuses
+                    // connections is not hammered by eager callers.
+                    tokio::time::sleep_until(started + backoff).await;
+                    backoff = backoff.saturating_mul(2).min(MAX_RECONNECT_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        match open.probe(timeout).await {
+            Ok(reading) => {
+                state.record(node, Outcome::Answered(reading));
+                connection = Some(open);
+            }
+            // The connection is dropped: the next round opens a new one.
+            Err(error) => state.record(node, outcome_of(error)),
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(started + interval) => {}
+            () = state.woken(node) => {}
+        }
+    }
+}
+
+fn outcome_of(error: ProbeError) -> Outcome {
+    match error {
+        ProbeError::Connect(why) => Outcome::ConnectFailed(why),
+        ProbeError::Query(why) => Outcome::ProbeFailed(why),
+    }
+}
