@@ -67,7 +67,10 @@ fn string_continues_after_a_newline() {
 
 #[test]
 fn string_does_not_continue_across_a_line_comment_as_pg_query_scans_it() {
-    assert_eq!(lex("'a' -- x\n'b'"), [(String, "'a'"), (Comment, "-- x"), (String, "'b'")]);
+    assert_eq!(
+        lex("'a' -- x\n'b'"),
+        [(String, "'a'"), (Comment, "-- x"), (String, "'b'")]
+    );
 }
 
 #[test]
