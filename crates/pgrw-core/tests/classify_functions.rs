@@ -388,3 +388,34 @@ fn grouping_sets_rollup_and_cube_in_group_by_are_grammar() {
         StatementClass::Write
     );
 }
+
+#[test]
+fn a_call_right_after_an_operator_construct_is_judged() {
+    assert_primary("SELECT 1 OPERATOR(pg_catalog.+) nextval('s')");
+    assert_primary(
+        "SELECT c.relname FROM pg_class c WHERE c.relname OPERATOR(pg_catalog.~) pg_notify('c', 'p')",
+    );
+}
+
+#[test]
+fn a_function_named_operator_is_a_call_not_an_operator_construct() {
+    assert_primary("SELECT * FROM operator(1)");
+    assert_primary("SELECT * FROM operator()");
+}
+
+#[test]
+fn psql_style_operator_construct_with_a_literal_stays_a_read() {
+    assert_replica(
+        "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(users)$' COLLATE pg_catalog.default",
+    );
+}
+
+fn assert_primary(sql: &str) {
+    let c = verdict(sql);
+    assert_eq!(c.class, StatementClass::Write, "{sql}: {}", c.reason);
+}
+
+fn assert_replica(sql: &str) {
+    let c = verdict(sql);
+    assert!(c.replica_eligible(), "{sql}: {}", c.reason);
+}

@@ -87,6 +87,7 @@ impl StatementScan<'_> {
             // any other; only its schema needs a look.
             if name_text.eq_ignore_ascii_case(b"operator") {
                 self.operator_construct = Some(self.depth + 1);
+                self.operator_seen = false;
                 return;
             }
         }
@@ -94,7 +95,9 @@ impl StatementScan<'_> {
         let Some(before) = before else { return };
         // `x::numeric(10, 2)`, `AS alias(col)`, `) alias(col)`, `) OVER (…)`, `) FILTER (…)`,
         // `TABLESAMPLE bernoulli(…)`, `COPY t(col)`.
-        if matches!(before.kind, TokenKind::Typecast | TokenKind::CloseParen)
+        let closes_operator_construct = self.operator_closed_at == Some(before.start);
+        if matches!(before.kind, TokenKind::Typecast)
+            || (before.kind == TokenKind::CloseParen && !closes_operator_construct)
             || matches!(before.kw, Some(Kw::As | Kw::Tablesample | Kw::Copy))
         {
             return;
@@ -129,6 +132,20 @@ impl StatementScan<'_> {
                     third_is_true: false,
                 });
             }
+        }
+    }
+
+    /// A call of `name` (unqualified) whose arguments are being read: judged
+    /// by the catalog like any other call but `set_config`, which it cannot be.
+    pub(super) fn judge_call_of(&mut self, name: &[u8]) {
+        if let FunctionVerdict::Primary(because, effects) = self.catalog.judge(None, name) {
+            if self.function_write_is_open(!because.hint_may_override()) {
+                self.findings.function_write = Some(Reason::Function {
+                    name: InlineName::new(name),
+                    because,
+                });
+            }
+            self.findings.effects = self.findings.effects.union(effects);
         }
     }
 

@@ -79,6 +79,12 @@ pub(super) struct StatementScan<'a> {
     pub set_config: Option<SetConfigCall>,
     /// Paren depth inside an `OPERATOR(schema.op)` construct being read.
     pub operator_construct: Option<u32>,
+    /// Where the `)` closing the last `OPERATOR(…)` construct starts: a name
+    /// right after it is an operand (`1 OPERATOR(pg_catalog.+) nextval(…)`),
+    /// not an alias's column list.
+    pub operator_closed_at: Option<usize>,
+    /// Whether the `OPERATOR(…)` construct being read has shown its operator.
+    pub operator_seen: bool,
     /// Nesting inside `CREATE … BEGIN ATOMIC … END`, where `;` does not end the statement.
     pub atomic_depth: u32,
     pub start: Option<usize>,
@@ -105,6 +111,8 @@ impl<'a> StatementScan<'a> {
             findings: Findings::default(),
             set_config: None,
             operator_construct: None,
+            operator_closed_at: None,
+            operator_seen: false,
             atomic_depth: 0,
             start: None,
             end: 0,
@@ -190,6 +198,14 @@ impl<'a> StatementScan<'a> {
             });
         }
         self.track_set_config(&sig);
+        if self.operator_construct == Some(self.depth) && !may_be_in_operator_construct(sig.kind) {
+            // Not `OPERATOR(schema.op)` after all: a call of a function named `operator`.
+            self.operator_construct = None;
+            self.judge_call_of(b"operator");
+        }
+        if sig.kind == TokenKind::Operator && self.operator_construct == Some(self.depth) {
+            self.operator_seen = true;
+        }
         match sig.kind {
             TokenKind::OpenParen => {
                 if self.ctes.observe(&sig, text, self.depth) == CteEvent::NotACall {
@@ -211,6 +227,11 @@ impl<'a> StatementScan<'a> {
                     .is_some_and(|depth| self.depth < depth)
                 {
                     self.operator_construct = None;
+                    self.operator_closed_at = Some(sig.start);
+                    if !self.operator_seen {
+                        // `operator()`, `operator(a.b)`: a function named `operator`.
+                        self.judge_call_of(b"operator");
+                    }
                 }
             }
             TokenKind::Operator
@@ -310,4 +331,16 @@ impl<'a> StatementScan<'a> {
             _ => {}
         }
     }
+}
+
+/// What `OPERATOR(schema.op)` is made of: names, dots, the operator, its `)`.
+fn may_be_in_operator_construct(kind: TokenKind) -> bool {
+    matches!(
+        kind,
+        TokenKind::Identifier
+            | TokenKind::QuotedIdentifier
+            | TokenKind::Dot
+            | TokenKind::Operator
+            | TokenKind::CloseParen
+    )
 }
