@@ -419,3 +419,10 @@ fn assert_replica(sql: &str) {
     let c = verdict(sql);
     assert!(c.replica_eligible(), "{sql}: {}", c.reason);
 }
+
+#[test]
+fn a_keyword_named_call_after_an_operator_construct_is_a_call() {
+    assert_primary("SELECT OPERATOR(pg_catalog.+) like('a')");
+    assert_primary("SELECT * FROM t WHERE a LIKE OPERATOR(pg_catalog.~) like('a')");
+    assert_replica("SELECT * FROM t WHERE a LIKE ('a')");
+}

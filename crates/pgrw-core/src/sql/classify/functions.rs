@@ -227,9 +227,10 @@ impl StatementScan<'_> {
                         && !is_infix_keyword(before_text)
                         && !leads_an_expression(before_text)
                 }
+                // The `)` of `OPERATOR(schema.op)` ends an operator, not an operand.
+                TokenKind::CloseParen => self.operator_closed_at != Some(before.start),
                 TokenKind::QuotedIdentifier
                 | TokenKind::UnicodeIdentifier
-                | TokenKind::CloseParen
                 | TokenKind::CloseBracket
                 | TokenKind::String
                 | TokenKind::EscapeString
