@@ -426,3 +426,9 @@ fn a_keyword_named_call_after_an_operator_construct_is_a_call() {
     assert_primary("SELECT * FROM t WHERE a LIKE OPERATOR(pg_catalog.~) like('a')");
     assert_replica("SELECT * FROM t WHERE a LIKE ('a')");
 }
+
+#[test]
+fn asking_the_node_who_it_is_stays_a_read() {
+    assert_replica("SELECT inet_server_port(), inet_server_addr(), pg_is_in_recovery()");
+    assert_replica("SELECT inet_client_port(), pg_backend_pid()");
+}

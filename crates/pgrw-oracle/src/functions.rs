@@ -371,6 +371,9 @@ pub const READ_ONLY_FUNCTIONS: &[&str] = &[
     "greatest",
     "least",
     "inet_client_addr",
+    "inet_client_port",
+    "inet_server_addr",
+    "inet_server_port",
     // settings and session information (reading)
     "current_setting",
     "current_database",

@@ -100,7 +100,7 @@ get_bit:r get_byte:r has_any_column_privilege:r has_column_privilege:r has_datab
 has_foreign_data_wrapper_privilege:r has_function_privilege:r has_language_privilege:r
 has_parameter_privilege:r has_schema_privilege:r has_sequence_privilege:r has_server_privilege:r
 has_table_privilege:r has_tablespace_privilege:r has_type_privilege:r host:r hostmask:r
-inet_client_addr:r inet_server_addr:r initcap:r int2:r int4:r int4range:r int8:r int8range:r
+inet_client_addr:r inet_client_port:r inet_server_addr:r inet_server_port:r initcap:r int2:r int4:r int4range:r int8:r int8range:r
 isempty:r isfinite:r json_agg:r json_array_elements:r json_array_elements_text:r
 json_array_length:r json_build_array:r json_build_object:r json_each:r json_each_text:r
 json_extract_path:r json_extract_path_text:r json_object:r json_object_agg:r json_object_keys:r
