@@ -5,6 +5,7 @@
 //! and a non-zero exit code.
 
 mod cluster;
+mod proxy;
 mod route;
 
 use std::process::ExitCode;
@@ -25,6 +26,10 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Print where a statement would run (primary or replica), and why.
     Route(route::RouteCommand),
+    /// Serve the wire-protocol proxy: reads to replicas, writes to the primary.
+    Proxy(proxy::ProxyCommand),
+    /// Start the local cluster (if not running) and the proxy in front of it.
+    Up(proxy::UpCommand),
 }
 
 /// The error every subcommand returns: its `Display` is the whole message.
@@ -32,7 +37,7 @@ type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Cluster(command) => cluster::run(command).await,
             Command::Route(command) => route::run(command).await,
+            Command::Proxy(command) => proxy::run_proxy(command).await,
+            Command::Up(command) => proxy::run_up(command).await,
         }
     });
     match outcome {

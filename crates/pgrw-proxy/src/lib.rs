@@ -2,12 +2,25 @@
 //!
 //! Its job: frame and decode the wire protocol cheaply (rows are forwarded as
 //! bytes, never decoded), authenticate clients and log in to nodes (SCRAM-SHA-256,
-//! md5, cleartext), and — later — drive client sessions over pooled backends.
+//! md5, cleartext), and drive client sessions over pooled backends, routing each
+//! statement or transaction to the primary or a replica.
 //!
-//! Everything here is sans-I/O so far: [`protocol`] turns buffered bytes into
-//! frames and frames into the few messages the proxy inspects, and [`auth`] holds
-//! the login state machines, with randomness passed in. The session, pool and
-//! routing shell that owns sockets comes later and drives this code.
+//! [`protocol`] and [`auth`] are sans-I/O: framing, the few messages the proxy
+//! decodes, and the login state machines, with randomness passed in. The I/O
+//! shell drives them: [`server`] listens and holds what sessions share,
+//! `session` runs one client (a module per protocol phase), [`pool`] and
+//! [`backend`] hold the node connections, [`cancel`] routes CancelRequests, and
+//! [`config`] reads `pgrw.toml`. Routing decisions come from `pgrw_core`, node
+//! state from `pgrw_monitor`.
 
 pub mod auth;
+pub mod backend;
+pub mod cancel;
+pub mod config;
+pub mod pool;
 pub mod protocol;
+pub mod server;
+mod session;
+
+pub use config::ProxyConfig;
+pub use server::{Proxy, ProxyHandle, ProxyState, StartError};

@@ -20,3 +20,7 @@ pub const QUERY_CANCELED: &str = "57014";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 /// `XX000`: a bug in the proxy.
 pub const INTERNAL_ERROR: &str = "XX000";
+/// `57P03`: no node can take the statement now (no primary up, no replica
+/// allowed to read): PostgreSQL's own "not accepting connections now", which
+/// clients treat as retryable, and the session stays usable.
+pub const CANNOT_CONNECT_NOW: &str = "57P03";

@@ -1,0 +1,172 @@
+//! `pgrw proxy --config pgrw.toml` and `pgrw up`: the wire-protocol proxy in
+//! the foreground, alone or in front of the local cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use pgrw_cluster::{Cluster, ClusterSpec};
+use pgrw_proxy::{Proxy, ProxyConfig};
+
+use crate::CliError;
+
+/// How long to wait for the node monitor's first look at every node.
+const MONITOR_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `pgrw proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyCommand {
+    /// The configuration file (listen address, nodes, users, pools, policy).
+    #[arg(long, default_value = "pgrw.toml")]
+    config: PathBuf,
+}
+
+/// `pgrw up`.
+#[derive(Debug, Args)]
+pub struct UpCommand {
+    /// The cluster directory.
+    #[arg(long, default_value = ".pgrw/cluster")]
+    dir: PathBuf,
+    /// The proxy's port.
+    #[arg(long, default_value_t = 6432)]
+    port: u16,
+    /// The primary's port; replica N listens on PORT+N [default: 5432, or the existing cluster's]
+    #[arg(long)]
+    cluster_port: Option<u16>,
+    /// How many streaming replicas [default: 2, or the existing cluster's]
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// The password of `postgres`, for the cluster and for clients of the proxy
+    /// [default: postgres, or the existing cluster's]
+    #[arg(long)]
+    password: Option<String>,
+}
+
+/// Runs the proxy from a configuration file until Ctrl-C.
+pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
+    let config = ProxyConfig::load(&command.config)?;
+    let proxy = Proxy::bind(config).await?;
+    if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
+        eprintln!("pgrw: warning: {not_ready}; serving anyway");
+    }
+    println!("pgrw proxy listening on {}", proxy.local_addr());
+    proxy.serve_until(ctrl_c()).await;
+    println!("pgrw proxy stopped");
+    Ok(())
+}
+
+/// Brings up the local cluster (if not running) and serves the proxy in front of it.
+pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
+    let existing = Cluster::open(&command.dir).ok();
+    let was_running = match &existing {
+        Some(cluster) => cluster.status().await.nodes.iter().all(|node| node.up),
+        None => false,
+    };
+    let existing_state = existing.as_ref().map(|cluster| cluster.state().clone());
+    let mut spec = ClusterSpec::new(&command.dir);
+    if let Some(state) = &existing_state {
+        spec.base_port = state.base_port;
+        spec.replicas = state.replicas;
+        spec.password = state.password.clone();
+    }
+    spec.base_port = command.cluster_port.unwrap_or(spec.base_port);
+    spec.replicas = command.replicas.unwrap_or(spec.replicas);
+    if let Some(password) = &command.password {
+        spec.password = password.clone();
+    }
+    let cluster = spec.up().await?;
+    let password = cluster.state().password.clone();
+
+    let config = ProxyConfig::from_toml(
+        "generated config",
+        &generated_config(&cluster, command.port, &password),
+    )?;
+    let proxy = Proxy::bind(config).await?;
+    if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
+        eprintln!("pgrw: warning: {not_ready}; serving anyway");
+    }
+    println!(
+        "cluster in {}: a primary and {} streaming replica(s){}",
+        cluster.dir().display(),
+        cluster.state().replicas,
+        if was_running {
+            " (already running)"
+        } else {
+            ""
+        }
+    );
+    println!("pgrw proxy listening on {}", proxy.local_addr());
+    println!(
+        "connect: postgres://postgres:{password}@127.0.0.1:{}/postgres",
+        proxy.local_addr().port()
+    );
+    println!(
+        "Ctrl-C stops the proxy{}",
+        if was_running { "" } else { " and the cluster" }
+    );
+    proxy.serve_until(ctrl_c()).await;
+    if !was_running {
+        cluster.down(false).await?;
+        println!("cluster stopped");
+    }
+    println!("pgrw proxy stopped");
+    Ok(())
+}
+
+/// The proxy config `pgrw up` serves: every node of the cluster, user
+/// `postgres` with the cluster's password.
+fn generated_config(cluster: &Cluster, port: u16, password: &str) -> String {
+    let mut text = format!("listen = \"127.0.0.1:{port}\"\n");
+    for node in cluster.nodes() {
+        text.push_str(&format!(
+            "[[nodes]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
+            node.name, node.port
+        ));
+    }
+    text.push_str(&format!(
+        "[[users]]\nname = \"postgres\"\npassword = {}\n",
+        toml_string(password)
+    ));
+    text
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut quoted = String::from("\"");
+    for character in text.chars() {
+        match character {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            character if character.is_control() => {
+                quoted.push_str(&format!("\\u{:04x}", character as u32))
+            }
+            character => quoted.push(character),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+async fn ctrl_c() {
+    // Without a signal handler there is no clean way to stop: run until killed.
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::toml_string;
+
+    #[test]
+    fn passwords_are_quoted_for_toml() {
+        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        let password = "x\"\\\ny";
+        let text = format!(
+            "[[nodes]]\nname = \"p\"\nport = 5432\n[[users]]\nname = \"u\"\npassword = {}\n",
+            toml_string(password)
+        );
+        let config = pgrw_proxy::ProxyConfig::from_toml("test", &text).unwrap();
+        assert_eq!(config.users[0].password, password);
+    }
+}

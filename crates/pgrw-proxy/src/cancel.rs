@@ -1,0 +1,110 @@
+//! Cancel keys: each client gets a proxy-issued BackendKeyData; a
+//! CancelRequest with that key is delivered to the backend running the
+//! client's query at that moment, if any.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use rand::RngCore;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::protocol::frontend::{CancelKey, encode_cancel_request};
+
+/// Where a cancel for one client goes now: a node and the backend's own key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelTarget {
+    /// The node's host.
+    pub host: String,
+    /// The node's port.
+    pub port: u16,
+    /// The backend's process id.
+    pub process_id: i32,
+    /// The backend's secret key.
+    pub secret_key: Vec<u8>,
+}
+
+/// One client's slot: the backend it is using, if any.
+pub type CancelSlot = Arc<Mutex<Option<CancelTarget>>>;
+
+/// The key a client got: process id and 4-byte secret.
+type ProxyKey = (i32, [u8; 4]);
+
+/// Every issued key and its client's slot.
+type KeyMap = Arc<Mutex<HashMap<ProxyKey, CancelSlot>>>;
+
+/// The proxy-issued key of one client, removed from the registry when dropped.
+pub struct IssuedKey {
+    /// The process id announced to the client.
+    pub process_id: i32,
+    /// The secret key announced to the client.
+    pub secret_key: [u8; 4],
+    /// Where a cancel goes now.
+    pub slot: CancelSlot,
+    registry: KeyMap,
+}
+
+impl Drop for IssuedKey {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.registry.lock() {
+            keys.remove(&(self.process_id, self.secret_key));
+        }
+    }
+}
+
+/// Every live client's cancel key.
+#[derive(Default)]
+pub struct CancelRegistry {
+    keys: KeyMap,
+}
+
+impl CancelRegistry {
+    /// Issues a fresh random key for a new client.
+    pub fn issue(&self) -> IssuedKey {
+        let mut rng = rand::thread_rng();
+        let slot = CancelSlot::default();
+        loop {
+            let process_id = (rng.next_u32() >> 1) as i32;
+            let mut secret_key = [0u8; 4];
+            rng.fill_bytes(&mut secret_key);
+            let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if keys.contains_key(&(process_id, secret_key)) {
+                continue;
+            }
+            keys.insert((process_id, secret_key), slot.clone());
+            return IssuedKey {
+                process_id,
+                secret_key,
+                slot,
+                registry: self.keys.clone(),
+            };
+        }
+    }
+
+    /// Delivers a client's CancelRequest to the backend it names, if that
+    /// client is running something. Unknown keys are ignored, as PostgreSQL does.
+    pub async fn cancel(&self, key: CancelKey<'_>) {
+        let Ok(secret) = <[u8; 4]>::try_from(key.secret_key) else {
+            return;
+        };
+        let target = {
+            let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            keys.get(&(key.process_id, secret))
+                .and_then(|slot| slot.lock().ok().and_then(|target| target.clone()))
+        };
+        let Some(target) = target else { return };
+        let Ok(mut stream) = TcpStream::connect((target.host.as_str(), target.port)).await else {
+            return;
+        };
+        let mut out = BytesMut::new();
+        encode_cancel_request(
+            &mut out,
+            CancelKey {
+                process_id: target.process_id,
+                secret_key: &target.secret_key,
+            },
+        );
+        let _ = stream.write_all(&out).await;
+    }
+}

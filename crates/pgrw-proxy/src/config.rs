@@ -1,0 +1,581 @@
+//! The proxy's configuration (`pgrw.toml`): where it listens, the nodes, the
+//! users it accepts and logs in as, pool sizes and timeouts, and the routing
+//! policy.
+//!
+//! [`ProxyConfig::from_toml`] reads and checks it all before anything listens:
+//! every mistake is a [`ConfigError`] naming the key and how to fix it.
+//!
+//! ```toml
+//! listen = "127.0.0.1:6432"
+//!
+//! [[nodes]]
+//! name = "primary"
+//! host = "127.0.0.1"
+//! port = 5432
+//!
+//! [[users]]
+//! name = "postgres"
+//! password = "postgres"
+//! auth = "scram-sha-256"   # or "md5", "trust"
+//!
+//! [pool]
+//! size = 20
+//! mode = "transaction"     # or "session"
+//!
+//! [policy]
+//! balancing = "random"     # round_robin, least_outstanding, weighted
+//! ```
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pgrw_core::route::{Balancing, Policy, PrimaryReads, StaleRead};
+use serde::Deserialize;
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// The address clients connect to (default `127.0.0.1:6432`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The PostgreSQL nodes; their roles are discovered, not configured.
+    #[serde(default)]
+    pub nodes: Vec<NodeConfig>,
+    /// The users the proxy accepts, with the passwords it also logs in to nodes with.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Backend pools.
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// The routing policy.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// One PostgreSQL node.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The name shown in routes and status (`primary`, `replica1`, …).
+    pub name: String,
+    /// Host name or IP address (default `127.0.0.1`).
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Relative share of reads under `weighted` balancing (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// How the proxy checks a client's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum AuthMethod {
+    /// SCRAM-SHA-256, PostgreSQL's default.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// The legacy md5 challenge.
+    #[serde(rename = "md5")]
+    Md5,
+    /// No password asked (loopback development only).
+    #[serde(rename = "trust")]
+    Trust,
+}
+
+/// One user: accepted from clients, and used to log in to every node.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The role name.
+    pub name: String,
+    /// The password, in plaintext: the proxy needs it to log in to the nodes.
+    pub password: String,
+    /// How clients prove they know it.
+    #[serde(default)]
+    pub auth: AuthMethod,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// Whether a client gives its backend back after each transaction or keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    /// Backends return to the pool when a transaction ends (the default).
+    #[default]
+    Transaction,
+    /// A client keeps each backend it used until it disconnects.
+    Session,
+}
+
+/// Backend pools, one per (node, database, user).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Most connections per pool (default 20).
+    pub size: usize,
+    /// Transaction (default) or session pooling.
+    pub mode: PoolMode,
+    /// An idle connection unused this long is closed (default 300).
+    pub idle_timeout_secs: u64,
+    /// A connection older than this is closed when returned (default 3600).
+    pub max_lifetime_secs: u64,
+    /// How long connecting and logging in to a node may take (default 5000).
+    pub connect_timeout_ms: u64,
+    /// How long a client waits for a free connection (default 5000).
+    pub checkout_timeout_ms: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            size: 20,
+            mode: PoolMode::Transaction,
+            idle_timeout_secs: 300,
+            max_lifetime_secs: 3600,
+            connect_timeout_ms: 5000,
+            checkout_timeout_ms: 5000,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// The maximum lifetime.
+    pub fn max_lifetime(&self) -> Duration {
+        Duration::from_secs(self.max_lifetime_secs)
+    }
+    /// The connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// The checkout timeout.
+    pub fn checkout_timeout(&self) -> Duration {
+        Duration::from_millis(self.checkout_timeout_ms)
+    }
+}
+
+/// How reads are balanced, in the file's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BalancingConfig {
+    /// Uniformly at random.
+    #[default]
+    Random,
+    /// Each replica in turn.
+    RoundRobin,
+    /// Fewest requests in flight.
+    LeastOutstanding,
+    /// At random by node weight.
+    Weighted,
+}
+
+/// Whether the primary serves reads, in the file's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimaryReadsConfig {
+    /// Never.
+    Never,
+    /// As one more candidate.
+    Always,
+    /// Only when no replica can.
+    #[default]
+    WhenNoReplica,
+}
+
+/// The routing policy as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// How reads pick a replica.
+    pub balancing: BalancingConfig,
+    /// Whether the primary serves reads.
+    pub primary_reads: PrimaryReadsConfig,
+    /// A replica further behind than this many WAL bytes serves no reads.
+    pub max_lag_bytes: Option<u64>,
+    /// A replica further behind than this many milliseconds serves no reads.
+    pub max_lag_ms: Option<u64>,
+    /// Reads see every write committed through the proxy before they began (default true).
+    pub read_your_writes: bool,
+    /// How long a read waits for a replica to replay such a write before it
+    /// goes to the primary (default 0: at once).
+    pub read_your_writes_wait_ms: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            balancing: BalancingConfig::Random,
+            primary_reads: PrimaryReadsConfig::WhenNoReplica,
+            max_lag_bytes: None,
+            max_lag_ms: None,
+            read_your_writes: true,
+            read_your_writes_wait_ms: 0,
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The core's [`Policy`].
+    pub fn policy(&self) -> Policy {
+        Policy {
+            balancing: match self.balancing {
+                BalancingConfig::Random => Balancing::Random,
+                BalancingConfig::RoundRobin => Balancing::RoundRobin,
+                BalancingConfig::LeastOutstanding => Balancing::LeastOutstanding,
+                BalancingConfig::Weighted => Balancing::Weighted,
+            },
+            primary_reads: match self.primary_reads {
+                PrimaryReadsConfig::Never => PrimaryReads::Never,
+                PrimaryReadsConfig::Always => PrimaryReads::Always,
+                PrimaryReadsConfig::WhenNoReplica => PrimaryReads::WhenNoReplica,
+            },
+            max_lag_bytes: self.max_lag_bytes,
+            max_lag: self.max_lag_ms.map(Duration::from_millis),
+            read_your_writes: self.read_your_writes,
+            stale_read: match self.read_your_writes_wait_ms {
+                0 => StaleRead::Primary,
+                wait => StaleRead::Wait(Duration::from_millis(wait)),
+            },
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6432".to_string()
+}
+fn default_host() -> String {
+    "127.0.0.1".to_string()
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// A configuration that cannot be used, with the key at fault and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML, or a key is unknown or has the wrong type.
+    #[error("{source_name}: {message}")]
+    Syntax {
+        /// The file name (or `pgrw.toml`).
+        source_name: String,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value is well-formed but unusable.
+    #[error("{source_name}: `{key}` {problem}; fix: {fix}")]
+    Invalid {
+        /// The file name (or `pgrw.toml`).
+        source_name: String,
+        /// The key at fault (`pool.size`, `nodes[1].port`, …).
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The file could not be read.
+    #[error("reading {source_name}: {message}")]
+    Unreadable {
+        /// The path.
+        source_name: String,
+        /// The I/O error.
+        message: String,
+    },
+}
+
+impl ProxyConfig {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &std::path::Path) -> Result<ProxyConfig, ConfigError> {
+        let source_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
+            source_name: source_name.clone(),
+            message: error.to_string(),
+        })?;
+        ProxyConfig::from_toml(&source_name, &text)
+    }
+
+    /// Parses and checks `text`; `source_name` names it in errors.
+    pub fn from_toml(source_name: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
+        let config: ProxyConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+            source_name: source_name.to_string(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
+        config.check(source_name)?;
+        Ok(config)
+    }
+
+    /// The listen address, parsed (checked by [`ProxyConfig::from_toml`]).
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| ConfigError::Invalid {
+            source_name: "pgrw.toml".to_string(),
+            key: "listen".to_string(),
+            problem: format!("= {:?} is not an IP address and port", self.listen),
+            fix: "write it as \"127.0.0.1:6432\"".to_string(),
+        })
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|user| user.name == name)
+    }
+
+    fn check(&self, source_name: &str) -> Result<(), ConfigError> {
+        let invalid = |key: String, problem: String, fix: &str| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            key,
+            problem,
+            fix: fix.to_string(),
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen".into(),
+                format!("= {:?} is not an IP address and port", self.listen),
+                "write it as \"127.0.0.1:6432\"",
+            ));
+        }
+        if self.nodes.is_empty() {
+            return Err(invalid(
+                "nodes".into(),
+                "is empty".into(),
+                "add a [[nodes]] table with name, host and port for each PostgreSQL node",
+            ));
+        }
+        let mut names = HashSet::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            if node.name.trim().is_empty() {
+                return Err(invalid(
+                    format!("nodes[{index}].name"),
+                    "is empty".into(),
+                    "give every node a name such as \"primary\" or \"replica1\"",
+                ));
+            }
+            if !names.insert(node.name.as_str()) {
+                return Err(invalid(
+                    format!("nodes[{index}].name"),
+                    format!("= {:?} is used by another node", node.name),
+                    "give every node its own name",
+                ));
+            }
+            if node.port == 0 {
+                return Err(invalid(
+                    format!("nodes[{index}].port"),
+                    "= 0 is not a port".into(),
+                    "set the node's PostgreSQL port (e.g. 5432)",
+                ));
+            }
+        }
+        if self.users.is_empty() {
+            return Err(invalid(
+                "users".into(),
+                "is empty".into(),
+                "add a [[users]] table with the name and password of a PostgreSQL role",
+            ));
+        }
+        let mut users = HashSet::new();
+        for (index, user) in self.users.iter().enumerate() {
+            if user.name.is_empty() {
+                return Err(invalid(
+                    format!("users[{index}].name"),
+                    "is empty".into(),
+                    "set the PostgreSQL role name",
+                ));
+            }
+            if !users.insert(user.name.as_str()) {
+                return Err(invalid(
+                    format!("users[{index}].name"),
+                    format!("= {:?} appears twice", user.name),
+                    "list each user once",
+                ));
+            }
+        }
+        if self.pool.size == 0 {
+            return Err(invalid(
+                "pool.size".into(),
+                "= 0 allows no backend connection".into(),
+                "set it to 1 or more (default 20)",
+            ));
+        }
+        for (key, value) in [
+            ("pool.connect_timeout_ms", self.pool.connect_timeout_ms),
+            ("pool.checkout_timeout_ms", self.pool.checkout_timeout_ms),
+            ("pool.max_lifetime_secs", self.pool.max_lifetime_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key.into(),
+                    "= 0 would fail every connection".into(),
+                    "set a positive value or remove the key for the default",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [[nodes]]
+        name = "primary"
+        port = 5432
+
+        [[users]]
+        name = "postgres"
+        password = "secret"
+    "#;
+
+    fn parse(text: &str) -> Result<ProxyConfig, ConfigError> {
+        ProxyConfig::from_toml("pgrw.toml", text)
+    }
+
+    fn error_text(text: &str) -> String {
+        parse(text).expect_err("the config is refused").to_string()
+    }
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:6432");
+        assert_eq!(config.nodes[0].host, "127.0.0.1");
+        assert_eq!(config.users[0].auth, AuthMethod::ScramSha256);
+        assert_eq!(config.pool, PoolConfig::default());
+        assert_eq!(config.pool.size, 20);
+        assert_eq!(config.pool.idle_timeout(), Duration::from_secs(300));
+        assert_eq!(config.pool.mode, PoolMode::Transaction);
+        assert_eq!(config.policy.policy(), Policy::default());
+    }
+
+    #[test]
+    fn every_section_can_be_set() {
+        let config = parse(&format!(
+            "{MINIMAL}
+            [pool]
+            size = 5
+            mode = \"session\"
+            idle_timeout_secs = 10
+            [policy]
+            balancing = \"round_robin\"
+            primary_reads = \"never\"
+            max_lag_bytes = 1000
+            read_your_writes_wait_ms = 50
+            "
+        ))
+        .unwrap();
+        assert_eq!((config.pool.size, config.pool.mode), (5, PoolMode::Session));
+        let policy = config.policy.policy();
+        assert_eq!(policy.balancing, Balancing::RoundRobin);
+        assert_eq!(policy.primary_reads, PrimaryReads::Never);
+        assert_eq!(policy.max_lag_bytes, Some(1000));
+        assert_eq!(
+            policy.stale_read,
+            StaleRead::Wait(Duration::from_millis(50))
+        );
+    }
+
+    #[test]
+    fn the_auth_methods_are_spelled_as_in_pg_hba() {
+        for (spelling, method) in [
+            ("scram-sha-256", AuthMethod::ScramSha256),
+            ("md5", AuthMethod::Md5),
+            ("trust", AuthMethod::Trust),
+        ] {
+            let text = MINIMAL.replace(
+                "password = \"secret\"",
+                &format!("password = \"secret\"\nauth = \"{spelling}\""),
+            );
+            assert_eq!(parse(&text).unwrap().users[0].auth, method);
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let text = error_text(&format!("{MINIMAL}\n[pool]\nsise = 3\n"));
+        assert!(text.contains("sise"), "{text}");
+    }
+
+    #[test]
+    fn a_config_without_nodes_says_how_to_add_one() {
+        let text = error_text("[[users]]\nname = \"a\"\npassword = \"b\"\n");
+        assert!(
+            text.contains("`nodes`") && text.contains("[[nodes]]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_config_without_users_says_how_to_add_one() {
+        let text = error_text("[[nodes]]\nname = \"p\"\nport = 5432\n");
+        assert!(
+            text.contains("`users`") && text.contains("[[users]]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_pool_size_of_zero_is_refused_with_the_key() {
+        let text = error_text(&format!("{MINIMAL}\n[pool]\nsize = 0\n"));
+        assert!(
+            text.contains("`pool.size`") && text.contains("fix"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_listen_address_is_refused_with_an_example() {
+        let text = error_text(&format!("listen = \"localhost\"\n{MINIMAL}"));
+        assert!(
+            text.contains("`listen`") && text.contains("127.0.0.1:6432"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn two_nodes_with_one_name_are_refused() {
+        let text = error_text(&format!(
+            "{MINIMAL}\n[[nodes]]\nname = \"primary\"\nport = 5433\n"
+        ));
+        assert!(text.contains("`nodes[1].name`"), "{text}");
+    }
+
+    #[test]
+    fn a_node_without_a_port_is_refused_by_name() {
+        let text =
+            error_text("[[nodes]]\nname = \"p\"\n[[users]]\nname = \"a\"\npassword = \"b\"\n");
+        assert!(text.contains("port"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_auth_method_is_refused() {
+        let text = error_text(&MINIMAL.replace(
+            "password = \"secret\"",
+            "password = \"secret\"\nauth = \"ldap\"",
+        ));
+        assert!(
+            text.contains("ldap") && text.contains("scram-sha-256"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_debug_form_hides_passwords() {
+        let config = parse(MINIMAL).unwrap();
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,192 @@
+//! Backend pools, one per (node, database, user): at most `size` connections,
+//! idle ones reused newest first, stale ones closed, and an RAII checkout
+//! guard that closes a connection nobody gave back cleanly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use pgrw_core::route::NodeId;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::backend::{BackendConnection, BackendError, BackendLogin};
+use crate::config::PoolConfig;
+use crate::protocol::backend::TransactionStatus;
+
+/// Why no connection could be checked out.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// Every connection stayed busy for the whole checkout timeout.
+    #[error("no free connection to node {node} within {millis} ms (pool size {size})")]
+    Timeout {
+        /// The node.
+        node: String,
+        /// The checkout timeout.
+        millis: u64,
+        /// The pool size.
+        size: usize,
+    },
+    /// Connecting timed out.
+    #[error("connecting to node {node} timed out after {millis} ms")]
+    ConnectTimeout {
+        /// The node.
+        node: String,
+        /// The connect timeout.
+        millis: u64,
+    },
+    /// Connecting or logging in failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The connections to one node as one user, to one database.
+pub struct Pool {
+    login: BackendLogin,
+    node: NodeId,
+    config: PoolConfig,
+    idle: Mutex<Vec<BackendConnection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Pool {
+    /// An empty pool that logs in with `login`.
+    pub fn new(node: NodeId, login: BackendLogin, config: PoolConfig) -> Arc<Pool> {
+        Arc::new(Pool {
+            permits: Arc::new(Semaphore::new(config.size)),
+            login,
+            node,
+            config,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The node it connects to.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// How many idle connections it holds now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+    }
+
+    /// A connection for exclusive use: an idle one if any is fresh enough,
+    /// else a new one; waits at most the checkout timeout for a free slot.
+    pub async fn checkout(self: &Arc<Self>) -> Result<PooledBackend, CheckoutError> {
+        let permit = tokio::time::timeout(
+            self.config.checkout_timeout(),
+            self.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| CheckoutError::Timeout {
+            node: self.login.node_name.clone(),
+            millis: self.config.checkout_timeout_ms,
+            size: self.config.size,
+        })?
+        .expect("the pool's semaphore is never closed");
+        if let Some(connection) = self.take_idle() {
+            return Ok(PooledBackend {
+                connection: Some(connection),
+                pool: self.clone(),
+                _permit: permit,
+            });
+        }
+        let connection = tokio::time::timeout(
+            self.config.connect_timeout(),
+            BackendConnection::connect(&self.login),
+        )
+        .await
+        .map_err(|_| CheckoutError::ConnectTimeout {
+            node: self.login.node_name.clone(),
+            millis: self.config.connect_timeout_ms,
+        })??;
+        Ok(PooledBackend {
+            connection: Some(connection),
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    fn take_idle(&self) -> Option<BackendConnection> {
+        let mut idle = self.idle.lock().ok()?;
+        let now = Instant::now();
+        // Newest first; anything idle too long, too old or closed by the node
+        // is dropped.
+        while let Some(connection) = idle.pop() {
+            if self.fresh(&connection, now) {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn fresh(&self, connection: &BackendConnection, now: Instant) -> bool {
+        now.duration_since(connection.idle_since) < self.config.idle_timeout()
+            && now.duration_since(connection.opened_at) < self.config.max_lifetime()
+            && connection.looks_alive()
+    }
+
+    fn give_back(&self, mut connection: BackendConnection) {
+        let now = Instant::now();
+        if connection.status != TransactionStatus::Idle
+            || connection.tainted
+            || connection.has_settings
+            || !self.fresh(&connection, now)
+        {
+            return;
+        }
+        connection.idle_since = now;
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
+    }
+}
+
+/// A checked-out connection. [`PooledBackend::release`] gives it back when it
+/// is idle and clean; dropping it any other way closes the connection (so a
+/// client that vanishes mid-transaction has it rolled back by the node).
+pub struct PooledBackend {
+    connection: Option<BackendConnection>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PooledBackend {
+    /// The node it is connected to.
+    pub fn node(&self) -> NodeId {
+        self.pool.node
+    }
+
+    /// The connection.
+    pub fn connection(&mut self) -> &mut BackendConnection {
+        self.connection
+            .as_mut()
+            .expect("a checked-out backend holds its connection until released")
+    }
+
+    /// Gives the connection back to its pool (if it is idle, untainted and
+    /// fresh; else closes it).
+    pub fn release(mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.pool.give_back(connection);
+        }
+    }
+}
+
+/// Every pool of the proxy, created on first use.
+#[derive(Default)]
+pub struct Pools {
+    pools: Mutex<HashMap<(NodeId, String, String), Arc<Pool>>>,
+}
+
+impl Pools {
+    /// The pool for (`node`, database, user) of `login`, created when first asked.
+    pub fn pool(&self, node: NodeId, login: BackendLogin, config: &PoolConfig) -> Arc<Pool> {
+        let key = (node, login.database.clone(), login.user.clone());
+        let mut pools = self.pools.lock().expect("the pool map is never poisoned");
+        pools
+            .entry(key)
+            .or_insert_with(|| Pool::new(node, login, config.clone()))
+            .clone()
+    }
+}

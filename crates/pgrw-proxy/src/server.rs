@@ -1,0 +1,260 @@
+//! The listener and what every client session shares: configuration, node
+//! monitor, pools, the proxy-wide last committed write, and cancel keys.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pgrw_core::route::{NodeId, Topology};
+use pgrw_core::{FunctionCatalog, Lsn};
+use pgrw_monitor::{Monitor, MonitorConfig, NodeAddress};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::auth::scram::{self, ScramVerifier};
+use crate::backend::BackendLogin;
+use crate::cancel::CancelRegistry;
+use crate::config::{ProxyConfig, UserConfig};
+use crate::pool::{Pool, Pools};
+use crate::session;
+
+/// What every session of one proxy shares.
+pub struct ProxyState {
+    /// The configuration.
+    pub config: ProxyConfig,
+    /// The node monitor: roles, LSNs, health.
+    pub monitor: Monitor,
+    /// The backend pools.
+    pub pools: Pools,
+    /// The function volatility catalog the classifier uses.
+    pub catalog: FunctionCatalog,
+    /// The highest `pg_current_wal_lsn()` read after a write committed through
+    /// the proxy: every later read must see it.
+    last_write_lsn: AtomicU64,
+    /// SCRAM verifiers, one per user, made once at startup.
+    verifiers: HashMap<String, ScramVerifier>,
+    /// The ParameterStatus values a node reported at its first login.
+    server_parameters: Mutex<Option<Vec<(String, String)>>>,
+    /// Proxy-issued cancel keys and the backend each one reaches now.
+    pub cancels: CancelRegistry,
+}
+
+impl ProxyState {
+    /// The SCRAM verifier for `user`.
+    pub fn verifier(&self, user: &str) -> Option<&ScramVerifier> {
+        self.verifiers.get(user)
+    }
+
+    /// The highest write LSN committed through the proxy so far.
+    pub fn last_write_lsn(&self) -> Lsn {
+        Lsn(self.last_write_lsn.load(Ordering::Acquire))
+    }
+
+    /// Raises the proxy-wide last write LSN to `lsn` (never lowers it).
+    pub fn record_write(&self, lsn: Lsn) {
+        self.last_write_lsn.fetch_max(lsn.0, Ordering::AcqRel);
+    }
+
+    /// The current topology.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.monitor.topology()
+    }
+
+    /// The pool for `node`, logging in as `user` to `database`.
+    pub fn pool(&self, node: NodeId, user: &UserConfig, database: &str) -> Option<Arc<Pool>> {
+        let address = self.config.nodes.get(node.index())?;
+        let login = BackendLogin {
+            node_name: address.name.clone(),
+            host: address.host.clone(),
+            port: address.port,
+            user: user.name.clone(),
+            password: user.password.clone(),
+            database: database.to_string(),
+        };
+        Some(self.pools.pool(node, login, &self.config.pool))
+    }
+
+    /// The ParameterStatus values to announce to clients, once known.
+    pub fn server_parameters(&self) -> Option<Vec<(String, String)>> {
+        self.server_parameters.lock().ok()?.clone()
+    }
+
+    /// Remembers the ParameterStatus values of a node login, if none are known yet.
+    pub fn learn_server_parameters(&self, parameters: &[(String, String)]) {
+        if let Ok(mut known) = self.server_parameters.lock()
+            && known.is_none()
+        {
+            *known = Some(parameters.to_vec());
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The listen address could not be bound.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A bound proxy, ready to serve.
+pub struct Proxy {
+    listener: TcpListener,
+    state: Arc<ProxyState>,
+}
+
+impl Proxy {
+    /// Binds the listen address and starts the node monitor (inside a tokio runtime).
+    pub async fn bind(config: ProxyConfig) -> Result<Proxy, StartError> {
+        let address = config.listen_addr()?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Listen {
+                address: config.listen.clone(),
+                source,
+            })?;
+        let monitor = Monitor::start(monitor_addresses(&config), MonitorConfig::default());
+        let verifiers = config
+            .users
+            .iter()
+            .map(|user| {
+                let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
+                rand::thread_rng().fill_bytes(&mut salt);
+                let verifier = ScramVerifier::from_password(
+                    user.password.as_bytes(),
+                    &salt,
+                    scram::DEFAULT_ITERATIONS,
+                );
+                (user.name.clone(), verifier)
+            })
+            .collect();
+        let state = Arc::new(ProxyState {
+            config,
+            monitor,
+            pools: Pools::default(),
+            catalog: FunctionCatalog::builtin(),
+            last_write_lsn: AtomicU64::new(0),
+            verifiers,
+            server_parameters: Mutex::new(None),
+            cancels: CancelRegistry::default(),
+        });
+        Ok(Proxy { listener, state })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has a local address")
+    }
+
+    /// The shared state (monitor, pools), for status displays and tests.
+    pub fn state(&self) -> Arc<ProxyState> {
+        self.state.clone()
+    }
+
+    /// Waits until the monitor has probed every node (or `timeout` passes).
+    pub async fn ready(&self, timeout: Duration) -> Result<(), pgrw_monitor::NotReady> {
+        self.state.monitor.ready(timeout).await
+    }
+
+    /// Serves clients until `shutdown` completes, then closes every session.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        sessions.spawn(session::serve(stream, self.state.clone()));
+                    }
+                    // Out of file descriptors and the like: back off briefly.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            }
+        }
+        sessions.shutdown().await;
+        self.state.monitor.shutdown();
+    }
+
+    /// Serves in a background task until the returned handle is dropped.
+    pub fn spawn(self) -> ProxyHandle {
+        let address = self.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve_until(async move {
+            let _ = stopped.await;
+        }));
+        ProxyHandle {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+/// A proxy serving in the background; dropping it stops it.
+pub struct ProxyHandle {
+    address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProxyHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops it and waits until every session is closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The monitor logs in to every node as the first configured user.
+fn monitor_addresses(config: &ProxyConfig) -> Vec<NodeAddress> {
+    let (user, password) = config
+        .users
+        .first()
+        .map(|user| (user.name.clone(), user.password.clone()))
+        .unwrap_or_default();
+    config
+        .nodes
+        .iter()
+        .map(|node| NodeAddress {
+            name: node.name.clone(),
+            host: node.host.clone(),
+            port: node.port,
+            user: user.clone(),
+            password: password.clone(),
+            database: "postgres".to_string(),
+            weight: node.weight,
+        })
+        .collect()
+}

@@ -1,0 +1,295 @@
+//! Routing one unit of work (a simple query, an extended batch) and getting a
+//! backend on the chosen node; and, once the backend is ready again, settling
+//! the session: transaction and pin, the write LSN, keep or give back.
+
+use pgrw_core::classification::Effect;
+use pgrw_core::classification::SessionEffects;
+use pgrw_core::route::{
+    ConsistencyToken, NodeId, PinReason, RouteRequest, SessionState, Target, route,
+};
+use pgrw_core::{RouteHint, StatementClass, TxAccess};
+
+use super::Session;
+use super::client::SessionEnd;
+use crate::cancel::CancelTarget;
+use crate::config::PoolMode;
+use crate::pool::{CheckoutError, PooledBackend};
+use crate::protocol::Message;
+use crate::protocol::backend::TransactionStatus;
+use crate::protocol::sqlstate;
+
+/// What the router needs to know of a unit of work.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Unit {
+    /// Its class (for a batch: the strictest of its statements).
+    pub(super) class: StatementClass,
+    /// A hint written in it.
+    pub(super) hint: Option<RouteHint>,
+    /// The session state it changes.
+    pub(super) effects: SessionEffects,
+}
+
+/// One try at routing and checking out.
+enum Attempt {
+    /// A backend on the chosen node.
+    CheckedOut(PooledBackend),
+    /// No node can take the unit; the error is written.
+    Refused,
+    /// The chosen node could not be reached.
+    Unreachable(NodeId, CheckoutError),
+}
+
+/// Effects that leave state in the backend another client must not inherit
+/// (settings are undone on release instead: see `settings`).
+const TAINTING: &[Effect] = &[
+    Effect::PREPARE,
+    Effect::LISTEN,
+    Effect::TEMP_TABLE,
+    Effect::ADVISORY_LOCK,
+    Effect::HOLD_CURSOR,
+    Effect::SESSION_FUNCTION,
+    Effect::DISCARD_ALL,
+    Effect::DISCARD_PLANS,
+    Effect::DISCARD_SEQUENCES,
+    Effect::DISCARD_TEMP,
+];
+
+impl Session {
+    /// Routes `unit` and returns a backend on the chosen node. `None`: no node
+    /// can take it, and an ErrorResponse is already written (the caller ends
+    /// the exchange with ReadyForQuery).
+    pub(super) async fn acquire(&mut self, unit: &Unit) -> Option<PooledBackend> {
+        let mut backend = self.route_and_check_out(unit).await?;
+        self.set_cancel_target(&mut backend);
+        match self.replay_settings(&mut backend).await {
+            Ok(()) => Some(backend),
+            Err(error) => {
+                let node = backend.node();
+                drop(backend);
+                self.state.monitor.report_failure(node, &error.to_string());
+                self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Routes and checks out; a node that cannot be reached is reported to
+    /// the monitor (which bans it at once) and the unit is routed again, unless
+    /// a transaction or pin holds the session to that node.
+    async fn route_and_check_out(&mut self, unit: &Unit) -> Option<PooledBackend> {
+        let attempts = self.state.config.nodes.len().max(1);
+        for attempt in 1..=attempts {
+            match self.route_and_check_out_once(unit).await {
+                Attempt::CheckedOut(backend) => return Some(backend),
+                Attempt::Refused => return None,
+                Attempt::Unreachable(node, error) => {
+                    self.state.monitor.report_failure(node, &error.to_string());
+                    let held = self.routing.transaction.is_some() || self.routing.pin.is_some();
+                    if held || attempt == attempts {
+                        self.error(
+                            sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                            format!("pgrw: {error}"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    async fn route_and_check_out_once(&mut self, unit: &Unit) -> Attempt {
+        let policy = self.state.config.policy.policy();
+        if policy.read_your_writes {
+            // Every write committed through the proxy, on any connection.
+            self.routing
+                .require(ConsistencyToken(self.state.last_write_lsn()));
+        }
+        let monitor = &self.state.monitor;
+        let mut request = RouteRequest::new(unit.class, unit.hint, monitor.now());
+        let (decided, topology) = loop {
+            let topology = self.state.topology();
+            let decided = route(
+                &request,
+                &self.routing,
+                &topology,
+                &policy,
+                &mut self.balancer,
+            );
+            match decided.target {
+                Target::WaitForReplica { lsn, until } => {
+                    monitor.wait_for_replay(lsn, until).await;
+                    request.now = monitor.now();
+                    request.waited_until = Some(until);
+                }
+                _ => break (decided, topology),
+            }
+        };
+        let Some(node) = decided.node() else {
+            let explained = decided.explain(&topology).to_string();
+            self.error(sqlstate::CANNOT_CONNECT_NOW, format!("pgrw: {explained}"));
+            self.last_route = Some((decided, topology));
+            return Attempt::Refused;
+        };
+        // Rendered only if the client asks (`SHOW pgrw.route`): no string per statement.
+        self.last_route = Some((decided, topology));
+        if let Some(index) = self.held.iter().position(|backend| backend.node() == node) {
+            return Attempt::CheckedOut(self.held.swap_remove(index));
+        }
+        let Some(pool) = self.state.pool(node, &self.user, &self.database) else {
+            self.error(
+                sqlstate::INTERNAL_ERROR,
+                format!("pgrw: the route names node {node:?}, which pgrw.toml does not list"),
+            );
+            return Attempt::Refused;
+        };
+        match pool.checkout().await {
+            Ok(backend) => Attempt::CheckedOut(backend),
+            Err(error @ CheckoutError::Timeout { .. }) => {
+                self.error(sqlstate::TOO_MANY_CONNECTIONS, format!("pgrw: {error}"));
+                Attempt::Refused
+            }
+            Err(error) => Attempt::Unreachable(node, error),
+        }
+    }
+
+    /// Makes a CancelRequest from this client reach `backend`.
+    pub(super) fn set_cancel_target(&mut self, backend: &mut PooledBackend) {
+        let Some(address) = self.state.config.nodes.get(backend.node().index()) else {
+            return;
+        };
+        let (process_id, secret_key) = backend.connection().cancel_key.clone();
+        if let Ok(mut slot) = self.cancel.slot.lock() {
+            *slot = Some(CancelTarget {
+                host: address.host.clone(),
+                port: address.port,
+                process_id,
+                secret_key,
+            });
+        }
+    }
+
+    /// The backend answered the unit with `ready` (its ReadyForQuery): record
+    /// what the unit did, read the write LSN when a write committed, forward
+    /// `ready`, and keep or give back the backend.
+    pub(super) async fn settle(
+        &mut self,
+        mut backend: PooledBackend,
+        unit: &Unit,
+        ready: Message,
+    ) -> Result<(), SessionEnd> {
+        let node = backend.node();
+        let status = backend.connection().status;
+        let settings = std::mem::take(&mut self.unit_settings);
+        if status == TransactionStatus::Idle
+            && self.routing.transaction.is_none()
+            && !self.exchange_errored
+        {
+            self.record_settings(&mut backend, settings);
+        }
+        let on_primary = self.state.topology().writable_primary() == Ok(node);
+        if on_primary && writes(unit.class) {
+            self.pending_write = true;
+        }
+        let effects = unit.effects;
+        if effects.contains(Effect::DISCARD_ALL) || effects.contains(Effect::DEALLOCATE_ALL) {
+            backend.connection().prepared.clear();
+        }
+        if TAINTING.iter().any(|effect| effects.contains(*effect)) {
+            backend.connection().tainted = true;
+        }
+        if super::settings::changes_settings(&effects) {
+            backend.connection().has_settings = true;
+        }
+        if let Some(reason) = pin_reason(&effects) {
+            self.routing.pin(node, reason);
+        }
+        track_transaction(&mut self.routing, node, unit.class, status);
+        let mut broken = false;
+        if status == TransactionStatus::Idle && self.pending_write {
+            self.pending_write = false;
+            // Before the client hears the write is done: any read it (or anyone)
+            // starts next must see this position.
+            match backend.connection().current_wal_lsn().await {
+                Ok(lsn) => {
+                    self.state.record_write(lsn);
+                    self.routing.record_write(lsn);
+                }
+                Err(_) => broken = true,
+            }
+        }
+        self.client.out.extend_from_slice(ready.as_bytes());
+        if let Ok(mut slot) = self.cancel.slot.lock() {
+            *slot = None;
+        }
+        if broken {
+            return Ok(());
+        }
+        let pinned_here = self.routing.pin.is_some_and(|pin| pin.node == node);
+        let keep = status != TransactionStatus::Idle
+            || pinned_here
+            || self.state.config.pool.mode == PoolMode::Session;
+        if keep {
+            self.held.push(backend);
+            Ok(())
+        } else {
+            self.give_back(backend).await
+        }
+    }
+
+    /// A backend failed mid-exchange: it is closed, the session leaves any
+    /// transaction it had there, and the client gets an error and ReadyForQuery.
+    pub(super) fn backend_failed(&mut self, backend: PooledBackend, message: String) {
+        let node = backend.node();
+        drop(backend);
+        self.state.monitor.report_failure(node, &message);
+        if self.routing.transaction.is_some_and(|t| t.node == node) {
+            self.routing.end_transaction();
+        }
+        if self.routing.pin.is_some_and(|pin| pin.node == node) {
+            self.routing.unpin();
+        }
+        self.pending_write = false;
+        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {message}"));
+        self.ready();
+    }
+}
+
+/// Whether running `class` on the primary may have written.
+fn writes(class: StatementClass) -> bool {
+    !matches!(
+        class,
+        StatementClass::Read | StatementClass::Empty | StatementClass::Begin(TxAccess::ReadOnly)
+    )
+}
+
+fn pin_reason(effects: &SessionEffects) -> Option<PinReason> {
+    [
+        (Effect::TEMP_TABLE, PinReason::TempTable),
+        (Effect::ADVISORY_LOCK, PinReason::AdvisoryLock),
+        (Effect::LISTEN, PinReason::Listen),
+        (Effect::HOLD_CURSOR, PinReason::HoldCursor),
+        (Effect::PREPARE, PinReason::PreparedStatement),
+    ]
+    .into_iter()
+    .find(|(effect, _)| effects.contains(*effect))
+    .map(|(_, reason)| reason)
+}
+
+/// The backend's status is the truth about the transaction.
+fn track_transaction(
+    routing: &mut SessionState,
+    node: pgrw_core::route::NodeId,
+    class: StatementClass,
+    status: TransactionStatus,
+) {
+    if status == TransactionStatus::Idle {
+        routing.end_transaction();
+    } else if routing.transaction.is_none() {
+        let access = match class {
+            StatementClass::Begin(access) => access,
+            _ => TxAccess::Unspecified,
+        };
+        routing.begin(node, access);
+    }
+}

@@ -1,0 +1,407 @@
+//! The extended query protocol: Parse/Bind/Describe/Execute/Close are kept
+//! until Sync (or Flush), the batch is routed once by the SQL it runs, and
+//! sent with statement names rewritten.
+//!
+//! Named prepared statements follow the client to whichever backend runs its
+//! next Execute: each client Parse is remembered (name → SQL and parameter
+//! types) and gets a backend-side name unique per (SQL, types), `pgrw_<hash>`;
+//! each backend connection knows which of those it has, and the proxy injects
+//! the Parse (hiding its ParseComplete) where one is missing. A client Close of
+//! a statement only forgets it client-side.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pgrw_core::StatementClass;
+use pgrw_core::sql::classify::classify;
+
+use super::Session;
+use super::client::SessionEnd;
+use super::dispatch::Unit;
+use super::relay::{Exchange, Relayed, Step};
+use super::settings;
+use crate::pool::PooledBackend;
+use crate::protocol::Message;
+use crate::protocol::backend::{encode_close_complete, encode_parse_complete};
+use crate::protocol::frontend::{
+    Bind, FrontendMessage, Target, encode_bind, encode_close, encode_describe, encode_flush,
+    encode_parse, encode_sync,
+};
+
+/// A statement a client prepared.
+#[derive(Debug)]
+pub(crate) struct PreparedStatement {
+    sql: Bytes,
+    param_types: Vec<u32>,
+    /// The name it has on backends (`pgrw_<hash>`), empty for the unnamed statement.
+    backend_name: String,
+    unit: Unit,
+}
+
+/// How a batch ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    Sync,
+    Flush,
+}
+
+impl Session {
+    /// Keeps one extended-protocol message for the batch.
+    pub(super) async fn extended_message(&mut self, message: Message) -> Result<(), SessionEnd> {
+        if self.skip_until_sync {
+            return Ok(());
+        }
+        // Reject malformed messages now, before anything is sent.
+        FrontendMessage::decode(message.view())?;
+        self.batch.push(message);
+        Ok(())
+    }
+
+    /// Sync: run the batch and answer ReadyForQuery.
+    pub(super) async fn sync(&mut self) -> Result<(), SessionEnd> {
+        if self.skip_until_sync {
+            self.skip_until_sync = false;
+            self.batch.clear();
+            self.ready();
+            return Ok(());
+        }
+        self.run_batch(BatchEnd::Sync).await
+    }
+
+    /// Flush: run what is batched so far; later messages up to Sync go to the
+    /// same backend.
+    pub(super) async fn flush_batch(&mut self) -> Result<(), SessionEnd> {
+        if self.skip_until_sync || (self.batch.is_empty() && self.open_batch.is_none()) {
+            self.client.flush().await?;
+            return Ok(());
+        }
+        self.run_batch(BatchEnd::Flush).await
+    }
+
+    async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
+        let batch = std::mem::take(&mut self.batch);
+        let (mut backend, unit) = match self.open_batch.take() {
+            Some(open) => open,
+            None => {
+                if batch.is_empty() {
+                    // A lone Sync: nothing to run anywhere.
+                    self.ready();
+                    return Ok(());
+                }
+                let unit = self.batch_unit(&batch)?;
+                self.unit_settings.clear();
+                if settings::changes_settings(&unit.effects) {
+                    self.unit_settings = self.settings_in(&batch)?;
+                }
+                match self.acquire(&unit).await {
+                    Some(backend) => (backend, unit),
+                    None => {
+                        match end {
+                            BatchEnd::Sync => self.ready(),
+                            BatchEnd::Flush => self.skip_until_sync = true,
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let (out, exchange) = self.build(&mut backend, &batch, end)?;
+        if let Err(error) = backend.connection().send(&out).await {
+            self.backend_failed(backend, error.to_string());
+            return Ok(());
+        }
+        match self.relay(backend, exchange).await? {
+            Relayed::Ready(backend, ready) => self.settle(backend, &unit, ready).await,
+            Relayed::Flushed(backend) => {
+                self.open_batch = Some((backend, unit));
+                Ok(())
+            }
+            Relayed::Failed(backend, error) => {
+                self.backend_failed(backend, error.to_string());
+                if end == BatchEnd::Flush {
+                    self.skip_until_sync = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What the batch runs, for routing: the strictest of its statements.
+    fn batch_unit(&self, batch: &[Message]) -> Result<Unit, SessionEnd> {
+        let mut parsed: HashMap<&[u8], Unit> = HashMap::new();
+        let mut unit: Option<Unit> = None;
+        for message in batch {
+            let statement_unit = match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Parse(parse) => {
+                    let statement_unit = self.classify(parse.sql);
+                    parsed.insert(parse.statement, statement_unit);
+                    Some(statement_unit)
+                }
+                FrontendMessage::Bind(Bind { statement, .. })
+                | FrontendMessage::Describe {
+                    target: Target::Statement,
+                    name: statement,
+                } => parsed
+                    .get(statement)
+                    .copied()
+                    .or_else(|| self.statements.get(statement).map(|known| known.unit)),
+                _ => None,
+            };
+            if let Some(statement_unit) = statement_unit {
+                unit = Some(match unit {
+                    None => statement_unit,
+                    Some(so_far) => strictest(so_far, statement_unit),
+                });
+            }
+        }
+        Ok(unit.unwrap_or(Unit {
+            class: StatementClass::Empty,
+            hint: None,
+            effects: pgrw_core::classification::SessionEffects::NONE,
+        }))
+    }
+
+    /// The settings statements a batch parses.
+    fn settings_in(&self, batch: &[Message]) -> Result<Vec<Bytes>, SessionEnd> {
+        let mut statements = Vec::new();
+        for message in batch {
+            if let FrontendMessage::Parse(parse) = FrontendMessage::decode(message.view())? {
+                let effects = self.classify(parse.sql).effects;
+                if settings::changes_settings(&effects) {
+                    statements.extend(settings::replayable(parse.sql, &self.state.catalog));
+                }
+            }
+        }
+        Ok(statements)
+    }
+
+    fn classify(&self, sql: &[u8]) -> Unit {
+        let classification = classify(sql, &self.state.catalog);
+        Unit {
+            class: classification.class,
+            hint: classification.hint,
+            effects: classification.effects,
+        }
+    }
+
+    /// The bytes to send for `batch` on `backend`, and the steps to expect.
+    fn build(
+        &mut self,
+        backend: &mut PooledBackend,
+        batch: &[Message],
+        end: BatchEnd,
+    ) -> Result<(BytesMut, Exchange), SessionEnd> {
+        let mut out = BytesMut::new();
+        let mut exchange = Exchange::default();
+        let mut parsing = Vec::new();
+        for message in batch {
+            match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Parse(parse) => {
+                    let statement = Arc::new(PreparedStatement {
+                        sql: Bytes::copy_from_slice(parse.sql),
+                        backend_name: backend_name(parse.statement, parse.sql, &parse.param_types),
+                        param_types: parse.param_types,
+                        unit: self.classify(parse.sql),
+                    });
+                    let name = Bytes::copy_from_slice(parse.statement);
+                    let on_backend = &statement.backend_name;
+                    if !on_backend.is_empty()
+                        && (backend.connection().prepared.contains(on_backend)
+                            || parsing.contains(on_backend))
+                    {
+                        exchange.steps.push_back(Step::Answer(parse_complete()));
+                    } else {
+                        encode_parse(
+                            &mut out,
+                            on_backend.as_bytes(),
+                            &statement.sql,
+                            &statement.param_types,
+                        );
+                        let prepares = (!on_backend.is_empty()).then(|| on_backend.clone());
+                        parsing.extend(prepares.clone());
+                        exchange.steps.push_back(Step::Parse {
+                            prepares,
+                            hidden: false,
+                        });
+                    }
+                    self.statements.insert(name, statement);
+                }
+                FrontendMessage::Bind(bind) => {
+                    let on_backend = self.ensure_prepared(
+                        backend,
+                        bind.statement,
+                        &mut parsing,
+                        &mut out,
+                        &mut exchange,
+                    );
+                    encode_bind(
+                        &mut out,
+                        &Bind {
+                            statement: on_backend.as_deref().unwrap_or(bind.statement),
+                            ..bind
+                        },
+                    );
+                    exchange.steps.push_back(Step::Bind);
+                }
+                FrontendMessage::Describe {
+                    target: Target::Statement,
+                    name,
+                } => {
+                    let on_backend =
+                        self.ensure_prepared(backend, name, &mut parsing, &mut out, &mut exchange);
+                    encode_describe(
+                        &mut out,
+                        Target::Statement,
+                        on_backend.as_deref().unwrap_or(name),
+                    );
+                    exchange.steps.push_back(Step::Describe);
+                }
+                FrontendMessage::Describe { .. } => {
+                    out.extend_from_slice(message.as_bytes());
+                    exchange.steps.push_back(Step::Describe);
+                }
+                FrontendMessage::Execute { .. } => {
+                    out.extend_from_slice(message.as_bytes());
+                    exchange.steps.push_back(Step::Execute);
+                }
+                FrontendMessage::Close {
+                    target: Target::Statement,
+                    name,
+                } if !name.is_empty() => {
+                    // Backends keep it (another client may share it); the client forgets it.
+                    self.statements.remove(name);
+                    exchange.steps.push_back(Step::Answer(close_complete()));
+                }
+                FrontendMessage::Close { target, name } => {
+                    encode_close(&mut out, target, name);
+                    exchange.steps.push_back(Step::Close);
+                }
+                _ => {}
+            }
+        }
+        match end {
+            BatchEnd::Sync => {
+                encode_sync(&mut out);
+                exchange.steps.push_back(Step::Sync);
+                exchange.ready_left = 1;
+            }
+            BatchEnd::Flush => encode_flush(&mut out),
+        }
+        Ok((out, exchange))
+    }
+
+    /// The backend-side name of the client statement `name`, preparing it on
+    /// `backend` first (a hidden Parse) when the backend lacks it. `None` when
+    /// the client never prepared it: the backend then reports the error.
+    fn ensure_prepared(
+        &self,
+        backend: &mut PooledBackend,
+        name: &[u8],
+        parsing: &mut Vec<String>,
+        out: &mut BytesMut,
+        exchange: &mut Exchange,
+    ) -> Option<Vec<u8>> {
+        let statement = self.statements.get(name)?;
+        let on_backend = &statement.backend_name;
+        let parsed_in_batch = parsing.contains(on_backend);
+        let unnamed_parsed_here = on_backend.is_empty()
+            && exchange
+                .steps
+                .iter()
+                .any(|step| matches!(step, Step::Parse { prepares: None, .. }));
+        let missing = if on_backend.is_empty() {
+            !unnamed_parsed_here
+        } else {
+            !backend.connection().prepared.contains(on_backend) && !parsed_in_batch
+        };
+        if missing {
+            encode_parse(
+                out,
+                on_backend.as_bytes(),
+                &statement.sql,
+                &statement.param_types,
+            );
+            let prepares = (!on_backend.is_empty()).then(|| on_backend.clone());
+            parsing.extend(prepares.clone());
+            exchange.steps.push_back(Step::Parse {
+                prepares,
+                hidden: true,
+            });
+        }
+        Some(on_backend.as_bytes().to_vec())
+    }
+}
+
+/// The statement's name on backends: unique per (SQL, parameter types).
+fn backend_name(client_name: &[u8], sql: &[u8], param_types: &[u32]) -> String {
+    if client_name.is_empty() {
+        return String::new();
+    }
+    let mut hasher = DefaultHasher::new();
+    sql.hash(&mut hasher);
+    param_types.hash(&mut hasher);
+    format!("pgrw_{:016x}_{}", hasher.finish(), sql.len())
+}
+
+/// The class that satisfies both: equal classes stay, a read gives way to
+/// anything, and anything else mixed is a write (the primary).
+fn strictest(a: Unit, b: Unit) -> Unit {
+    let class = match (a.class, b.class) {
+        (x, y) if x == y => x,
+        (StatementClass::Read | StatementClass::Empty, other)
+        | (other, StatementClass::Read | StatementClass::Empty) => other,
+        _ => StatementClass::Write,
+    };
+    let hint = match (a.hint, b.hint) {
+        (Some(pgrw_core::RouteHint::Primary), _) | (_, Some(pgrw_core::RouteHint::Primary)) => {
+            Some(pgrw_core::RouteHint::Primary)
+        }
+        (Some(hint), _) | (_, Some(hint)) => Some(hint),
+        (None, None) => None,
+    };
+    Unit {
+        class,
+        hint,
+        effects: a.effects.union(b.effects),
+    }
+}
+
+fn parse_complete() -> Bytes {
+    let mut out = BytesMut::new();
+    encode_parse_complete(&mut out);
+    out.freeze()
+}
+
+fn close_complete() -> Bytes {
+    let mut out = BytesMut::new();
+    encode_close_complete(&mut out);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backend_name;
+
+    #[test]
+    fn one_sql_and_types_get_one_backend_name_whatever_the_client_calls_it() {
+        assert_eq!(
+            backend_name(b"a", b"SELECT $1", &[23]),
+            backend_name(b"b", b"SELECT $1", &[23])
+        );
+    }
+
+    #[test]
+    fn other_parameter_types_get_another_backend_name() {
+        assert_ne!(
+            backend_name(b"a", b"SELECT $1", &[23]),
+            backend_name(b"a", b"SELECT $1", &[25])
+        );
+    }
+
+    #[test]
+    fn the_unnamed_statement_stays_unnamed() {
+        assert_eq!(backend_name(b"", b"SELECT 1", &[]), "");
+    }
+}

@@ -1,0 +1,237 @@
+//! One client session, from startup to Terminate: a module per protocol phase.
+//!
+//! - [`client`]: the client's socket and buffers.
+//! - [`startup`]: SSL/GSS refusal, cancel requests, the proxy's password check.
+//! - [`dispatch`]: routing a unit of work and getting a backend for it.
+//! - [`relay`]: forwarding a backend's answer to the client as bytes.
+//! - [`simple`]: the simple query protocol (and `SHOW pgrw.route`).
+//! - [`extended`]: Parse/Bind/Describe/Execute/Close batches and prepared
+//!   statements that follow the client from backend to backend.
+//!
+//! A malformed message ends this session only (08P01); no other client notices.
+
+mod client;
+mod dispatch;
+mod extended;
+mod relay;
+mod settings;
+mod simple;
+mod startup;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgrw_core::route::{Balancer, Route, SessionState, Topology};
+use rand::RngCore;
+use tokio::net::TcpStream;
+
+use crate::cancel::IssuedKey;
+use crate::config::UserConfig;
+use crate::pool::PooledBackend;
+use crate::protocol::Message;
+use crate::protocol::backend::{
+    NoticeFields, Severity, TransactionStatus, encode_backend_key_data, encode_error_response,
+    encode_parameter_status, encode_ready_for_query,
+};
+use crate::protocol::frontend::tag;
+use crate::protocol::sqlstate;
+use crate::server::ProxyState;
+use client::{ClientConnection, SessionEnd};
+use extended::PreparedStatement;
+
+/// Serves one client until it leaves. Errors end this session only.
+pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
+    let mut client = ClientConnection::new(stream);
+    let logged_in = match startup::start(&mut client, &state).await {
+        Ok(Some(logged_in)) => logged_in,
+        Ok(None) | Err(SessionEnd::ClientGone) => return,
+        Err(SessionEnd::Protocol(error)) => {
+            protocol_violation(&mut client, &error.to_string()).await;
+            return;
+        }
+    };
+    let mut session = Session {
+        cancel: state.cancels.issue(),
+        client,
+        user: logged_in.user,
+        database: logged_in.database,
+        routing: SessionState::new(),
+        balancer: Balancer::with_seed(rand::thread_rng().next_u64()),
+        held: Vec::new(),
+        batch: Vec::new(),
+        open_batch: None,
+        statements: HashMap::new(),
+        pending_write: false,
+        last_route: None,
+        skip_until_sync: false,
+        settings: Vec::new(),
+        unit_settings: Vec::new(),
+        exchange_errored: false,
+        state,
+    };
+    if session.announce(logged_in.application_name).await.is_err() {
+        return;
+    }
+    match session.run().await {
+        Ok(()) | Err(SessionEnd::ClientGone) => {}
+        Err(SessionEnd::Protocol(error)) => {
+            protocol_violation(&mut session.client, &error.to_string()).await
+        }
+    }
+    // Idle, clean backends go back to their pools; one left mid-transaction
+    // (or holding session state) is closed, and its node rolls back.
+    for backend in session.held.drain(..) {
+        backend.release();
+    }
+}
+
+async fn protocol_violation(client: &mut ClientConnection, message: &str) {
+    let fields = NoticeFields::new(Severity::Fatal, sqlstate::PROTOCOL_VIOLATION, message);
+    encode_error_response(&mut client.out, &fields);
+    let _ = client.flush().await;
+}
+
+/// One logged-in client.
+pub(crate) struct Session {
+    client: ClientConnection,
+    state: Arc<ProxyState>,
+    user: UserConfig,
+    database: String,
+    /// What routing knows of this session.
+    routing: SessionState,
+    balancer: Balancer,
+    /// Backends this client keeps between statements: its open transaction's,
+    /// a pinned one, or all of them in session pooling.
+    held: Vec<PooledBackend>,
+    /// Extended-protocol messages waiting for Sync or Flush.
+    batch: Vec<Message>,
+    /// The backend an extended batch runs on after a Flush, until its Sync.
+    open_batch: Option<(PooledBackend, dispatch::Unit)>,
+    /// The client's prepared statements by client-side name (`""` unnamed).
+    statements: HashMap<Bytes, Arc<PreparedStatement>>,
+    /// Whether the current transaction wrote on the primary.
+    pending_write: bool,
+    /// Where the last statement ran and why, for `SHOW pgrw.route`.
+    last_route: Option<(Route, Arc<Topology>)>,
+    /// After an error in an extended batch: ignore messages until Sync.
+    skip_until_sync: bool,
+    cancel: IssuedKey,
+    /// Settings statements that completed, replayed on every other backend.
+    settings: Vec<Bytes>,
+    /// The settings statements of the unit being relayed.
+    unit_settings: Vec<Bytes>,
+    /// Whether the exchange being relayed got an ErrorResponse.
+    exchange_errored: bool,
+}
+
+impl Session {
+    /// AuthenticationOk was written; now ParameterStatus, BackendKeyData and
+    /// ReadyForQuery.
+    async fn announce(&mut self, application_name: Option<String>) -> Result<(), SessionEnd> {
+        let parameters = match self.state.server_parameters() {
+            Some(parameters) => parameters,
+            None => match self.learn_server_parameters().await {
+                Some(parameters) => parameters,
+                None => {
+                    let fields = NoticeFields::new(
+                        Severity::Fatal,
+                        sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                        "pgrw could not log in to any node to learn its server parameters",
+                    )
+                    .with_hint(
+                        "check that the nodes in pgrw.toml are running and accept this user",
+                    );
+                    encode_error_response(&mut self.client.out, &fields);
+                    self.client.flush().await?;
+                    return Err(SessionEnd::ClientGone);
+                }
+            },
+        };
+        for (name, value) in &parameters {
+            let value = match (name.as_str(), &application_name) {
+                ("application_name", Some(own)) => own.as_str(),
+                _ => value.as_str(),
+            };
+            encode_parameter_status(&mut self.client.out, name.as_bytes(), value.as_bytes());
+        }
+        encode_backend_key_data(
+            &mut self.client.out,
+            self.cancel.process_id,
+            &self.cancel.secret_key,
+        );
+        encode_ready_for_query(&mut self.client.out, TransactionStatus::Idle);
+        self.client.flush().await?;
+        Ok(())
+    }
+
+    /// Logs in to a node (the primary first) to learn what a backend reports.
+    async fn learn_server_parameters(&mut self) -> Option<Vec<(String, String)>> {
+        let topology = self.state.topology();
+        let mut candidates: Vec<_> = topology.writable_primary().ok().into_iter().collect();
+        candidates.extend(topology.iter().map(|(id, _)| id));
+        for node in candidates {
+            let pool = self.state.pool(node, &self.user, &self.database)?;
+            if let Ok(mut backend) = pool.checkout().await {
+                let parameters = backend.connection().parameters.clone();
+                backend.release();
+                self.state.learn_server_parameters(&parameters);
+                return Some(parameters);
+            }
+        }
+        None
+    }
+
+    /// The message loop.
+    async fn run(&mut self) -> Result<(), SessionEnd> {
+        while let Some(message) = self.client.read_message().await? {
+            match message.tag() {
+                tag::QUERY => self.simple_query(message).await?,
+                tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE => {
+                    self.extended_message(message).await?
+                }
+                tag::SYNC => self.sync().await?,
+                tag::FLUSH => self.flush_batch().await?,
+                tag::TERMINATE => return Ok(()),
+                // Leftovers of a COPY FROM STDIN that failed: PostgreSQL ignores them too.
+                tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {}
+                tag::FUNCTION_CALL => {
+                    self.error(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        "pgrw does not support the fast-path function call interface",
+                    );
+                    self.ready();
+                }
+                other => {
+                    return Err(SessionEnd::Protocol(
+                        crate::protocol::ProtocolError::UnexpectedTag {
+                            message: "a frontend message",
+                            tag: char::from(other),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends an ErrorResponse the proxy itself raises.
+    fn error(&mut self, code: &str, message: impl Into<String>) {
+        let fields = NoticeFields::new(Severity::Error, code, message);
+        encode_error_response(&mut self.client.out, &fields);
+    }
+
+    /// Appends ReadyForQuery with the session's transaction status.
+    fn ready(&mut self) {
+        let status = match self.routing.transaction {
+            Some(transaction) => self
+                .held
+                .iter_mut()
+                .find(|backend| backend.node() == transaction.node)
+                .map(|backend| backend.connection().status)
+                .unwrap_or(TransactionStatus::Idle),
+            None => TransactionStatus::Idle,
+        };
+        encode_ready_for_query(&mut self.client.out, status);
+    }
+}

@@ -1,0 +1,118 @@
+//! The simple query protocol: classify, route, forward, relay until
+//! ReadyForQuery. `SHOW pgrw.route` is answered by the proxy itself.
+
+use bytes::{BufMut, BytesMut};
+use pgrw_core::sql::classify::classify;
+
+use super::Session;
+use super::client::SessionEnd;
+use super::dispatch::Unit;
+use super::relay::{Exchange, Relayed};
+use super::settings;
+use crate::protocol::Message;
+use crate::protocol::backend::encode_command_complete;
+use crate::protocol::frontend::FrontendMessage;
+
+impl Session {
+    /// Runs one Query message.
+    pub(super) async fn simple_query(&mut self, message: Message) -> Result<(), SessionEnd> {
+        let FrontendMessage::Query { sql } = FrontendMessage::decode(message.view())? else {
+            unreachable!("called for Query messages only");
+        };
+        if is_show_route(sql) {
+            self.show_route();
+            return Ok(());
+        }
+        let classification = classify(sql, &self.state.catalog);
+        let unit = Unit {
+            class: classification.class,
+            hint: classification.hint,
+            effects: classification.effects,
+        };
+        self.unit_settings.clear();
+        if settings::changes_settings(&classification.effects) {
+            self.unit_settings = settings::replayable(sql, &self.state.catalog);
+        }
+        let Some(mut backend) = self.acquire(&unit).await else {
+            self.ready();
+            return Ok(());
+        };
+        if let Err(error) = backend.connection().send(message.as_bytes()).await {
+            self.backend_failed(backend, error.to_string());
+            return Ok(());
+        }
+        let exchange = Exchange {
+            ready_left: 1,
+            ..Exchange::default()
+        };
+        match self.relay(backend, exchange).await? {
+            Relayed::Ready(backend, ready) => self.settle(backend, &unit, ready).await,
+            Relayed::Failed(backend, error) => {
+                self.backend_failed(backend, error.to_string());
+                Ok(())
+            }
+            Relayed::Flushed(backend) => {
+                // Only extended batches end without ReadyForQuery.
+                self.backend_failed(backend, "the node ended a query early".to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Answers `SHOW pgrw.route`: one row, where the last statement ran and why.
+    fn show_route(&mut self) {
+        let value = self
+            .last_route
+            .as_ref()
+            .map(|(route, topology)| route.explain(topology).to_string())
+            .unwrap_or_else(|| "no statement routed yet".to_string());
+        let out = &mut self.client.out;
+        // RowDescription: one text column named pgrw.route.
+        let name = b"pgrw.route\0";
+        out.put_u8(b'T');
+        out.put_i32((4 + 2 + name.len() + 18) as i32);
+        out.put_i16(1);
+        out.put_slice(name);
+        out.put_u32(0); // table oid
+        out.put_i16(0); // column number
+        out.put_u32(25); // text
+        out.put_i16(-1); // type size
+        out.put_i32(-1); // type modifier
+        out.put_i16(0); // text format
+        // DataRow.
+        let mut row = BytesMut::new();
+        row.put_i16(1);
+        row.put_i32(value.len() as i32);
+        row.put_slice(value.as_bytes());
+        out.put_u8(b'D');
+        out.put_i32((4 + row.len()) as i32);
+        out.put_slice(&row);
+        encode_command_complete(out, b"SHOW");
+        self.ready();
+    }
+}
+
+/// Whether `sql` is `SHOW pgrw.route` (any case, optional semicolon and spaces).
+fn is_show_route(sql: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sql);
+    let text = text.trim().trim_end_matches(';').trim();
+    let mut words = text.split_whitespace();
+    matches!(
+        (words.next(), words.next(), words.next()),
+        (Some(show), Some(name), None)
+            if show.eq_ignore_ascii_case("show") && name.eq_ignore_ascii_case("pgrw.route")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_show_route;
+
+    #[test]
+    fn show_pgrw_route_is_recognised_in_any_case_with_a_semicolon() {
+        assert!(is_show_route(b"SHOW pgrw.route"));
+        assert!(is_show_route(b"  show PGRW.ROUTE ;  "));
+        assert!(!is_show_route(b"SHOW search_path"));
+        assert!(!is_show_route(b"SHOW pgrw.route; SELECT 1"));
+    }
+}

@@ -1,0 +1,78 @@
+//! A real primary with streaming replicas and a pgrw proxy in front of them,
+//! for integration tests. Routing is checked by node identity
+//! (`inet_server_port()`), never by the proxy's own report.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
+use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
+
+/// A test cluster and a proxy serving it.
+pub struct ProxiedCluster {
+    /// The nodes.
+    pub cluster: TestCluster,
+    /// The proxy, stopped when dropped.
+    pub proxy: ProxyHandle,
+}
+
+impl ProxiedCluster {
+    /// A primary, `replicas` replicas, and a proxy with `extra` TOML appended
+    /// to the generated config (user `postgres`, SCRAM).
+    pub async fn start(replicas: usize, extra: &str) -> ProxiedCluster {
+        let cluster = TestCluster::start(replicas).await;
+        let mut text = String::from("listen = \"127.0.0.1:0\"\n");
+        for node in cluster.nodes() {
+            text.push_str(&format!(
+                "[[nodes]]\nname = \"{}\"\nport = {}\n",
+                node.name, node.port
+            ));
+        }
+        text.push_str(&format!(
+            "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{extra}\n"
+        ));
+        let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
+        let proxy = Proxy::bind(config).await.expect("the proxy binds");
+        proxy
+            .ready(Duration::from_secs(30))
+            .await
+            .expect("the monitor sees every node");
+        ProxiedCluster {
+            proxy: proxy.spawn(),
+            cluster,
+        }
+    }
+
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.proxy.local_addr().port()
+    }
+
+    /// A libpq connection string for the proxy.
+    pub fn dsn(&self) -> String {
+        format!(
+            "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
+            self.port()
+        )
+    }
+
+    /// A tokio-postgres client through the proxy.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.dsn(), tokio_postgres::NoTls)
+            .await
+            .expect("logging in through the proxy");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// The name of the node listening on `port`.
+    pub fn node_at(&self, port: i32) -> String {
+        self.cluster
+            .nodes()
+            .into_iter()
+            .find(|node| i32::from(node.port) == port)
+            .map(|node| node.name)
+            .unwrap_or_else(|| format!("unknown port {port}"))
+    }
+}
