@@ -5,6 +5,7 @@
 //! and a non-zero exit code.
 
 mod cluster;
+mod demo;
 mod proxy;
 mod route;
 
@@ -30,6 +31,8 @@ enum Command {
     Proxy(proxy::ProxyCommand),
     /// Start the local cluster (if not running) and the proxy in front of it.
     Up(proxy::UpCommand),
+    /// Run the origin's User scenario through the proxy, showing where each statement ran.
+    Demo(demo::DemoCommand),
 }
 
 /// The error every subcommand returns: its `Display` is the whole message.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
             Command::Route(command) => route::run(command).await,
             Command::Proxy(command) => proxy::run_proxy(command).await,
             Command::Up(command) => proxy::run_up(command).await,
+            Command::Demo(command) => demo::run(command).await,
         }
     });
     match outcome {

@@ -40,6 +40,9 @@ pub struct UpCommand {
     /// [default: postgres, or the existing cluster's]
     #[arg(long)]
     password: Option<String>,
+    /// Once the proxy is listening, run `pgrw demo` through it.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// Runs the proxy from a configuration file until Ctrl-C.
@@ -104,6 +107,18 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         "Ctrl-C stops the proxy{}",
         if was_running { "" } else { " and the cluster" }
     );
+    if command.demo {
+        let url = format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/postgres",
+            proxy.local_addr().port()
+        );
+        // The listener is bound: the demo's connection waits in its backlog until serving starts.
+        tokio::spawn(async move {
+            if let Err(error) = crate::demo::run_scenario(&url).await {
+                eprintln!("pgrw: demo failed: {error}");
+            }
+        });
+    }
     proxy.serve_until(ctrl_c()).await;
     if !was_running {
         cluster.down(false).await?;
