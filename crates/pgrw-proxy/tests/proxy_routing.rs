@@ -161,6 +161,26 @@ async fn show_pgrw_route_tells_where_the_last_statement_ran() {
 }
 
 #[tokio::test]
+async fn show_pgrw_route_reports_a_prepared_statement_not_the_close_that_drops_it() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let client = proxied.connect().await;
+    {
+        // tokio-postgres prepares, executes, then closes the statement when it is dropped.
+        let statement = client.prepare("SELECT 1").await.unwrap();
+        client.query(&statement, &[]).await.unwrap();
+    }
+    let rows = client.simple_query("SHOW pgrw.route").await.unwrap();
+    let route = rows
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("one row");
+    assert!(route.starts_with("replica1: read"), "{route}");
+}
+
+#[tokio::test]
 async fn reads_keep_working_when_a_replica_is_killed() {
     let proxied = ProxiedCluster::start(2, "").await;
     let client = proxied.connect().await;

@@ -131,8 +131,12 @@ impl Session {
             self.last_route = Some((decided, topology));
             return Attempt::Refused;
         };
-        // Rendered only if the client asks (`SHOW pgrw.route`): no string per statement.
-        self.last_route = Some((decided, topology));
+        // Rendered only if the client asks (`SHOW pgrw.route`): no string per
+        // statement. A unit with no statement (a batch of Close messages, as
+        // drivers send when they drop a prepared statement) is not one to report.
+        if unit.class != StatementClass::Empty {
+            self.last_route = Some((decided, topology));
+        }
         if let Some(index) = self.held.iter().position(|backend| backend.node() == node) {
             return Attempt::CheckedOut(self.held.swap_remove(index));
         }
