@@ -82,7 +82,15 @@ async fn main() {
         (Ok(primary), Ok(replica)) => (primary, replica),
         _ => {
             let cluster = TestCluster::start(1).await;
-            let dsns = (cluster.primary_dsn(), cluster.replica_dsn(1));
+            // URLs: sqlx's PgPool takes no key=value connection strings.
+            let url = |name: &str| {
+                format!(
+                    "postgres://postgres:{}@127.0.0.1:{}/postgres",
+                    pgrw_cluster::testing::TEST_PASSWORD,
+                    cluster.port(name)
+                )
+            };
+            let dsns = (url("primary"), url("replica1"));
             _cluster = Some(cluster);
             dsns
         }
