@@ -149,14 +149,7 @@ async fn show_pgrw_route_tells_where_the_last_statement_ran() {
     let proxied = ProxiedCluster::start(1, "").await;
     let client = proxied.connect().await;
     client.simple_query("SELECT 1").await.unwrap();
-    let rows = client.simple_query("SHOW pgrw.route").await.unwrap();
-    let route = rows
-        .iter()
-        .find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-            _ => None,
-        })
-        .expect("one row");
+    let route = show_route(&client).await;
     assert!(route.starts_with("replica1: read"), "{route}");
 }
 
@@ -169,14 +162,7 @@ async fn show_pgrw_route_reports_a_prepared_statement_not_the_close_that_drops_i
         let statement = client.prepare("SELECT 1").await.unwrap();
         client.query(&statement, &[]).await.unwrap();
     }
-    let rows = client.simple_query("SHOW pgrw.route").await.unwrap();
-    let route = rows
-        .iter()
-        .find_map(|message| match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-            _ => None,
-        })
-        .expect("one row");
+    let route = show_route(&client).await;
     assert!(route.starts_with("replica1: read"), "{route}");
 }
 
@@ -194,4 +180,15 @@ async fn reads_keep_working_when_a_replica_is_killed() {
         let port = server_port(&client, read).await;
         assert_ne!(proxied.node_at(port.parse().unwrap()), "replica1");
     }
+}
+
+/// The one row `SHOW pgrw.route` answers: where the last statement ran and why.
+async fn show_route(client: &tokio_postgres::Client) -> String {
+    let rows = client.simple_query("SHOW pgrw.route").await.unwrap();
+    rows.iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("one row")
 }
