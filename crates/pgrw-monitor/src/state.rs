@@ -320,6 +320,7 @@ fn log_change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgrw_core::route::HealthPolicy;
 
     fn state_of(names: &[&str]) -> MonitorState {
         let addresses = names
@@ -428,10 +429,12 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_probe_keeps_the_last_role_but_takes_the_node_down() {
+    fn failed_probes_in_a_row_keep_the_last_role_but_take_the_node_down() {
         let state = state_of(&["primary", "replica1"]);
         state.record(NodeId(1), replica_at(400, 0));
-        state.record(NodeId(1), Outcome::ProbeFailed("closed".to_string()));
+        for _ in 0..HealthPolicy::default().probe_failures_before_down {
+            state.record(NodeId(1), Outcome::ProbeFailed("closed".to_string()));
+        }
         let replica = &topology(&state).nodes[1];
         assert_eq!(
             (replica.role, replica.health),

@@ -3,8 +3,9 @@
 //! The monitor probes each node (`pg_is_in_recovery()`, LSNs, replay time) and
 //! feeds the outcome and the current monotonic time to [`NodeHealth::observe`],
 //! which decides [`Health`]: a failed connection or too much lag bans the node
-//! for a while (doubling on each ban in a row, up to a limit); a failed probe
-//! marks it down; a healthy probe after the ban has run out lets it back.
+//! for a while (doubling on each ban in a row, up to a limit); a few failed
+//! probes in a row mark it down (one slow probe on a loaded node does not);
+//! a healthy probe after the ban has run out lets it back.
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub struct HealthPolicy {
     pub max_lag_bytes: Option<u64>,
     /// A replica further behind than this is banned.
     pub max_lag: Option<Duration>,
+    /// Failed probes in a row (on a connection that was open) before the node
+    /// is down (default 3). A node that refuses connections is banned at once
+    /// instead; this only spares a live node one slow answer under load.
+    pub probe_failures_before_down: u32,
 }
 
 impl Default for HealthPolicy {
@@ -32,6 +37,7 @@ impl Default for HealthPolicy {
             max_ban_for: Duration::from_secs(60),
             max_lag_bytes: None,
             max_lag: None,
+            probe_failures_before_down: 3,
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct NodeHealth {
     cause: Option<BanCause>,
     /// Bans in a row (not separated by a long enough healthy spell).
     strikes: u32,
+    /// Failed probes since the last answer or ban.
+    failed_probes: u32,
     up_since: Option<Duration>,
 }
 
@@ -104,6 +112,7 @@ impl NodeHealth {
             health: Health::Down,
             cause: None,
             strikes: 0,
+            failed_probes: 0,
             up_since: None,
         }
     }
@@ -125,6 +134,10 @@ impl NodeHealth {
         now: Duration,
         policy: &HealthPolicy,
     ) -> Health {
+        self.failed_probes = match observation {
+            Observation::ProbeFailed => self.failed_probes.saturating_add(1),
+            _ => 0,
+        };
         match observation {
             Observation::ConnectFailed => self.ban(BanCause::ConnectFailed, now, policy),
             Observation::ProbeOk {
@@ -132,7 +145,9 @@ impl NodeHealth {
                 lag,
             } if policy.lag_is_over_limit(lag) => self.ban(BanCause::Lag, now, policy),
             Observation::ProbeFailed => {
-                if !self.serving_ban(now) {
+                let down = self.failed_probes >= policy.probe_failures_before_down.max(1)
+                    || self.health != Health::Up;
+                if down && !self.serving_ban(now) {
                     self.set(Health::Down, None);
                 }
             }
@@ -342,14 +357,57 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_probe_marks_an_up_node_down() {
+    fn failed_probes_in_a_row_mark_an_up_node_down() {
         let mut node = NodeHealth::new();
         let policy = HealthPolicy::default();
         node.observe(OK_PRIMARY, secs(0), &policy);
         assert_eq!(
             node.observe(Observation::ProbeFailed, secs(1), &policy),
+            Health::Up
+        );
+        assert_eq!(
+            node.observe(Observation::ProbeFailed, secs(2), &policy),
+            Health::Up
+        );
+        assert_eq!(
+            node.observe(Observation::ProbeFailed, secs(3), &policy),
             Health::Down
         );
-        assert_eq!(node.observe(OK_PRIMARY, secs(2), &policy), Health::Up);
+        assert_eq!(node.observe(OK_PRIMARY, secs(4), &policy), Health::Up);
+    }
+
+    #[test]
+    fn one_slow_probe_between_answers_keeps_a_node_up() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        for second in 0..10 {
+            let observation = if second % 2 == 0 {
+                OK_PRIMARY
+            } else {
+                Observation::ProbeFailed
+            };
+            assert_eq!(node.observe(observation, secs(second), &policy), Health::Up);
+        }
+    }
+
+    #[test]
+    fn a_failed_probe_does_not_bring_a_down_node_up() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        assert_eq!(
+            node.observe(Observation::ProbeFailed, secs(0), &policy),
+            Health::Down
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_bans_at_once_whatever_the_probe_tolerance() {
+        let mut node = NodeHealth::new();
+        let policy = HealthPolicy::default();
+        node.observe(OK_PRIMARY, secs(0), &policy);
+        assert!(matches!(
+            node.observe(Observation::ConnectFailed, secs(1), &policy),
+            Health::Banned { .. }
+        ));
     }
 }
