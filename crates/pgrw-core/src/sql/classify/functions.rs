@@ -114,12 +114,8 @@ impl StatementScan<'_> {
         match verdict {
             FunctionVerdict::ReadOnly => {}
             FunctionVerdict::Primary(because, effects) => {
-                if self.function_write_is_open(!because.hint_may_override()) {
-                    let name =
-                        InlineName::new(function.as_ref().map_or(name_text, PgName::as_bytes));
-                    self.findings.function_write = Some(Reason::Function { name, because });
-                }
-                self.findings.effects = self.findings.effects.union(effects);
+                let name = function.as_ref().map_or(name_text, PgName::as_bytes);
+                self.primary_call(name, because, effects);
             }
             FunctionVerdict::SetConfig if self.set_config.is_some() => {
                 self.set_config_changes_session()
@@ -139,14 +135,19 @@ impl StatementScan<'_> {
     /// by the catalog like any other call but `set_config`, which it cannot be.
     pub(super) fn judge_call_of(&mut self, name: &[u8]) {
         if let FunctionVerdict::Primary(because, effects) = self.catalog.judge(None, name) {
-            if self.function_write_is_open(!because.hint_may_override()) {
-                self.findings.function_write = Some(Reason::Function {
-                    name: InlineName::new(name),
-                    because,
-                });
-            }
-            self.findings.effects = self.findings.effects.union(effects);
+            self.primary_call(name, because, effects);
         }
+    }
+
+    /// Records a call of `name` that must run on the primary, and its effects.
+    fn primary_call(&mut self, name: &[u8], because: PrimaryBecause, effects: SessionEffects) {
+        if self.function_write_is_open(!because.hint_may_override()) {
+            self.findings.function_write = Some(Reason::Function {
+                name: InlineName::new(name),
+                because,
+            });
+        }
+        self.findings.effects = self.findings.effects.union(effects);
     }
 
     /// Follows the arguments of a pending `set_config(…)` call.

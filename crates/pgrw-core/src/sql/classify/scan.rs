@@ -198,13 +198,14 @@ impl<'a> StatementScan<'a> {
             });
         }
         self.track_set_config(&sig);
-        if self.operator_construct == Some(self.depth) && !may_be_in_operator_construct(sig.kind) {
-            // Not `OPERATOR(schema.op)` after all: a call of a function named `operator`.
-            self.operator_construct = None;
-            self.judge_call_of(b"operator");
-        }
-        if sig.kind == TokenKind::Operator && self.operator_construct == Some(self.depth) {
-            self.operator_seen = true;
+        if self.operator_construct == Some(self.depth) {
+            if sig.kind == TokenKind::Operator {
+                self.operator_seen = true;
+            } else if !may_be_in_operator_construct(sig.kind) {
+                // Not `OPERATOR(schema.op)` after all: a call of a function named `operator`.
+                self.operator_construct = None;
+                self.judge_call_of(b"operator");
+            }
         }
         match sig.kind {
             TokenKind::OpenParen => {
