@@ -8,6 +8,7 @@ mod cluster;
 mod demo;
 mod proxy;
 mod route;
+mod status;
 
 use std::process::ExitCode;
 
@@ -40,7 +41,10 @@ type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread, as pgbouncer: a proxy's work per message is a few system
+    // calls, and handing sockets between worker threads cost more in wakeups
+    // than a second thread gave (docs/benchmarks.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

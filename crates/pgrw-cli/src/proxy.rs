@@ -9,6 +9,7 @@ use pgrw_cluster::{Cluster, ClusterSpec};
 use pgrw_proxy::{Proxy, ProxyConfig};
 
 use crate::CliError;
+use crate::status;
 
 /// How long to wait for the node monitor's first look at every node.
 const MONITOR_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +44,9 @@ pub struct UpCommand {
     /// Once the proxy is listening, run `pgrw demo` through it.
     #[arg(long)]
     demo: bool,
+    /// Milliseconds between two refreshes of the node status (tests shorten it).
+    #[arg(long, hide = true, default_value_t = 1000)]
+    status_refresh_ms: u64,
 }
 
 /// Runs the proxy from a configuration file until Ctrl-C.
@@ -107,7 +111,7 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         "Ctrl-C stops the proxy{}",
         if was_running { "" } else { " and the cluster" }
     );
-    if command.demo {
+    let demo = command.demo.then(|| {
         let url = format!(
             "postgres://postgres:{password}@127.0.0.1:{}/postgres",
             proxy.local_addr().port()
@@ -117,9 +121,25 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
             if let Err(error) = crate::demo::run_scenario(&url).await {
                 eprintln!("pgrw: demo failed: {error}");
             }
-        });
-    }
-    proxy.serve_until(ctrl_c()).await;
+        })
+    });
+    let refresh = Duration::from_millis(command.status_refresh_ms.max(1));
+    let (stop_status, status_stopped) = tokio::sync::oneshot::channel();
+    // After the demo, if any: its lines and the status block must not interleave.
+    let status = tokio::spawn(status::show_live(
+        proxy.state(),
+        refresh,
+        demo,
+        status_stopped,
+    ));
+    proxy
+        .serve_until(async {
+            ctrl_c().await;
+            // The block stops before anything else is printed below it.
+            let _ = stop_status.send(());
+            let _ = status.await;
+        })
+        .await;
     if !was_running {
         cluster.down(false).await?;
         println!("cluster stopped");

@@ -24,6 +24,10 @@
 //!
 //! [policy]
 //! balancing = "random"     # round_robin, least_outstanding, weighted
+//!
+//! [tls]                    # TLS for clients: see crate::tls
+//! cert_file = "server.crt"
+//! key_file = "server.key"
 //! ```
 
 use std::collections::HashSet;
@@ -32,6 +36,8 @@ use std::time::Duration;
 
 use pgrw_core::route::{Balancing, Policy, PrimaryReads, StaleRead};
 use serde::Deserialize;
+
+pub use crate::tls::{TlsConfig, TlsMode};
 
 /// The whole configuration, checked.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -52,6 +58,9 @@ pub struct ProxyConfig {
     /// The routing policy.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// TLS between clients and the proxy (default: none).
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 /// One PostgreSQL node.
@@ -423,7 +432,7 @@ impl ProxyConfig {
                 ));
             }
         }
-        Ok(())
+        self.tls.check(source_name)
     }
 }
 

@@ -9,9 +9,10 @@
 //! decodes, and the login state machines, with randomness passed in. The I/O
 //! shell drives them: [`server`] listens and holds what sessions share,
 //! `session` runs one client (a module per protocol phase), [`pool`] and
-//! [`backend`] hold the node connections, [`cancel`] routes CancelRequests, and
-//! [`config`] reads `pgrw.toml`. Routing decisions come from `pgrw_core`, node
-//! state from `pgrw_monitor`.
+//! [`backend`] hold the node connections, [`cancel`] routes CancelRequests,
+//! [`config`] reads `pgrw.toml`, [`tls`] loads the certificate clients see,
+//! and [`stats`] counts what went to which node.
+//! Routing decisions come from `pgrw_core`, node state from `pgrw_monitor`.
 
 pub mod auth;
 pub mod backend;
@@ -21,6 +22,8 @@ pub mod pool;
 pub mod protocol;
 pub mod server;
 mod session;
+pub mod stats;
+pub mod tls;
 
 pub use config::ProxyConfig;
 pub use server::{Proxy, ProxyHandle, ProxyState, StartError};

@@ -21,6 +21,8 @@ use crate::cancel::CancelRegistry;
 use crate::config::{ProxyConfig, UserConfig};
 use crate::pool::{Pool, Pools};
 use crate::session;
+use crate::stats::{ProxyStats, StatsSnapshot};
+use crate::tls::ClientTls;
 
 /// What every session of one proxy shares.
 pub struct ProxyState {
@@ -41,6 +43,10 @@ pub struct ProxyState {
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
     /// Proxy-issued cancel keys and the backend each one reaches now.
     pub cancels: CancelRegistry,
+    /// TLS for clients: the certificate loaded at bind, and whether it is required.
+    pub(crate) client_tls: ClientTls,
+    /// Units routed per node and client connections, counted as they happen.
+    pub(crate) stats: Arc<ProxyStats>,
 }
 
 impl ProxyState {
@@ -57,6 +63,11 @@ impl ProxyState {
     /// Raises the proxy-wide last write LSN to `lsn` (never lowers it).
     pub fn record_write(&self, lsn: Lsn) {
         self.last_write_lsn.fetch_max(lsn.0, Ordering::AcqRel);
+    }
+
+    /// What was routed to each node, and the client connections, so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
     }
 
     /// The current topology.
@@ -119,6 +130,8 @@ impl Proxy {
     /// Binds the listen address and starts the node monitor (inside a tokio runtime).
     pub async fn bind(config: ProxyConfig) -> Result<Proxy, StartError> {
         let address = config.listen_addr()?;
+        // A certificate that cannot be used stops the proxy before it listens.
+        let client_tls = ClientTls::load(&config.tls)?;
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| StartError::Listen {
@@ -126,6 +139,7 @@ impl Proxy {
                 source,
             })?;
         let monitor = Monitor::start(monitor_addresses(&config), MonitorConfig::default());
+        let node_count = config.nodes.len();
         let verifiers = config
             .users
             .iter()
@@ -149,6 +163,8 @@ impl Proxy {
             verifiers,
             server_parameters: Mutex::new(None),
             cancels: CancelRegistry::default(),
+            client_tls,
+            stats: Arc::new(ProxyStats::new(node_count)),
         });
         Ok(Proxy { listener, state })
     }

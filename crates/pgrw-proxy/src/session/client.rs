@@ -1,9 +1,16 @@
-//! The client's socket: a read buffer split into whole frames, and an output
-//! buffer written in as few system calls as the exchange allows.
+//! The client's socket, plain TCP or TLS: a read buffer split into whole
+//! frames, and an output buffer written in as few system calls as the exchange
+//! allows.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::protocol::{FrameLimits, Message, ProtocolError, StartupPacket};
 
@@ -28,9 +35,72 @@ impl From<ProtocolError> for SessionEnd {
     }
 }
 
+/// The transport under a client connection: one match per read or write, no
+/// allocation and no dynamic dispatch on the hot path.
+enum ClientStream {
+    /// Plain TCP, before (or without) TLS.
+    Plain(TcpStream),
+    /// TLS over TCP, after an SSLRequest answered `S`. Boxed: rustls state is
+    /// large, and a plaintext client should not pay for it.
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Handed to a TLS handshake that failed: the connection is over.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the client connection is closed",
+    )
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            ClientStream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            ClientStream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            ClientStream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            ClientStream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            ClientStream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            ClientStream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            ClientStream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            ClientStream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 /// One client connection.
 pub(crate) struct ClientConnection {
-    stream: TcpStream,
+    stream: ClientStream,
     read_buffer: BytesMut,
     /// Bytes waiting to be written to the client.
     pub(crate) out: BytesMut,
@@ -44,7 +114,7 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 impl ClientConnection {
     pub(crate) fn new(stream: TcpStream) -> ClientConnection {
         ClientConnection {
-            stream,
+            stream: ClientStream::Plain(stream),
             read_buffer: BytesMut::with_capacity(8 * 1024),
             out: BytesMut::with_capacity(8 * 1024),
             limits: FrameLimits::before_authentication(),
@@ -97,6 +167,8 @@ impl ClientConnection {
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).await?;
+            // TLS may keep records the socket did not take yet; TCP flushes at once.
+            self.stream.flush().await?;
             self.out.clear();
         }
         Ok(())
@@ -110,9 +182,44 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// Writes raw bytes at once (the one-byte SSL/GSS refusal).
+    /// Writes raw bytes at once (the one-byte SSL/GSS answer).
     pub(crate) async fn write_now(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.flush().await?;
-        self.stream.write_all(bytes).await
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Whether bytes the client sent are read but not consumed yet.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        !self.read_buffer.is_empty()
+    }
+
+    /// Whether the connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.stream, ClientStream::Tls(_))
+    }
+
+    /// Answers an SSLRequest with `S` and runs the TLS handshake; every later
+    /// byte is encrypted. The caller has checked that no plaintext is buffered
+    /// (it would otherwise be taken as sent over TLS). A failed handshake
+    /// closes this connection only.
+    pub(crate) async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> std::io::Result<()> {
+        debug_assert!(self.read_buffer.is_empty(), "plaintext buffered before TLS");
+        self.write_now(b"S").await?;
+        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Closed)
+        else {
+            return Err(closed());
+        };
+        let tls = acceptor.accept(tcp).await?;
+        self.stream = ClientStream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Ends the connection cleanly: for TLS, a close_notify before the FIN, so
+    /// that the client reads the last message and not a truncation error.
+    pub(crate) async fn close(&mut self) {
+        if self.flush().await.is_ok() {
+            let _ = self.stream.shutdown().await;
+        }
     }
 }

@@ -131,6 +131,7 @@ impl Session {
             self.last_route = Some((decided, topology));
             return Attempt::Refused;
         };
+        self.state.stats.record_routed(node, unit.class);
         // Rendered only if the client asks (`SHOW pgrw.route`): no string per
         // statement. A unit with no statement (a batch of Close messages, as
         // drivers send when they drop a prepared statement) is not one to report.

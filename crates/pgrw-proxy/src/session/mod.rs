@@ -1,7 +1,8 @@
 //! One client session, from startup to Terminate: a module per protocol phase.
 //!
 //! - [`client`]: the client's socket and buffers.
-//! - [`startup`]: SSL/GSS refusal, cancel requests, the proxy's password check.
+//! - [`startup`]: SSL/GSS negotiation (TLS when configured), cancel requests,
+//!   the proxy's password check.
 //! - [`dispatch`]: routing a unit of work and getting a backend for it.
 //! - [`relay`]: forwarding a backend's answer to the client as bytes.
 //! - [`simple`]: the simple query protocol (and `SHOW pgrw.route`).
@@ -42,6 +43,7 @@ use extended::PreparedStatement;
 
 /// Serves one client until it leaves. Errors end this session only.
 pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
+    let _open = state.stats.connection_opened();
     let mut client = ClientConnection::new(stream);
     let logged_in = match startup::start(&mut client, &state).await {
         Ok(Some(logged_in)) => logged_in,
@@ -84,12 +86,14 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
     for backend in session.held.drain(..) {
         backend.release();
     }
+    // For TLS, a close_notify before the FIN.
+    session.client.close().await;
 }
 
 async fn protocol_violation(client: &mut ClientConnection, message: &str) {
     let fields = NoticeFields::new(Severity::Fatal, sqlstate::PROTOCOL_VIOLATION, message);
     encode_error_response(&mut client.out, &fields);
-    let _ = client.flush().await;
+    client.close().await;
 }
 
 /// One logged-in client.

@@ -1,6 +1,7 @@
-//! The startup phase: SSLRequest and GSSENCRequest refused with `N`,
-//! CancelRequest delivered, then the StartupMessage and the proxy's own check
-//! of the client's password (SCRAM-SHA-256, md5 or trust, per user).
+//! The startup phase: SSLRequest answered with TLS when configured (`N`
+//! otherwise), GSSENCRequest refused with `N`, CancelRequest delivered, then
+//! the StartupMessage and the proxy's own check of the client's password
+//! (SCRAM-SHA-256, md5 or trust, per user).
 
 use rand::RngCore;
 
@@ -33,20 +34,8 @@ pub(crate) async fn start(
     client: &mut ClientConnection,
     state: &ProxyState,
 ) -> Result<Option<LoggedIn>, SessionEnd> {
-    let startup = loop {
-        let Some(packet) = client.read_startup().await? else {
-            return Ok(None);
-        };
-        match StartupRequest::decode(&packet)? {
-            StartupRequest::SslRequest | StartupRequest::GssEncRequest => {
-                client.write_now(b"N").await?;
-            }
-            StartupRequest::Cancel(key) => {
-                state.cancels.cancel(key).await;
-                return Ok(None);
-            }
-            StartupRequest::Startup(startup) => break startup,
-        }
+    let Some(startup) = negotiate(client, state).await? else {
+        return Ok(None);
     };
     let Some(user_name) = startup.user().map(str::to_string) else {
         refuse(
@@ -86,6 +75,88 @@ pub(crate) async fn start(
     Ok(Some(logged_in(user, &startup)))
 }
 
+/// The packets before the StartupMessage: encryption requests (each at most
+/// once, as PostgreSQL allows) and CancelRequest. `None`: the client left, was
+/// refused, or only wanted to cancel a query.
+async fn negotiate(
+    client: &mut ClientConnection,
+    state: &ProxyState,
+) -> Result<Option<StartupMessage>, SessionEnd> {
+    let mut ssl_answered = false;
+    let mut gss_answered = false;
+    loop {
+        let Some(packet) = client.read_startup().await? else {
+            return Ok(None);
+        };
+        match StartupRequest::decode(&packet)? {
+            StartupRequest::SslRequest if ssl_answered => {
+                return repeated(client, "SSLRequest").await;
+            }
+            StartupRequest::SslRequest => {
+                ssl_answered = true;
+                let Some(acceptor) = state.client_tls.acceptor() else {
+                    client.write_now(b"N").await?;
+                    continue;
+                };
+                if client.has_buffered_input() {
+                    // What follows an SSLRequest must come through TLS: bytes
+                    // already here were sent in the clear, maybe by someone in
+                    // the middle (CVE-2021-23214). PostgreSQL's own message.
+                    refuse(
+                        client,
+                        sqlstate::PROTOCOL_VIOLATION,
+                        "received unencrypted data after SSL request".to_string(),
+                    )
+                    .await?;
+                    return Ok(None);
+                }
+                client.start_tls(acceptor).await?;
+                // GSSAPI encryption inside TLS makes no sense.
+                gss_answered = true;
+            }
+            StartupRequest::GssEncRequest if gss_answered => {
+                return repeated(client, "GSSENCRequest").await;
+            }
+            StartupRequest::GssEncRequest => {
+                gss_answered = true;
+                client.write_now(b"N").await?;
+            }
+            // Accepted in the clear even under `require`: libpq before
+            // PostgreSQL 17 never encrypts its CancelRequest.
+            StartupRequest::Cancel(key) => {
+                state.cancels.cancel(key).await;
+                return Ok(None);
+            }
+            StartupRequest::Startup(_) if state.client_tls.required() && !client.is_tls() => {
+                refuse(
+                    client,
+                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                    "pgrw accepts only TLS connections: connect with sslmode=require \
+                     (or verify-ca, verify-full)"
+                        .to_string(),
+                )
+                .await?;
+                return Ok(None);
+            }
+            StartupRequest::Startup(startup) => return Ok(Some(startup)),
+        }
+    }
+}
+
+/// A second SSLRequest or GSSENCRequest: PostgreSQL refuses it too.
+async fn repeated(
+    client: &mut ClientConnection,
+    request: &str,
+) -> Result<Option<StartupMessage>, SessionEnd> {
+    refuse(
+        client,
+        sqlstate::PROTOCOL_VIOLATION,
+        format!("{request} sent again after it was answered"),
+    )
+    .await?;
+    Ok(None)
+}
+
 fn logged_in(user: UserConfig, startup: &StartupMessage) -> LoggedIn {
     LoggedIn {
         database: startup.database().unwrap_or(&user.name).to_string(),
@@ -105,6 +176,7 @@ async fn refuse(
         &NoticeFields::new(Severity::Fatal, code, message),
     );
     client.flush().await?;
+    client.close().await;
     Ok(())
 }
 

@@ -1,0 +1,215 @@
+//! What the proxy has done so far, per node: units of work routed there, by
+//! kind; and client connections, open and in all. For status displays
+//! (`pgrw up`) and tests.
+//!
+//! Counting is on the hot path, so it is one relaxed `fetch_add` on a counter
+//! made at startup: no lock, no allocation. The counters are independent, so a
+//! [`StatsSnapshot`] is not one instant but each number in it is exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pgrw_core::StatementClass;
+use pgrw_core::route::NodeId;
+
+/// The live counters of one proxy.
+#[derive(Debug)]
+pub struct ProxyStats {
+    /// One entry per configured node, at the node's [`NodeId`] index.
+    nodes: Box<[NodeCounters]>,
+    /// Client connections accepted and not yet closed.
+    connections_open: AtomicU64,
+    /// Client connections accepted since start.
+    connections_total: AtomicU64,
+}
+
+/// One node's counters, alone on their cache line: sessions routing to
+/// different nodes do not slow each other down.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct NodeCounters {
+    reads: AtomicU64,
+    writes: AtomicU64,
+    other: AtomicU64,
+}
+
+/// Units of work routed to one node, by how the classifier saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeRouted {
+    /// Reads ([`StatementClass::Read`]).
+    pub reads: u64,
+    /// Writes ([`StatementClass::Write`]).
+    pub writes: u64,
+    /// Transaction control, savepoints and session statements (`BEGIN`,
+    /// `COMMIT`, `SET`, …): they run wherever the session is.
+    pub other: u64,
+}
+
+impl NodeRouted {
+    /// Every unit routed to the node.
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.other
+    }
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatsSnapshot {
+    /// Per node, at the node's [`NodeId`] index.
+    pub nodes: Vec<NodeRouted>,
+    /// Client connections open now.
+    pub connections_open: u64,
+    /// Client connections accepted since the proxy started.
+    pub connections_total: u64,
+}
+
+impl StatsSnapshot {
+    /// What was routed to `node` (zero for a node the proxy does not know).
+    pub fn node(&self, node: NodeId) -> NodeRouted {
+        self.nodes.get(node.index()).copied().unwrap_or_default()
+    }
+}
+
+impl ProxyStats {
+    /// Zeroed counters for `nodes` nodes.
+    pub fn new(nodes: usize) -> ProxyStats {
+        ProxyStats {
+            nodes: (0..nodes).map(|_| NodeCounters::default()).collect(),
+            connections_open: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one unit of work of `class` routed to `node`. A unit with no
+    /// statement ([`StatementClass::Empty`]: an empty query, a batch of
+    /// Close messages) is not counted.
+    pub fn record_routed(&self, node: NodeId, class: StatementClass) {
+        let Some(counters) = self.nodes.get(node.index()) else {
+            return;
+        };
+        let counter = match class {
+            StatementClass::Empty => return,
+            StatementClass::Read => &counters.reads,
+            StatementClass::Write => &counters.writes,
+            StatementClass::Begin(_)
+            | StatementClass::SetTransaction(_)
+            | StatementClass::Commit
+            | StatementClass::Rollback
+            | StatementClass::Savepoint
+            | StatementClass::Session => &counters.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client connection as open until the returned guard is dropped.
+    pub fn connection_opened(self: &Arc<ProxyStats>) -> OpenConnection {
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|counters| NodeRouted {
+                    reads: counters.reads.load(Ordering::Relaxed),
+                    writes: counters.writes.load(Ordering::Relaxed),
+                    other: counters.other.load(Ordering::Relaxed),
+                })
+                .collect(),
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+            connections_total: self.connections_total.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One open client connection; dropping it (however the session ends, also
+/// when its task is aborted at shutdown) counts it as closed.
+#[derive(Debug)]
+#[must_use = "the connection counts as closed when this is dropped"]
+pub struct OpenConnection(Arc<ProxyStats>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgrw_core::TxAccess;
+
+    #[test]
+    fn a_routed_unit_counts_on_its_node_by_kind() {
+        let stats = ProxyStats::new(3);
+        stats.record_routed(NodeId(1), StatementClass::Read);
+        stats.record_routed(NodeId(1), StatementClass::Read);
+        stats.record_routed(NodeId(0), StatementClass::Write);
+        stats.record_routed(NodeId(0), StatementClass::Begin(TxAccess::Unspecified));
+        stats.record_routed(NodeId(0), StatementClass::Commit);
+
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            snapshot.node(NodeId(0)),
+            NodeRouted {
+                reads: 0,
+                writes: 1,
+                other: 2
+            }
+        );
+        assert_eq!(snapshot.node(NodeId(1)).reads, 2);
+        assert_eq!(snapshot.node(NodeId(1)).total(), 2);
+        assert_eq!(snapshot.node(NodeId(2)).total(), 0);
+    }
+
+    #[test]
+    fn a_unit_with_no_statement_is_not_counted() {
+        let stats = ProxyStats::new(1);
+        stats.record_routed(NodeId(0), StatementClass::Empty);
+        assert_eq!(stats.snapshot().node(NodeId(0)).total(), 0);
+    }
+
+    #[test]
+    fn a_node_outside_the_configuration_is_ignored() {
+        let stats = ProxyStats::new(1);
+        stats.record_routed(NodeId(7), StatementClass::Read);
+        assert_eq!(stats.snapshot().nodes, vec![NodeRouted::default()]);
+        assert_eq!(stats.snapshot().node(NodeId(7)), NodeRouted::default());
+    }
+
+    #[test]
+    fn a_connection_is_open_until_its_guard_drops_and_counts_in_the_total_after() {
+        let stats = Arc::new(ProxyStats::new(0));
+        let first = stats.connection_opened();
+        let second = stats.connection_opened();
+        assert_eq!(stats.snapshot().connections_open, 2);
+        drop(first);
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            (snapshot.connections_open, snapshot.connections_total),
+            (1, 2)
+        );
+        drop(second);
+        assert_eq!(stats.snapshot().connections_open, 0);
+        assert_eq!(stats.snapshot().connections_total, 2);
+    }
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let stats = Arc::new(ProxyStats::new(2));
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        stats.record_routed(NodeId(1), StatementClass::Read);
+                    }
+                });
+            }
+        });
+        assert_eq!(stats.snapshot().node(NodeId(1)).reads, 4000);
+    }
+}
