@@ -167,51 +167,37 @@ async fn stream_from(
     connection.stream(statement).await
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for RwDatabase {
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Postgres
-    }
+/// `ConnectionTrait` for a type whose field `$executor` is a sqlx executor by
+/// reference (`&RwPool`, `&Session`): the two differ only in that executor.
+macro_rules! connection_over {
+    ($connection:ty, $executor:ident) => {
+        #[async_trait::async_trait]
+        impl ConnectionTrait for $connection {
+            fn get_database_backend(&self) -> DbBackend {
+                DbBackend::Postgres
+            }
 
-    async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
-        execute(&self.pool, statement).await
-    }
+            async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+                execute(&self.$executor, statement).await
+            }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        execute_unprepared(&self.pool, sql).await
-    }
+            async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+                execute_unprepared(&self.$executor, sql).await
+            }
 
-    async fn query_one(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
-        query_one(&self.pool, statement).await
-    }
+            async fn query_one(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+                query_one(&self.$executor, statement).await
+            }
 
-    async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        query_all(&self.pool, statement).await
-    }
+            async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+                query_all(&self.$executor, statement).await
+            }
+        }
+    };
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for RwSession {
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Postgres
-    }
-
-    async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
-        execute(&self.session, statement).await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        execute_unprepared(&self.session, sql).await
-    }
-
-    async fn query_one(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
-        query_one(&self.session, statement).await
-    }
-
-    async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        query_all(&self.session, statement).await
-    }
-}
+connection_over!(RwDatabase, pool);
+connection_over!(RwSession, session);
 
 impl StreamTrait for RwDatabase {
     type Stream<'a> = QueryStream;
