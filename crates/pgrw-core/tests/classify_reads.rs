@@ -205,9 +205,10 @@ fn fetch_is_a_cursor_read() {
 }
 
 #[test]
-fn declare_with_hold_pins_the_session() {
+fn declare_with_hold_pins_the_session_on_the_primary() {
     let c = verdict("DECLARE c CURSOR WITH HOLD FOR SELECT * FROM t");
-    assert_eq!(c.class, StatementClass::Read);
+    assert_eq!(c.class, StatementClass::Write);
+    assert_eq!(c.reason, Reason::PinsSession("WITH HOLD cursor"));
     assert!(c.effects.contains(Effect::HOLD_CURSOR));
     assert!(c.effects.pins_session());
 }

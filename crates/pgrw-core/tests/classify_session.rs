@@ -1,7 +1,7 @@
 //! Session commands and the effects they report.
 
 use pgrw_core::sql::classify::{Effect, RouteSetting, RouteSettingChange, classify};
-use pgrw_core::{Classification, FunctionCatalog, StatementClass, TxAccess};
+use pgrw_core::{Classification, FunctionCatalog, Reason, StatementClass, TxAccess};
 
 fn verdict(sql: &str) -> Classification {
     classify(sql.as_bytes(), &FunctionCatalog::builtin())
@@ -115,9 +115,11 @@ fn reset_pgrw_route_returns_to_auto() {
 }
 
 #[test]
-fn sql_prepare_is_session_state_and_pins() {
+fn sql_prepare_pins_the_session_on_the_primary_like_execute() {
     let c = verdict("PREPARE q (int) AS SELECT * FROM t WHERE id = $1");
-    assert_eq!(c.class, StatementClass::Session);
+    assert_eq!(c.class, StatementClass::Write);
+    assert_eq!(c.reason, Reason::PinsSession("PREPARE"));
+    assert_eq!(verdict("EXECUTE q (1)").class, StatementClass::Write);
     assert!(c.effects.contains(Effect::PREPARE));
     assert!(c.effects.pins_session());
 }

@@ -6,6 +6,11 @@
 //! primary hint or `pgrw.route = primary` sends anything to the primary;
 //! then by class: reads (and `BEGIN READ ONLY`) to an eligible replica,
 //! everything else to the primary.
+//!
+//! A session is pinned where a pinning statement ran, and the classifier makes
+//! every pinning statement a write (`DECLARE … WITH HOLD`, `PREPARE`, `LISTEN`,
+//! temp tables, advisory locks): outside a transaction a pin is therefore
+//! always made on the primary, where the session's later writes can follow it.
 
 use std::time::Duration;
 

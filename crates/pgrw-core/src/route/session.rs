@@ -208,6 +208,16 @@ impl SessionState {
     pub fn unpin(&mut self) {
         self.pin = None;
     }
+
+    /// Keeps the pin only while pinning state remains: `remaining` is what
+    /// still holds the session to its node (the pin's reason becomes it), or
+    /// `None` when nothing does (the pin is released).
+    pub fn retain_pin(&mut self, remaining: Option<PinReason>) {
+        self.pin = match (self.pin, remaining) {
+            (Some(pin), Some(reason)) => Some(Pin { reason, ..pin }),
+            _ => None,
+        };
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +269,24 @@ mod tests {
                 reason: PinReason::TempTable
             })
         );
+    }
+
+    #[test]
+    fn a_pin_is_kept_for_the_state_that_remains_and_released_when_none_does() {
+        let mut session = SessionState::new();
+        session.pin(NodeId(0), PinReason::TempTable);
+        session.retain_pin(Some(PinReason::Listen));
+        assert_eq!(
+            session.pin,
+            Some(Pin {
+                node: NodeId(0),
+                reason: PinReason::Listen
+            })
+        );
+        session.retain_pin(None);
+        assert_eq!(session.pin, None);
+        session.retain_pin(Some(PinReason::Listen));
+        assert_eq!(session.pin, None, "retaining never pins");
     }
 
     #[test]

@@ -82,6 +82,9 @@ effects! {
     TRANSACTION_CONTROL = 24, "transaction control";
     /// A function that changes session state (`setseed`, `dblink_connect`, …).
     SESSION_FUNCTION = 25, "session function";
+    /// `DROP …`: may drop a temporary table, ending what pinned the session
+    /// (the driver asks its backend whether any remain).
+    DROP = 26, "DROP";
 }
 
 /// Which effects pin a client to the backend that ran them (a later statement
@@ -149,6 +152,11 @@ impl SessionEffects {
     /// driver can replay them on another backend.)
     pub fn pins_session(&self) -> bool {
         self.bits & PINNING != 0
+    }
+
+    /// The first of these effects that pins the session, if any.
+    pub fn pinning(&self) -> Option<Effect> {
+        self.iter().find(|effect| effect.0 & PINNING != 0)
     }
 
     /// The effects of both.

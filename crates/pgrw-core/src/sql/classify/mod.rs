@@ -25,6 +25,14 @@
 //! over all statements. A hint anywhere in the string applies to the whole
 //! string (a primary hint wins over a replica hint).
 //!
+//! **Session pins**: a statement whose [`SessionEffects`] pin the session to
+//! its backend (a `WITH HOLD` cursor, SQL-level `PREPARE`, a session function;
+//! see [`SessionEffects::pins_session`]) is `Write` even when it only reads
+//! ([`Reason::PinsSession`]): the session then stays on that backend, and its
+//! later writes can only run on the primary, so the pin must be there. This
+//! keeps `PREPARE` with `EXECUTE` (also `Write`) and a `WITH HOLD` cursor with
+//! a later read-write transaction that fetches from it.
+//!
 //! **`standard_conforming_strings`**: [`classify`] does not know the session's
 //! setting. When a plain `'…'` string holds a backslash, the text is also read
 //! as with the setting off; if the two readings disagree the verdict is

@@ -88,6 +88,11 @@ pub enum Reason {
     Session(&'static str),
     /// Reads through a cursor (`FETCH`, `MOVE`, `CLOSE`).
     Cursor(&'static str),
+    /// Leaves state in its backend that pins the session there (a `WITH HOLD`
+    /// cursor, a SQL-level `PREPARE`, …): the pin must be on the primary,
+    /// where the session's later writes can reach that state. The string is
+    /// the pinning effect's label.
+    PinsSession(&'static str),
     /// A multi-statement string with transaction control or session commands.
     MultiStatement(&'static str),
     /// A routing hint in a comment decided it.
@@ -132,6 +137,9 @@ impl fmt::Display for Reason {
             Reason::Transaction(what) => write!(f, "transaction control: {what}"),
             Reason::Session(what) => write!(f, "session state: {what}"),
             Reason::Cursor(what) => write!(f, "cursor: {what}"),
+            Reason::PinsSession(what) => {
+                write!(f, "pins the session to the primary: {what}")
+            }
             Reason::MultiStatement(what) => write!(f, "multi-statement string with {what}"),
             Reason::Hint(RouteHint::Primary) => f.write_str("hint pgrw:primary"),
             Reason::Hint(RouteHint::Replica) => f.write_str("hint pgrw:replica"),

@@ -81,13 +81,36 @@ pub(super) fn decide(scan: &StatementScan<'_>) -> Verdict {
         return Verdict::new(StatementClass::Empty, Reason::Empty);
     }
     let verdict = decide_at(&head, 0);
-    match &scan.findings.unrecognised {
+    let verdict = match &scan.findings.unrecognised {
         Some(reason) if verdict.class != StatementClass::Write => Verdict {
             class: StatementClass::Write,
             reason: reason.clone(),
             ..verdict
         },
         _ => verdict,
+    };
+    pinned_where_writes_follow(verdict)
+}
+
+/// A statement that pins the session to its backend (a `WITH HOLD` cursor
+/// declared outside a transaction, a SQL-level `PREPARE`, a session function
+/// …) runs on the primary, even when it only reads: the session stays on that
+/// backend, and a later write (or read-write transaction) can only run on the
+/// primary. A replica hint cannot move it (the reason is not one a hint may
+/// override).
+fn pinned_where_writes_follow(verdict: Verdict) -> Verdict {
+    let Some(pinning) = verdict.effects.pinning() else {
+        return verdict;
+    };
+    let definite_write =
+        verdict.class == StatementClass::Write && !verdict.reason.hint_may_override();
+    if definite_write {
+        return verdict;
+    }
+    Verdict {
+        class: StatementClass::Write,
+        reason: Reason::PinsSession(pinning.label()),
+        effects: verdict.effects,
     }
 }
 
@@ -212,9 +235,11 @@ fn decide_at(head: &Head<'_, '_>, start: usize) -> Verdict {
         Kw::Insert | Kw::Update | Kw::Delete | Kw::Merge => {
             Verdict::write(Reason::Writes(kw.name())).with_effects(effects)
         }
+        Kw::Drop => Verdict::write(Reason::Ddl(kw.name()))
+            .with_effects(effects)
+            .with(Effect::DROP),
         Kw::Create
         | Kw::Alter
-        | Kw::Drop
         | Kw::Truncate
         | Kw::Grant
         | Kw::Revoke
