@@ -3,6 +3,7 @@
 //! messages as bytes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -13,6 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::auth::md5;
 use crate::auth::scram::{self, ScramClient, ScramClientFinal};
+use crate::cancel::CancelTarget;
 use crate::protocol::backend::{Authentication, BackendMessage, TransactionStatus};
 use crate::protocol::frontend;
 use crate::protocol::{FrameLimits, Message, ProtocolError};
@@ -78,8 +80,9 @@ pub struct BackendConnection {
     node_name: String,
     /// The node's `ParameterStatus` values at login.
     pub parameters: Vec<(String, String)>,
-    /// The node's BackendKeyData: process id and secret key.
-    pub cancel_key: (i32, Vec<u8>),
+    /// Where a CancelRequest for this connection goes: the node's address
+    /// and its BackendKeyData.
+    pub cancel_target: Arc<CancelTarget>,
     /// The backend-side names of the statements prepared on this connection.
     pub prepared: HashSet<String>,
     /// The transaction status of the last ReadyForQuery.
@@ -118,7 +121,12 @@ impl BackendConnection {
             read_buffer: BytesMut::with_capacity(16 * 1024),
             node_name: login.node_name.clone(),
             parameters: Vec::new(),
-            cancel_key: (0, Vec::new()),
+            cancel_target: Arc::new(CancelTarget {
+                host: login.host.clone(),
+                port: login.port,
+                process_id: 0,
+                secret_key: Vec::new(),
+            }),
             prepared: HashSet::new(),
             status: TransactionStatus::Idle,
             opened_at: now,
@@ -205,7 +213,14 @@ impl BackendConnection {
                 BackendMessage::BackendKeyData {
                     process_id,
                     secret_key,
-                } => self.cancel_key = (process_id, secret_key.to_vec()),
+                } => {
+                    self.cancel_target = Arc::new(CancelTarget {
+                        host: login.host.clone(),
+                        port: login.port,
+                        process_id,
+                        secret_key: secret_key.to_vec(),
+                    })
+                }
                 BackendMessage::ReadyForQuery(status) => {
                     self.status = status;
                     return Ok(());

@@ -25,8 +25,9 @@ pub struct CancelTarget {
     pub secret_key: Vec<u8>,
 }
 
-/// One client's slot: the backend it is using, if any.
-pub type CancelSlot = Arc<Mutex<Option<CancelTarget>>>;
+/// One client's slot: the backend it is using, if any. Setting it per
+/// statement costs a reference count, not a copy.
+pub type CancelSlot = Arc<Mutex<Option<Arc<CancelTarget>>>>;
 
 /// The key a client got: process id and 4-byte secret.
 type ProxyKey = (i32, [u8; 4]);

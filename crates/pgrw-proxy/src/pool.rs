@@ -44,7 +44,10 @@ pub struct Pool {
     login: BackendLogin,
     node: NodeId,
     config: PoolConfig,
-    idle: Mutex<Vec<BackendConnection>>,
+    /// Boxed: a connection changes hands twice per statement, and moving a
+    /// pointer is cheaper than moving its buffers and sets.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<BackendConnection>>>,
     permits: Arc<Semaphore>,
 }
 
@@ -73,17 +76,21 @@ impl Pool {
     /// A connection for exclusive use: an idle one if any is fresh enough,
     /// else a new one; waits at most the checkout timeout for a free slot.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledBackend, CheckoutError> {
-        let permit = tokio::time::timeout(
-            self.config.checkout_timeout(),
-            self.permits.clone().acquire_owned(),
-        )
-        .await
-        .map_err(|_| CheckoutError::Timeout {
-            node: self.login.node_name.clone(),
-            millis: self.config.checkout_timeout_ms,
-            size: self.config.size,
-        })?
-        .expect("the pool's semaphore is never closed");
+        // A free slot is the common case: take it without arming a timer.
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(
+                self.config.checkout_timeout(),
+                self.permits.clone().acquire_owned(),
+            )
+            .await
+            .map_err(|_| CheckoutError::Timeout {
+                node: self.login.node_name.clone(),
+                millis: self.config.checkout_timeout_ms,
+                size: self.config.size,
+            })?
+            .expect("the pool's semaphore is never closed"),
+        };
         if let Some(connection) = self.take_idle() {
             return Ok(PooledBackend {
                 connection: Some(connection),
@@ -101,13 +108,13 @@ impl Pool {
             millis: self.config.connect_timeout_ms,
         })??;
         Ok(PooledBackend {
-            connection: Some(connection),
+            connection: Some(Box::new(connection)),
             pool: self.clone(),
             _permit: permit,
         })
     }
 
-    fn take_idle(&self) -> Option<BackendConnection> {
+    fn take_idle(&self) -> Option<Box<BackendConnection>> {
         let mut idle = self.idle.lock().ok()?;
         let now = Instant::now();
         // Newest first; anything idle too long, too old or closed by the node
@@ -126,7 +133,7 @@ impl Pool {
             && connection.looks_alive()
     }
 
-    fn give_back(&self, mut connection: BackendConnection) {
+    fn give_back(&self, mut connection: Box<BackendConnection>) {
         let now = Instant::now();
         if connection.status != TransactionStatus::Idle
             || connection.tainted
@@ -146,7 +153,7 @@ impl Pool {
 /// is idle and clean; dropping it any other way closes the connection (so a
 /// client that vanishes mid-transaction has it rolled back by the node).
 pub struct PooledBackend {
-    connection: Option<BackendConnection>,
+    connection: Option<Box<BackendConnection>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
 }

@@ -242,9 +242,6 @@ async fn psycopg_copy_out_of_a_read_runs_on_replicas_and_copied_in_rows_are_read
 }
 
 #[tokio::test]
-#[ignore = "proxy bug: a WITH HOLD cursor declared outside a transaction is pinned to a \
-            replica; a later read-write transaction runs on the primary, where FETCH fails \
-            with 34000 cursor does not exist"]
 async fn psycopg_with_hold_cursor_is_fetched_inside_a_later_read_write_transaction() {
     run(Driver::Psycopg3, "with-hold-cursor")
         .await
@@ -252,8 +249,6 @@ async fn psycopg_with_hold_cursor_is_fetched_inside_a_later_read_write_transacti
 }
 
 #[tokio::test]
-#[ignore = "proxy bug: settings from the startup packet (options=-c, application_name) \
-            are not applied on the backends, which run with the proxy's own"]
 async fn psycopg_startup_options_and_application_name_hold_on_every_backend() {
     run(Driver::Psycopg3, "startup-settings").await;
 }
@@ -329,8 +324,6 @@ async fn asyncpg_copies_out_at_once_the_rows_another_connection_wrote() {
 }
 
 #[tokio::test]
-#[ignore = "proxy bug: CopyData and CopyDone that arrive in the same read as the COPY Query \
-            (asyncpg does not wait for CopyInResponse) are never forwarded; the copy hangs"]
 async fn asyncpg_copy_records_to_table_completes_and_is_read_back_at_once() {
     run(Driver::Asyncpg, "copy-records")
         .await
@@ -338,8 +331,6 @@ async fn asyncpg_copy_records_to_table_completes_and_is_read_back_at_once() {
 }
 
 #[tokio::test]
-#[ignore = "proxy bug: a NotificationResponse on the LISTEN backend reaches an idle client \
-            only when it sends its next statement"]
 async fn asyncpg_idle_listener_receives_a_notify_from_another_connection() {
     run(Driver::Asyncpg, "listen-notify")
         .await
@@ -361,9 +352,6 @@ async fn asyncpg_introspects_a_type_created_on_another_connection_at_once() {
 }
 
 #[tokio::test]
-#[ignore = "proxy bug: a Parse of the same text under a new name reuses the backend's stale \
-            prepared statement, so re-preparing after DDL fails with 0A000 cached plan must \
-            not change result type"]
 async fn asyncpg_prepares_again_after_ddl_changes_a_cached_statement_result() {
     run(Driver::Asyncpg, "schema-change")
         .await
@@ -371,8 +359,6 @@ async fn asyncpg_prepares_again_after_ddl_changes_a_cached_statement_result() {
 }
 
 #[tokio::test]
-#[ignore = "proxy bug: settings from the startup packet (server_settings) are not applied \
-            on the backends, which run with the proxy's own"]
 async fn asyncpg_server_settings_hold_on_every_backend() {
     run(Driver::Asyncpg, "startup-settings").await;
 }

@@ -2,6 +2,8 @@
 //! backend on the chosen node; and, once the backend is ready again, settling
 //! the session: transaction and pin, the write LSN, keep or give back.
 
+use std::sync::Arc;
+
 use pgrw_core::classification::Effect;
 use pgrw_core::classification::SessionEffects;
 use pgrw_core::route::{
@@ -11,11 +13,10 @@ use pgrw_core::{RouteHint, StatementClass, TxAccess};
 
 use super::Session;
 use super::client::SessionEnd;
-use crate::cancel::CancelTarget;
 use crate::config::PoolMode;
-use crate::pool::{CheckoutError, PooledBackend};
+use crate::pool::{CheckoutError, Pool, PooledBackend};
 use crate::protocol::Message;
-use crate::protocol::backend::TransactionStatus;
+use crate::protocol::backend::{NoticeFields, Severity, TransactionStatus, encode_error_response};
 use crate::protocol::sqlstate;
 
 /// What the router needs to know of a unit of work.
@@ -141,7 +142,7 @@ impl Session {
         if let Some(index) = self.held.iter().position(|backend| backend.node() == node) {
             return Attempt::CheckedOut(self.held.swap_remove(index));
         }
-        let Some(pool) = self.state.pool(node, &self.user, &self.database) else {
+        let Some(pool) = self.pool(node) else {
             self.error(
                 sqlstate::INTERNAL_ERROR,
                 format!("pgrw: the route names node {node:?}, which pgrw.toml does not list"),
@@ -158,19 +159,26 @@ impl Session {
         }
     }
 
+    /// This client's pool on `node`: found in the proxy's map on first use,
+    /// then kept, so routing a statement allocates nothing.
+    fn pool(&mut self, node: NodeId) -> Option<Arc<Pool>> {
+        let index = node.index();
+        if let Some(Some(pool)) = self.pools.get(index) {
+            return Some(pool.clone());
+        }
+        let pool = self.state.pool(node, &self.user, &self.database)?;
+        if self.pools.len() <= index {
+            self.pools.resize(index + 1, None);
+        }
+        self.pools[index] = Some(pool.clone());
+        Some(pool)
+    }
+
     /// Makes a CancelRequest from this client reach `backend`.
     pub(super) fn set_cancel_target(&mut self, backend: &mut PooledBackend) {
-        let Some(address) = self.state.config.nodes.get(backend.node().index()) else {
-            return;
-        };
-        let (process_id, secret_key) = backend.connection().cancel_key.clone();
+        let target = backend.connection().cancel_target.clone();
         if let Ok(mut slot) = self.cancel.slot.lock() {
-            *slot = Some(CancelTarget {
-                host: address.host.clone(),
-                port: address.port,
-                process_id,
-                secret_key,
-            });
+            *slot = Some(target);
         }
     }
 
@@ -185,18 +193,16 @@ impl Session {
     ) -> Result<(), SessionEnd> {
         let node = backend.node();
         let status = backend.connection().status;
-        let settings = std::mem::take(&mut self.unit_settings);
-        if status == TransactionStatus::Idle
-            && self.routing.transaction.is_none()
-            && !self.exchange_errored
-        {
-            self.record_settings(&mut backend, settings);
-        }
+        let in_transaction = self.routing.transaction.is_some();
+        let effects = unit.effects;
+        let mut broken = self
+            .settle_settings(&mut backend, (unit.class, &effects), in_transaction, status)
+            .await
+            .is_err();
         let on_primary = self.state.topology().writable_primary() == Ok(node);
         if on_primary && writes(unit.class) {
             self.pending_write = true;
         }
-        let effects = unit.effects;
         if effects.contains(Effect::DISCARD_ALL) || effects.contains(Effect::DEALLOCATE_ALL) {
             backend.connection().prepared.clear();
         }
@@ -206,12 +212,22 @@ impl Session {
         if super::settings::changes_settings(&effects) {
             backend.connection().has_settings = true;
         }
-        if let Some(reason) = pin_reason(&effects) {
+        let pinned = pin_reason(&effects);
+        if let Some(reason) = pinned {
             self.routing.pin(node, reason);
         }
         track_transaction(&mut self.routing, node, unit.class, status);
-        let mut broken = false;
-        if status == TransactionStatus::Idle && self.pending_write {
+        if !broken {
+            let released = self.settle_pin(
+                &mut backend,
+                &effects,
+                pinned.is_some(),
+                in_transaction,
+                status,
+            );
+            broken = released.await.is_err();
+        }
+        if !broken && status == TransactionStatus::Idle && self.pending_write {
             self.pending_write = false;
             // Before the client hears the write is done: any read it (or anyone)
             // starts next must see this position.
@@ -251,10 +267,18 @@ impl Session {
         if self.routing.transaction.is_some_and(|t| t.node == node) {
             self.routing.end_transaction();
         }
-        if self.routing.pin.is_some_and(|pin| pin.node == node) {
-            self.routing.unpin();
-        }
         self.pending_write = false;
+        if let Some(pin) = self.routing.pin.filter(|pin| pin.node == node) {
+            // The pinned state (temp tables, locks, listens, cursors) died with
+            // the backend and cannot be rebuilt elsewhere: end the connection,
+            // as PostgreSQL ends a direct one, rather than carry on without it.
+            self.routing.unpin();
+            let message = format!("pgrw: this session's {} is lost: {message}", pin.reason);
+            let fields = NoticeFields::new(Severity::Fatal, sqlstate::CONNECTION_FAILURE, message);
+            encode_error_response(&mut self.client.out, &fields);
+            self.must_end = true;
+            return;
+        }
         self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {message}"));
         self.ready();
     }

@@ -4,18 +4,29 @@
 //!
 //! Named prepared statements follow the client to whichever backend runs its
 //! next Execute: each client Parse is remembered (name → SQL and parameter
-//! types) and gets a backend-side name unique per (SQL, types), `pgrw_<hash>`;
-//! each backend connection knows which of those it has, and the proxy injects
-//! the Parse (hiding its ParseComplete) where one is missing. A client Close of
-//! a statement only forgets it client-side.
+//! types) and gets a backend-side name shared by every client preparing the
+//! same (SQL, types) in the same statement generation (see
+//! [`backend_statements`]); each backend connection knows which of those it
+//! has, and the proxy injects the Parse (hiding its ParseComplete) where one is
+//! missing. A client Close of a statement only forgets it client-side.
+//!
+//! The client's statement names behave as on PostgreSQL: a name exists once
+//! its Parse succeeded (one that failed, or was skipped after an error, is
+//! forgotten again: see [`statement_names`]), and a Parse of a name that
+//! exists fails with `42P05`, raised by the backend itself, so that the
+//! batch's transaction fails and the rest of the batch is skipped exactly as
+//! PostgreSQL does.
+
+mod backend_statements;
+mod statement_names;
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use bytes::{Bytes, BytesMut};
-use pgrw_core::StatementClass;
-use pgrw_core::sql::classify::classify;
+use pgrw_core::sql::classify::{Classification, classify};
+use pgrw_core::{Reason, StatementClass};
 
 use super::Session;
 use super::client::SessionEnd;
@@ -26,18 +37,44 @@ use crate::pool::PooledBackend;
 use crate::protocol::Message;
 use crate::protocol::backend::{encode_close_complete, encode_parse_complete};
 use crate::protocol::frontend::{
-    Bind, FrontendMessage, Target, encode_bind, encode_close, encode_describe, encode_flush,
+    Bind, FrontendMessage, Parse, Target, encode_bind, encode_close, encode_describe, encode_flush,
     encode_parse, encode_sync,
 };
+use backend_statements::backend_name;
+use statement_names::{duplicate_parse, retire_statements};
 
 /// A statement a client prepared.
 #[derive(Debug)]
 pub(crate) struct PreparedStatement {
     sql: Bytes,
     param_types: Vec<u32>,
-    /// The name it has on backends (`pgrw_<hash>`), empty for the unnamed statement.
+    /// The name it has on backends (`pgrw_<hash>_<len>_g<generation>`), empty
+    /// for the unnamed statement.
     backend_name: String,
     unit: Unit,
+    /// While the exchange holding its Parse runs: how many steps from the end
+    /// of that exchange the Parse is (an error that many steps from the end,
+    /// or fewer, means the Parse never happened). 0 once it is settled.
+    unsettled: AtomicUsize,
+}
+
+/// What [`Session::build`] makes of a batch.
+struct Built {
+    /// The bytes to send.
+    out: BytesMut,
+    /// The steps to expect.
+    exchange: Exchange,
+    /// The named statements the batch parses, unsettled until it is answered.
+    parsed: Vec<Bytes>,
+}
+
+/// What a batch does on its backend so far, as it is built.
+#[derive(Default)]
+struct Building {
+    /// Backend names a Parse in this batch creates.
+    parsing: Vec<String>,
+    /// Whether the backend's unnamed statement is now the client's.
+    unnamed_parsed: bool,
 }
 
 /// How a batch ends.
@@ -95,30 +132,41 @@ impl Session {
                 if settings::changes_settings(&unit.effects) {
                     self.unit_settings = self.settings_in(&batch)?;
                 }
-                match self.acquire(&unit).await {
-                    Some(backend) => (backend, unit),
-                    None => {
-                        match end {
-                            BatchEnd::Sync => self.ready(),
-                            BatchEnd::Flush => self.skip_until_sync = true,
-                        }
-                        return Ok(());
+                let Some(mut backend) = self.acquire(&unit).await else {
+                    match end {
+                        BatchEnd::Sync => self.ready(),
+                        BatchEnd::Flush => self.skip_until_sync = true,
                     }
+                    return Ok(());
+                };
+                if let Err(error) = retire_statements(&mut backend).await {
+                    self.backend_failed(backend, error.to_string());
+                    if end == BatchEnd::Flush {
+                        self.skip_until_sync = true;
+                    }
+                    return Ok(());
                 }
+                (backend, unit)
             }
         };
-        let (out, exchange) = self.build(&mut backend, &batch, end)?;
-        if let Err(error) = backend.connection().send(&out).await {
+        let built = self.build(&mut backend, &batch, end)?;
+        if let Err(error) = backend.connection().send(&built.out).await {
+            self.forget_statements(&built.parsed);
             self.backend_failed(backend, error.to_string());
             return Ok(());
         }
-        match self.relay(backend, exchange).await? {
-            Relayed::Ready(backend, ready) => self.settle(backend, &unit, ready).await,
+        match self.relay(backend, built.exchange).await? {
+            Relayed::Ready(backend, ready) => {
+                self.settle_statements(&built.parsed);
+                self.settle(backend, &unit, ready).await
+            }
             Relayed::Flushed(backend) => {
+                self.settle_statements(&built.parsed);
                 self.open_batch = Some((backend, unit));
                 Ok(())
             }
             Relayed::Failed(backend, error) => {
+                self.forget_statements(&built.parsed);
                 self.backend_failed(backend, error.to_string());
                 if end == BatchEnd::Flush {
                     self.skip_until_sync = true;
@@ -178,61 +226,35 @@ impl Session {
     }
 
     fn classify(&self, sql: &[u8]) -> Unit {
-        let classification = classify(sql, &self.state.catalog);
-        Unit {
-            class: classification.class,
-            hint: classification.hint,
-            effects: classification.effects,
-        }
+        unit_of(&classify(sql, &self.state.catalog))
     }
 
-    /// The bytes to send for `batch` on `backend`, and the steps to expect.
+    /// The bytes to send for `batch` on `backend`, the steps to expect, and
+    /// the named statements it parses.
     fn build(
         &mut self,
         backend: &mut PooledBackend,
         batch: &[Message],
         end: BatchEnd,
-    ) -> Result<(BytesMut, Exchange), SessionEnd> {
+    ) -> Result<Built, SessionEnd> {
         let mut out = BytesMut::new();
         let mut exchange = Exchange::default();
-        let mut parsing = Vec::new();
+        let mut building = Building::default();
+        let mut parsed: Vec<(Bytes, usize)> = Vec::new();
         for message in batch {
             match FrontendMessage::decode(message.view())? {
                 FrontendMessage::Parse(parse) => {
-                    let statement = Arc::new(PreparedStatement {
-                        sql: Bytes::copy_from_slice(parse.sql),
-                        backend_name: backend_name(parse.statement, parse.sql, &parse.param_types),
-                        param_types: parse.param_types,
-                        unit: self.classify(parse.sql),
-                    });
+                    let step = exchange.steps.len();
                     let name = Bytes::copy_from_slice(parse.statement);
-                    let on_backend = &statement.backend_name;
-                    if !on_backend.is_empty()
-                        && (backend.connection().prepared.contains(on_backend)
-                            || parsing.contains(on_backend))
-                    {
-                        exchange.steps.push_back(Step::Answer(parse_complete()));
-                    } else {
-                        encode_parse(
-                            &mut out,
-                            on_backend.as_bytes(),
-                            &statement.sql,
-                            &statement.param_types,
-                        );
-                        let prepares = (!on_backend.is_empty()).then(|| on_backend.clone());
-                        parsing.extend(prepares.clone());
-                        exchange.steps.push_back(Step::Parse {
-                            prepares,
-                            hidden: false,
-                        });
+                    if self.parse(backend, parse, &mut building, &mut out, &mut exchange) {
+                        parsed.push((name, step));
                     }
-                    self.statements.insert(name, statement);
                 }
                 FrontendMessage::Bind(bind) => {
                     let on_backend = self.ensure_prepared(
                         backend,
                         bind.statement,
-                        &mut parsing,
+                        &mut building,
                         &mut out,
                         &mut exchange,
                     );
@@ -250,7 +272,7 @@ impl Session {
                     name,
                 } => {
                     let on_backend =
-                        self.ensure_prepared(backend, name, &mut parsing, &mut out, &mut exchange);
+                        self.ensure_prepared(backend, name, &mut building, &mut out, &mut exchange);
                     encode_describe(
                         &mut out,
                         Target::Statement,
@@ -289,7 +311,62 @@ impl Session {
             }
             BatchEnd::Flush => encode_flush(&mut out),
         }
-        Ok((out, exchange))
+        let parsed = self.mark_unsettled(parsed, exchange.steps.len());
+        Ok(Built {
+            out,
+            exchange,
+            parsed,
+        })
+    }
+
+    /// Adds a client Parse to the batch: answered from what the backend
+    /// already has when it can, sent otherwise. Whether it registers a named
+    /// statement.
+    fn parse(
+        &mut self,
+        backend: &mut PooledBackend,
+        parse: Parse<'_>,
+        building: &mut Building,
+        out: &mut BytesMut,
+        exchange: &mut Exchange,
+    ) -> bool {
+        let classification = classify(parse.sql, &self.state.catalog);
+        if matches!(classification.reason, Reason::Ddl(_)) {
+            // What this batch parses after it must be planned afresh.
+            backend_statements::advance();
+        }
+        let name = parse.statement;
+        if !name.is_empty() && self.statements.contains_key(name) {
+            duplicate_parse(backend, parse, out, exchange);
+            return false;
+        }
+        let statement = Arc::new(PreparedStatement {
+            sql: Bytes::copy_from_slice(parse.sql),
+            backend_name: backend_name(
+                name,
+                parse.sql,
+                &parse.param_types,
+                backend_statements::current(),
+            ),
+            param_types: parse.param_types,
+            unit: unit_of(&classification),
+            unsettled: AtomicUsize::new(0),
+        });
+        let on_backend = &statement.backend_name;
+        if on_backend.is_empty() {
+            building.unnamed_parsed = true;
+        }
+        if !on_backend.is_empty()
+            && (backend.connection().prepared.contains(on_backend)
+                || building.parsing.contains(on_backend))
+        {
+            exchange.steps.push_back(Step::Answer(parse_complete()));
+        } else {
+            parse_on_backend(&statement, false, building, out, exchange);
+        }
+        self.statements
+            .insert(Bytes::copy_from_slice(name), statement);
+        !name.is_empty()
     }
 
     /// The backend-side name of the client statement `name`, preparing it on
@@ -299,50 +376,54 @@ impl Session {
         &self,
         backend: &mut PooledBackend,
         name: &[u8],
-        parsing: &mut Vec<String>,
+        building: &mut Building,
         out: &mut BytesMut,
         exchange: &mut Exchange,
     ) -> Option<Vec<u8>> {
         let statement = self.statements.get(name)?;
         let on_backend = &statement.backend_name;
-        let parsed_in_batch = parsing.contains(on_backend);
-        let unnamed_parsed_here = on_backend.is_empty()
-            && exchange
-                .steps
-                .iter()
-                .any(|step| matches!(step, Step::Parse { prepares: None, .. }));
         let missing = if on_backend.is_empty() {
-            !unnamed_parsed_here
+            !building.unnamed_parsed
         } else {
-            !backend.connection().prepared.contains(on_backend) && !parsed_in_batch
+            !backend.connection().prepared.contains(on_backend)
+                && !building.parsing.contains(on_backend)
         };
         if missing {
-            encode_parse(
-                out,
-                on_backend.as_bytes(),
-                &statement.sql,
-                &statement.param_types,
-            );
-            let prepares = (!on_backend.is_empty()).then(|| on_backend.clone());
-            parsing.extend(prepares.clone());
-            exchange.steps.push_back(Step::Parse {
-                prepares,
-                hidden: true,
-            });
+            parse_on_backend(statement, true, building, out, exchange);
+            building.unnamed_parsed |= on_backend.is_empty();
         }
         Some(on_backend.as_bytes().to_vec())
     }
 }
 
-/// The statement's name on backends: unique per (SQL, parameter types).
-fn backend_name(client_name: &[u8], sql: &[u8], param_types: &[u32]) -> String {
-    if client_name.is_empty() {
-        return String::new();
+/// Writes the Parse that creates `statement` on the backend, and the step
+/// that waits for its ParseComplete (`hidden` when the client did not send
+/// this Parse and must not see the answer).
+fn parse_on_backend(
+    statement: &PreparedStatement,
+    hidden: bool,
+    building: &mut Building,
+    out: &mut BytesMut,
+    exchange: &mut Exchange,
+) {
+    let on_backend = &statement.backend_name;
+    encode_parse(
+        out,
+        on_backend.as_bytes(),
+        &statement.sql,
+        &statement.param_types,
+    );
+    let prepares = (!on_backend.is_empty()).then(|| on_backend.clone());
+    building.parsing.extend(prepares.clone());
+    exchange.steps.push_back(Step::Parse { prepares, hidden });
+}
+
+fn unit_of(classification: &Classification) -> Unit {
+    Unit {
+        class: classification.class,
+        hint: classification.hint,
+        effects: classification.effects,
     }
-    let mut hasher = DefaultHasher::new();
-    sql.hash(&mut hasher);
-    param_types.hash(&mut hasher);
-    format!("pgrw_{:016x}_{}", hasher.finish(), sql.len())
 }
 
 /// The class that satisfies both: equal classes stay, a read gives way to
@@ -378,30 +459,4 @@ fn close_complete() -> Bytes {
     let mut out = BytesMut::new();
     encode_close_complete(&mut out);
     out.freeze()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backend_name;
-
-    #[test]
-    fn one_sql_and_types_get_one_backend_name_whatever_the_client_calls_it() {
-        assert_eq!(
-            backend_name(b"a", b"SELECT $1", &[23]),
-            backend_name(b"b", b"SELECT $1", &[23])
-        );
-    }
-
-    #[test]
-    fn other_parameter_types_get_another_backend_name() {
-        assert_ne!(
-            backend_name(b"a", b"SELECT $1", &[23]),
-            backend_name(b"a", b"SELECT $1", &[25])
-        );
-    }
-
-    #[test]
-    fn the_unnamed_statement_stays_unnamed() {
-        assert_eq!(backend_name(b"", b"SELECT 1", &[]), "");
-    }
 }

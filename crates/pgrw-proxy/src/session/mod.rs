@@ -14,6 +14,7 @@
 mod client;
 mod dispatch;
 mod extended;
+mod pins;
 mod relay;
 mod settings;
 mod simple;
@@ -68,11 +69,18 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
         last_route: None,
         skip_until_sync: false,
         settings: Vec::new(),
+        startup: settings::startup::StartupSettings::new(logged_in.settings),
+        transaction_settings: settings::transaction::TransactionSettings::default(),
+        pin_check: pins::PinCheck::default(),
         unit_settings: Vec::new(),
         exchange_errored: false,
+        transaction_lost: None,
+        pools: Vec::new(),
+        must_end: false,
         state,
     };
-    if session.announce(logged_in.application_name).await.is_err() {
+    session.settings.extend(session.startup.statement());
+    if session.announce().await.is_err() {
         return;
     }
     match session.run().await {
@@ -81,10 +89,13 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
             protocol_violation(&mut session.client, &error.to_string()).await
         }
     }
-    // Idle, clean backends go back to their pools; one left mid-transaction
-    // (or holding session state) is closed, and its node rolls back.
-    for backend in session.held.drain(..) {
-        backend.release();
+    // Idle backends go back to their pools with this client's settings undone;
+    // one left mid-transaction (or holding session state) is closed, and its
+    // node rolls back.
+    for mut backend in std::mem::take(&mut session.held) {
+        if backend.connection().status == TransactionStatus::Idle {
+            settings::undo_settings_and_release(backend).await;
+        }
     }
     // For TLS, a close_notify before the FIN.
     session.client.close().await;
@@ -123,16 +134,30 @@ pub(crate) struct Session {
     cancel: IssuedKey,
     /// Settings statements that completed, replayed on every other backend.
     settings: Vec<Bytes>,
+    /// The settings of the client's StartupMessage (`settings[0]` when any).
+    startup: settings::startup::StartupSettings,
+    /// The settings statements of the open transaction, recorded if it commits.
+    transaction_settings: settings::transaction::TransactionSettings,
+    /// When to ask the pinned backend whether its pinning state is gone.
+    pin_check: pins::PinCheck,
     /// The settings statements of the unit being relayed.
     unit_settings: Vec<Bytes>,
     /// Whether the exchange being relayed got an ErrorResponse.
     exchange_errored: bool,
+    /// Why the open transaction was lost while the client was idle (its
+    /// backend ended), for the client's next statement to fail with.
+    transaction_lost: Option<String>,
+    /// This client's pool on each node (by node index), looked up once.
+    pools: Vec<Option<Arc<crate::pool::Pool>>>,
+    /// The session lost state it cannot rebuild (a FATAL is written): the
+    /// connection ends after the current message.
+    must_end: bool,
 }
 
 impl Session {
     /// AuthenticationOk was written; now ParameterStatus, BackendKeyData and
     /// ReadyForQuery.
-    async fn announce(&mut self, application_name: Option<String>) -> Result<(), SessionEnd> {
+    async fn announce(&mut self) -> Result<(), SessionEnd> {
         let parameters = match self.state.server_parameters() {
             Some(parameters) => parameters,
             None => match self.learn_server_parameters().await {
@@ -152,11 +177,11 @@ impl Session {
                 }
             },
         };
+        if !self.check_startup_settings(&parameters).await? {
+            return Err(SessionEnd::ClientGone);
+        }
         for (name, value) in &parameters {
-            let value = match (name.as_str(), &application_name) {
-                ("application_name", Some(own)) => own.as_str(),
-                _ => value.as_str(),
-            };
+            let value = self.startup.reported(name).unwrap_or(value);
             encode_parameter_status(&mut self.client.out, name.as_bytes(), value.as_bytes());
         }
         encode_backend_key_data(
@@ -188,7 +213,17 @@ impl Session {
 
     /// The message loop.
     async fn run(&mut self) -> Result<(), SessionEnd> {
-        while let Some(message) = self.client.read_message().await? {
+        loop {
+            // Held backends are watched while the client is idle; without
+            // any, the read is the plain one (the common, fast path).
+            let next = if self.held.is_empty() {
+                self.client.read_message().await?
+            } else {
+                self.read_message_holding().await?
+            };
+            let Some(message) = next else {
+                return Ok(());
+            };
             match message.tag() {
                 tag::QUERY => self.simple_query(message).await?,
                 tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE => {
@@ -215,8 +250,10 @@ impl Session {
                     ));
                 }
             }
+            if self.must_end {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Appends an ErrorResponse the proxy itself raises.

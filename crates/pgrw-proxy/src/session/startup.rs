@@ -1,11 +1,13 @@
 //! The startup phase: SSLRequest answered with TLS when configured (`N`
 //! otherwise), GSSENCRequest refused with `N`, CancelRequest delivered, then
-//! the StartupMessage and the proxy's own check of the client's password
+//! the StartupMessage (its settings kept for the session, a replication
+//! connection refused) and the proxy's own check of the client's password
 //! (SCRAM-SHA-256, md5 or trust, per user).
 
 use rand::RngCore;
 
 use super::client::{ClientConnection, SessionEnd};
+use super::settings::startup::{StartupSetting, asks_for_replication, startup_settings};
 use crate::auth::StoredPassword;
 use crate::auth::scram::{self, ScramServer, ScramVerifier};
 use crate::config::{AuthMethod, UserConfig};
@@ -24,8 +26,8 @@ pub(crate) struct LoggedIn {
     pub(crate) user: UserConfig,
     /// The database it asked for.
     pub(crate) database: String,
-    /// Its `application_name`, if it sent one.
-    pub(crate) application_name: Option<String>,
+    /// The settings its StartupMessage carried, in the order to apply them.
+    pub(crate) settings: Vec<StartupSetting>,
 }
 
 /// Runs the startup phase. `Ok(None)`: the client left, was refused (the
@@ -36,6 +38,22 @@ pub(crate) async fn start(
 ) -> Result<Option<LoggedIn>, SessionEnd> {
     let Some(startup) = negotiate(client, state).await? else {
         return Ok(None);
+    };
+    if asks_for_replication(&startup.params) {
+        refuse(
+            client,
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "pgrw does not proxy replication connections: connect to the node itself".to_string(),
+        )
+        .await?;
+        return Ok(None);
+    }
+    let settings = match startup_settings(&startup.params) {
+        Ok(settings) => settings,
+        Err(refusal) => {
+            refuse(client, refusal.code, refusal.message).await?;
+            return Ok(None);
+        }
     };
     let Some(user_name) = startup.user().map(str::to_string) else {
         refuse(
@@ -72,7 +90,11 @@ pub(crate) async fn start(
     };
     encode_authentication_ok(&mut client.out);
     client.limits = crate::protocol::FrameLimits::default();
-    Ok(Some(logged_in(user, &startup)))
+    Ok(Some(LoggedIn {
+        database: startup.database().unwrap_or(&user.name).to_string(),
+        settings,
+        user,
+    }))
 }
 
 /// The packets before the StartupMessage: encryption requests (each at most
@@ -155,14 +177,6 @@ async fn repeated(
     )
     .await?;
     Ok(None)
-}
-
-fn logged_in(user: UserConfig, startup: &StartupMessage) -> LoggedIn {
-    LoggedIn {
-        database: startup.database().unwrap_or(&user.name).to_string(),
-        application_name: startup.param("application_name").map(str::to_string),
-        user,
-    }
 }
 
 /// Sends a FATAL error; the caller then closes the connection.

@@ -7,12 +7,16 @@
 //!   .receive_server_final(AuthenticationSASLFinal data) ──▶ Ok(()): the server knows the password
 //! ```
 
+use std::sync::Mutex;
+
 use subtle::ConstantTimeEq;
 
 use super::message::{
     self, Attributes, base64, base64_digest, check_nonce, encode_base64, escape_username,
 };
-use super::{Digest256, ScramError, derive_keys, hmac, normalize_password, sha256, xor_into};
+use super::{
+    DerivedKeys, Digest256, ScramError, derive_keys, hmac, normalize_password, sha256, xor_into,
+};
 
 /// The gs2 header of a client without channel binding, base64-encoded (`c=`).
 const GS2_HEADER_NO_BINDING: &str = "n,,";
@@ -73,7 +77,7 @@ impl ScramClient {
             return Err(ScramError::NonceMismatch);
         }
 
-        let keys = derive_keys(&self.password, &salt, iterations);
+        let keys = derive_keys_once(&self.password, &salt, iterations);
         let channel_binding = encode_base64(GS2_HEADER_NO_BINDING.as_bytes());
         let without_proof = format!("c={channel_binding},r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
@@ -115,4 +119,41 @@ impl ScramClientFinal {
             Err(ScramError::InvalidServerSignature)
         }
     }
+}
+
+/// Keys already derived, by a fingerprint of (password, salt, iteration count):
+/// a pool logging in again as the same role pays PBKDF2's thousands of rounds
+/// once, not once per connection (they would stall every session on the
+/// proxy's thread for milliseconds). Replicas cloned from the primary share
+/// its salts, so one entry serves a role on every node.
+static DERIVED: Mutex<Vec<(Digest256, DerivedKeys)>> = Mutex::new(Vec::new());
+
+/// Roles × password changes the cache remembers; beyond that the oldest go.
+const DERIVED_CAPACITY: usize = 64;
+
+fn derive_keys_once(password: &[u8], salt: &[u8], iterations: u32) -> DerivedKeys {
+    let mut input = Vec::with_capacity(16 + password.len() + salt.len());
+    for part in [password, salt] {
+        input.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        input.extend_from_slice(part);
+    }
+    input.extend_from_slice(&iterations.to_be_bytes());
+    let fingerprint = sha256(&input);
+    let cached = DERIVED.lock().ok().and_then(|cache| {
+        cache
+            .iter()
+            .find(|(known, _)| bool::from(known.ct_eq(&fingerprint)))
+            .map(|(_, keys)| keys.clone())
+    });
+    if let Some(keys) = cached {
+        return keys;
+    }
+    let keys = derive_keys(password, salt, iterations);
+    if let Ok(mut cache) = DERIVED.lock() {
+        if cache.len() >= DERIVED_CAPACITY {
+            cache.remove(0);
+        }
+        cache.push((fingerprint, keys.clone()));
+    }
+    keys
 }

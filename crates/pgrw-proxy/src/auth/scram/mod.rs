@@ -93,6 +93,7 @@ pub(crate) fn normalize_password(password: &[u8]) -> Vec<u8> {
 }
 
 /// The client and server keys derived from a password.
+#[derive(Clone)]
 pub(crate) struct DerivedKeys {
     pub(crate) client_key: Digest256,
     pub(crate) server_key: Digest256,

@@ -1,0 +1,255 @@
+//! What a node says to an idle client on its own reaches the client at once,
+//! as on a direct connection: a NOTIFY from another connection, and the end
+//! of a backend the client holds (its LISTEN pin, its open transaction, its
+//! session-pooled backend) — each handled as the client would expect.
+
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use pgrw_cluster::testing::wait_until;
+use pgrw_proxy::protocol::backend::{BackendMessage, NoticeFields};
+use pgrw_proxy::protocol::frontend;
+use pgrw_proxy::protocol::{FrameLimits, Message};
+use proxy_cluster::ProxiedCluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::AsyncMessage;
+use tokio_postgres::error::SqlState;
+
+/// How long anything asynchronous may take to arrive.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A raw protocol client logged in with trust authentication.
+struct RawClient {
+    stream: TcpStream,
+    buffer: BytesMut,
+}
+
+impl RawClient {
+    async fn log_in(port: u16) -> RawClient {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut client = RawClient {
+            stream,
+            buffer: BytesMut::new(),
+        };
+        let mut out = BytesMut::new();
+        frontend::encode_startup_3_0(&mut out, &[("user", "postgres"), ("database", "postgres")]);
+        client.stream.write_all(&out).await.unwrap();
+        while client.receive().await.expect("logged in").tag() != b'Z' {}
+        client
+    }
+
+    /// The next message; `None` when the proxy closed the connection.
+    async fn receive(&mut self) -> Option<Message> {
+        loop {
+            if let Some(message) =
+                Message::split_from(&mut self.buffer, &FrameLimits::default()).unwrap()
+            {
+                return Some(message);
+            }
+            let read = tokio::time::timeout(DEADLINE, self.stream.read_buf(&mut self.buffer))
+                .await
+                .expect("the proxy speaks or closes within the deadline")
+                .unwrap();
+            if read == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Runs `sql` and returns the first column of its first row.
+    async fn query_value(&mut self, sql: &str) -> Option<String> {
+        let mut out = BytesMut::new();
+        frontend::encode_query(&mut out, sql.as_bytes());
+        self.stream.write_all(&out).await.unwrap();
+        let mut value = None;
+        loop {
+            let message = self.receive().await.expect("an answer");
+            match message.tag() {
+                b'D' if value.is_none() => value = first_column(message.body()),
+                b'E' => panic!("{sql} failed: {:?}", error_fields(&message)),
+                b'Z' => return value,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn first_column(body: &[u8]) -> Option<String> {
+    let length = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    let value = body.get(6..6 + usize::try_from(length).ok()?)?;
+    Some(String::from_utf8_lossy(value).into_owned())
+}
+
+fn error_fields(message: &Message) -> NoticeFields {
+    match BackendMessage::decode(message.view()) {
+        Ok(BackendMessage::ErrorResponse(fields)) => fields,
+        other => panic!("expected an ErrorResponse, got {other:?}"),
+    }
+}
+
+/// Terminates backend `pid` on the primary and waits until it is gone.
+async fn terminate_on_primary(proxied: &ProxiedCluster, pid: i32) {
+    let primary = proxied.cluster.connect_primary().await;
+    let terminated: bool = primary
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .expect("pg_terminate_backend")
+        .get(0);
+    assert!(terminated, "backend {pid} was not there to terminate");
+    wait_until(DEADLINE, "the terminated backend is gone", async || {
+        let rows = primary
+            .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .await
+            .expect("reading pg_stat_activity");
+        rows.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_listener_receives_a_notification_from_another_connection_at_once() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let (listener, mut connection) = tokio_postgres::connect(&proxied.dsn(), tokio_postgres::NoTls)
+        .await
+        .expect("logging in through the proxy");
+    let (notifications, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(notification) = message {
+                let _ = notifications.send(notification);
+            }
+        }
+    });
+    listener.batch_execute("LISTEN events").await.unwrap();
+
+    let notifier = proxied.connect().await;
+    notifier
+        .batch_execute("NOTIFY events, 'hello'")
+        .await
+        .unwrap();
+
+    // The listener sends nothing meanwhile: only the proxy can bring it.
+    let notification = tokio::time::timeout(DEADLINE, received.recv())
+        .await
+        .expect("the notification reaches the idle listener within the deadline")
+        .expect("the listener's connection stays open");
+    assert_eq!(
+        (notification.channel(), notification.payload()),
+        ("events", "hello")
+    );
+}
+
+#[tokio::test]
+async fn a_listener_whose_backend_is_terminated_gets_the_node_s_fatal_and_is_disconnected() {
+    let proxied = ProxiedCluster::start(1, "auth = \"trust\"").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+    client.query_value("LISTEN events").await;
+    let pid: i32 = client
+        .query_value("SELECT pg_backend_pid()")
+        .await
+        .and_then(|pid| pid.parse().ok())
+        .expect("the pinned backend's pid");
+
+    terminate_on_primary(&proxied, pid).await;
+
+    // As on a direct connection: the node's FATAL, then the end.
+    let fatal = client
+        .receive()
+        .await
+        .expect("the FATAL before the connection closes");
+    let fields = error_fields(&fatal);
+    assert_eq!(
+        (fields.severity.as_str(), fields.code.as_str()),
+        ("FATAL", "57P01")
+    );
+    assert!(client.receive().await.is_none(), "the connection closes");
+}
+
+#[tokio::test]
+async fn a_transaction_whose_backend_is_terminated_while_idle_fails_its_next_statement_and_the_connection_goes_on()
+ {
+    let proxied = ProxiedCluster::start(0, "").await;
+    let client = proxied.connect().await;
+    client
+        .batch_execute("CREATE TABLE notes (body text)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO notes VALUES ('lost')")
+        .await
+        .unwrap();
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    terminate_on_primary(&proxied, pid).await;
+
+    let error = client
+        .batch_execute("COMMIT")
+        .await
+        .expect_err("the commit of a lost transaction fails");
+    let error = error.as_db_error().expect("an error from the server side");
+    assert_eq!(error.code(), &SqlState::CONNECTION_FAILURE);
+    assert!(
+        error.message().contains("rolled back"),
+        "the message says the transaction was rolled back: {}",
+        error.message()
+    );
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM notes", &[])
+        .await
+        .expect("the connection runs the next statement")
+        .get(0);
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn a_session_pooled_client_whose_idle_backend_is_terminated_runs_on_a_fresh_one() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nmode = \"session\"").await;
+    let client = proxied.connect().await;
+    let backend_pid = async || -> i32 {
+        client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("a statement on the session's backend")
+            .get(0)
+    };
+    let first = backend_pid().await;
+
+    terminate_on_primary(&proxied, first).await;
+
+    assert_ne!(backend_pid().await, first);
+}
+
+#[tokio::test]
+async fn a_pinned_client_whose_backend_dies_mid_statement_is_disconnected_not_silently_unpinned() {
+    let proxied = ProxiedCluster::start(1, "auth = \"trust\"").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+    client
+        .query_value("CREATE TEMP TABLE scratch (x int)")
+        .await;
+
+    let mut out = BytesMut::new();
+    frontend::encode_query(&mut out, b"SELECT pg_terminate_backend(pg_backend_pid())");
+    client.stream.write_all(&out).await.unwrap();
+    let mut severities = Vec::new();
+    while let Some(message) = client.receive().await {
+        match message.tag() {
+            b'E' => severities.push(error_fields(&message).severity),
+            b'Z' => panic!("the session went on without its temp table: {severities:?}"),
+            _ => {}
+        }
+    }
+    assert!(
+        severities.iter().any(|severity| severity == "FATAL"),
+        "the client is told its session ended: {severities:?}"
+    );
+}

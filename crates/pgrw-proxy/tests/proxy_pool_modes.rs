@@ -1,0 +1,187 @@
+//! Pooling seen from clients: session pooling keeps a client's backends,
+//! transaction pooling shares them; the pool's size, checkout timeout and idle
+//! timeout. Backends are told apart by `pg_backend_pid()`, nodes by
+//! `inet_server_port()`.
+
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use pgrw_cluster::testing::TEST_PASSWORD;
+use proxy_cluster::ProxiedCluster;
+
+/// The node port and backend pid that served one read.
+async fn served_by(client: &tokio_postgres::Client) -> (i32, i32) {
+    let row = client
+        .query_one("SELECT inet_server_port(), pg_backend_pid()", &[])
+        .await
+        .expect("a read through the proxy");
+    (row.get(0), row.get(1))
+}
+
+/// Backend pids per node port over `reads` reads.
+async fn backends_per_node(
+    client: &tokio_postgres::Client,
+    reads: usize,
+) -> BTreeMap<i32, BTreeSet<i32>> {
+    let mut seen: BTreeMap<i32, BTreeSet<i32>> = BTreeMap::new();
+    for _ in 0..reads {
+        let (port, pid) = served_by(client).await;
+        seen.entry(port).or_default().insert(pid);
+    }
+    seen
+}
+
+/// A session straight to the primary, bypassing the proxy.
+async fn direct_to_primary(proxied: &ProxiedCluster) -> tokio_postgres::Client {
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=postgres password={TEST_PASSWORD} dbname=postgres",
+        proxied.cluster.port("primary")
+    );
+    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the primary directly");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn session_pooling_keeps_one_backend_per_node_for_the_whole_session() {
+    let proxied = ProxiedCluster::start(2, "[pool]\nmode = \"session\"").await;
+    let client = proxied.connect().await;
+    let seen = backends_per_node(&client, 30).await;
+    assert!(
+        seen.len() >= 2,
+        "30 random reads touched only {seen:?}: reads should spread over the replicas"
+    );
+    for (port, pids) in &seen {
+        assert_eq!(
+            pids.len(),
+            1,
+            "node {} served one session from several backends: {pids:?}",
+            proxied.node_at(*port)
+        );
+    }
+}
+
+#[tokio::test]
+async fn session_pooling_never_lends_a_clients_backend_to_another_client() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nmode = \"session\"").await;
+    let first = proxied.connect().await;
+    let second = proxied.connect().await;
+    let mut first_pids = BTreeSet::new();
+    let mut second_pids = BTreeSet::new();
+    for _ in 0..10 {
+        first_pids.insert(served_by(&first).await.1);
+        second_pids.insert(served_by(&second).await.1);
+    }
+    assert!(
+        first_pids.is_disjoint(&second_pids),
+        "two live session-pooled clients shared a backend: {first_pids:?} / {second_pids:?}"
+    );
+}
+
+#[tokio::test]
+async fn transaction_pooling_shares_one_backend_between_clients_in_turn() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nsize = 1").await;
+    let first = proxied.connect().await;
+    let second = proxied.connect().await;
+    let (_, first_pid) = served_by(&first).await;
+    let (_, second_pid) = served_by(&second).await;
+    assert_eq!(
+        first_pid, second_pid,
+        "with one connection per pool both clients must be served by it"
+    );
+}
+
+#[tokio::test]
+async fn a_full_session_pool_refuses_the_next_client_with_53300_until_a_client_leaves() {
+    let proxied = ProxiedCluster::start(
+        0,
+        "[pool]\nmode = \"session\"\nsize = 1\ncheckout_timeout_ms = 300",
+    )
+    .await;
+    let holder = proxied.connect().await;
+    served_by(&holder).await;
+    let waiter = proxied.connect().await;
+    let started = Instant::now();
+    let error = waiter
+        .query_one("SELECT 1", &[])
+        .await
+        .expect_err("the only backend is held by the other session");
+    assert_eq!(error.code().map(|code| code.code()), Some("53300"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "refused after {:?}, before the checkout timeout",
+        started.elapsed()
+    );
+    drop(holder);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match waiter.query_one("SELECT 1", &[]).await {
+            Ok(_) => break,
+            Err(error) if Instant::now() < deadline => {
+                assert_eq!(error.code().map(|code| code.code()), Some("53300"));
+            }
+            Err(error) => panic!("the backend never came back after its client left: {error}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_pooled_backend_returns_clean_to_the_next_client() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nmode = \"session\"\nsize = 1").await;
+    let first = proxied.connect().await;
+    first
+        .batch_execute("SET statement_timeout = '4321ms'")
+        .await
+        .unwrap();
+    let (_, first_pid) = served_by(&first).await;
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let second = proxied.connect().await;
+    let (second_pid, timeout) = loop {
+        match second.query_one("SHOW statement_timeout", &[]).await {
+            Ok(row) => break (served_by(&second).await.1, row.get::<_, String>(0)),
+            Err(_) if Instant::now() < deadline => continue,
+            Err(error) => panic!("the next client got no backend: {error}"),
+        }
+    };
+    assert_eq!(timeout, "0", "the first client's setting leaked");
+    assert_eq!(
+        second_pid, first_pid,
+        "a clean backend should be reused, not closed"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_backend_past_the_idle_timeout_is_closed_and_replaced() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nidle_timeout_secs = 1").await;
+    let client = proxied.connect().await;
+    let (_, stale_pid) = served_by(&client).await;
+    // The behaviour under test is a timeout: let the backend sit idle past it.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (_, fresh_pid) = served_by(&client).await;
+    assert_ne!(fresh_pid, stale_pid, "a stale backend was reused");
+    let primary = direct_to_primary(&proxied).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = primary
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&stale_pid],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stale backend {stale_pid} is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,342 @@
+//! Prepared statements through the proxy answer as PostgreSQL answers them
+//! directly: after DDL (through the proxy or straight on the primary) a
+//! statement prepared again is planned afresh, a Parse of a name that exists
+//! fails with 42P05, and a name whose Parse failed can be used again. Each
+//! test runs the same exchange on the primary directly and through the proxy
+//! and compares what came back.
+//!
+//! The proxy has one backend per node, so a statement prepared earlier is
+//! still on the backend that serves the next one.
+
+#[path = "support/node_connection.rs"]
+#[allow(dead_code)]
+mod node_connection;
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
+
+use bytes::BytesMut;
+use node_connection::{NodeConnection, first_column};
+use pgrw_cluster::testing::TEST_PASSWORD;
+use pgrw_proxy::protocol::Message;
+use pgrw_proxy::protocol::backend::BackendMessage;
+use pgrw_proxy::protocol::frontend::{self, Bind, Target};
+use proxy_cluster::ProxiedCluster;
+
+/// One backend per node: what a statement left on a backend is still there.
+const ONE_BACKEND_PER_NODE: &str = "[pool]\nsize = 1\n";
+
+/// What a client saw of one exchange, or of a statement's outcome.
+type Transcript = Vec<String>;
+
+/// A tokio-postgres client straight to the primary.
+async fn direct(proxied: &ProxiedCluster) -> tokio_postgres::Client {
+    proxied.cluster.connect_primary().await
+}
+
+/// How a query on a prepared statement ended: its rows' column count and
+/// first row, or its SQLSTATE.
+async fn outcome(client: &tokio_postgres::Client, statement: &tokio_postgres::Statement) -> String {
+    match client.query(statement, &[]).await {
+        Ok(rows) => {
+            let first: Vec<Option<i32>> = rows
+                .first()
+                .map(|row| (0..row.len()).map(|index| row.get(index)).collect())
+                .unwrap_or_default();
+            format!("{} columns: {first:?}", statement.columns().len())
+        }
+        Err(error) => format!(
+            "error {}",
+            error
+                .code()
+                .map_or_else(|| error.to_string(), |code| code.code().to_string())
+        ),
+    }
+}
+
+/// Prepares `SELECT * FROM table`, runs it, adds a column with `ddl_client`,
+/// then runs the first statement again and a second one prepared afresh.
+async fn prepare_alter_prepare(
+    client: &tokio_postgres::Client,
+    ddl_client: &tokio_postgres::Client,
+    table: &str,
+) -> Transcript {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1)"
+        ))
+        .await
+        .unwrap();
+    let select = format!("SELECT * FROM {table}");
+    let first = client.prepare(&select).await.unwrap();
+    let mut transcript = vec![outcome(client, &first).await];
+    ddl_client
+        .batch_execute(&format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 2"))
+        .await
+        .unwrap();
+    transcript.push(outcome(client, &first).await);
+    let again = client.prepare(&select).await.unwrap();
+    transcript.push(outcome(client, &again).await);
+    transcript
+}
+
+/// What PostgreSQL answers: the old statement cannot change its result type,
+/// a new one sees the new column.
+fn expected_after_ddl() -> Transcript {
+    vec![
+        "1 columns: [Some(1)]".to_string(),
+        "error 0A000".to_string(),
+        "2 columns: [Some(1), Some(2)]".to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn a_statement_prepared_again_after_ddl_through_the_proxy_sees_the_new_column() {
+    let proxied = ProxiedCluster::start(0, ONE_BACKEND_PER_NODE).await;
+    let primary = direct(&proxied).await;
+    let on_primary = prepare_alter_prepare(&primary, &primary, "shape_direct").await;
+    let client = proxied.connect().await;
+    let through_proxy = prepare_alter_prepare(&client, &client, "shape_proxied").await;
+    assert_eq!(on_primary, expected_after_ddl());
+    assert_eq!(through_proxy, on_primary);
+}
+
+#[tokio::test]
+async fn after_ddl_run_directly_on_the_primary_a_statement_prepared_again_sees_the_new_column() {
+    let proxied = ProxiedCluster::start(0, ONE_BACKEND_PER_NODE).await;
+    let primary = direct(&proxied).await;
+    let other = direct(&proxied).await;
+    let on_primary = prepare_alter_prepare(&primary, &other, "outside_direct").await;
+    let client = proxied.connect().await;
+    let through_proxy = prepare_alter_prepare(&client, &primary, "outside_proxied").await;
+    assert_eq!(on_primary, expected_after_ddl());
+    assert_eq!(through_proxy, on_primary);
+}
+
+/// A raw protocol connection, through the proxy or straight to the primary.
+async fn raw(port: u16) -> NodeConnection {
+    let mut connection = NodeConnection::connect(port).await;
+    connection
+        .login_with_scram("postgres", TEST_PASSWORD)
+        .await
+        .expect("the login succeeds");
+    connection
+}
+
+/// Both raw connections of a comparison: through the proxy, then direct.
+async fn both(proxied: &ProxiedCluster) -> [NodeConnection; 2] {
+    let primary_port = proxied.cluster.port("primary");
+    [raw(proxied.port()).await, raw(primary_port).await]
+}
+
+/// Sends `messages` and describes every answer up to ReadyForQuery.
+async fn exchange(connection: &mut NodeConnection, messages: &[u8]) -> Transcript {
+    connection.send(messages).await;
+    connection
+        .receive_until_ready()
+        .await
+        .iter()
+        .map(describe)
+        .collect()
+}
+
+fn describe(message: &Message) -> String {
+    match BackendMessage::decode(message.view()) {
+        Ok(BackendMessage::ErrorResponse(fields)) => {
+            format!("E {} {}", fields.code, fields.message)
+        }
+        Ok(BackendMessage::ReadyForQuery(status)) => format!("Z {}", char::from(status.byte())),
+        Ok(BackendMessage::CommandComplete { tag }) => {
+            format!("C {}", String::from_utf8_lossy(tag))
+        }
+        _ if message.tag() == b'D' => format!("D {:?}", first_column(message.body())),
+        _ if message.tag() == b'T' => {
+            let columns = message
+                .body()
+                .get(..2)
+                .map(|count| i16::from_be_bytes([count[0], count[1]]));
+            format!("T {columns:?} columns")
+        }
+        _ => char::from(message.tag()).to_string(),
+    }
+}
+
+fn parse(out: &mut BytesMut, name: &str, sql: &str) {
+    frontend::encode_parse(out, name.as_bytes(), sql.as_bytes(), &[]);
+}
+
+fn bind_execute(out: &mut BytesMut, name: &str) {
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    frontend::encode_bind(
+        out,
+        &Bind {
+            portal: b"",
+            statement: name.as_bytes(),
+            parameters: &parameters,
+        },
+    );
+    frontend::encode_execute(out, b"", 0);
+}
+
+/// Runs each batch on both connections; the transcripts, which must agree.
+async fn compare(proxied: &ProxiedCluster, batches: &[BytesMut]) -> Vec<Transcript> {
+    compare_on_own_tables(proxied, |_| batches.to_vec()).await
+}
+
+/// Runs the batches `batches(table)` makes on both connections, each with its
+/// own table name; the transcripts, which must agree.
+async fn compare_on_own_tables(
+    proxied: &ProxiedCluster,
+    batches: impl Fn(&str) -> Vec<BytesMut>,
+) -> Vec<Transcript> {
+    let [mut proxy, mut primary] = both(proxied).await;
+    let mut seen = Vec::new();
+    for (through_proxy, on_primary) in batches("proxied").iter().zip(batches("direct").iter()) {
+        let through_proxy = exchange(&mut proxy, through_proxy).await;
+        let on_primary = exchange(&mut primary, on_primary).await;
+        assert_eq!(
+            through_proxy, on_primary,
+            "through the proxy vs on the primary"
+        );
+        seen.push(on_primary);
+    }
+    seen
+}
+
+fn batch(build: impl FnOnce(&mut BytesMut)) -> BytesMut {
+    let mut out = BytesMut::new();
+    build(&mut out);
+    frontend::encode_sync(&mut out);
+    out
+}
+
+#[tokio::test]
+async fn a_parse_of_a_name_that_exists_fails_with_42p05_and_the_first_statement_stays() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let seen = compare(
+        &proxied,
+        &[
+            batch(|out| parse(out, "s1", "SELECT 1")),
+            batch(|out| {
+                parse(out, "s1", "SELECT 2");
+                bind_execute(out, "s1");
+            }),
+            batch(|out| bind_execute(out, "s1")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        seen[1],
+        ["E 42P05 prepared statement \"s1\" already exists", "Z I"]
+    );
+    assert_eq!(seen[2], ["2", "D Some(\"1\")", "C SELECT 1", "Z I"]);
+}
+
+#[tokio::test]
+async fn the_unnamed_statement_is_replaced_by_a_new_parse() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let seen = compare(
+        &proxied,
+        &[batch(|out| {
+            parse(out, "", "SELECT 1");
+            parse(out, "", "SELECT 2");
+            bind_execute(out, "");
+        })],
+    )
+    .await;
+    assert_eq!(
+        seen[0],
+        ["1", "1", "2", "D Some(\"2\")", "C SELECT 1", "Z I"]
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_parse_fails_the_open_transaction_like_postgresql() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let mut begin = BytesMut::new();
+    frontend::encode_query(&mut begin, b"BEGIN");
+    let mut after = BytesMut::new();
+    frontend::encode_query(&mut after, b"SELECT 1");
+    let seen = compare(
+        &proxied,
+        &[
+            begin,
+            batch(|out| parse(out, "s1", "SELECT 1")),
+            batch(|out| parse(out, "s1", "SELECT 1")),
+            after,
+        ],
+    )
+    .await;
+    assert_eq!(
+        seen[2],
+        ["E 42P05 prepared statement \"s1\" already exists", "Z E"]
+    );
+    assert_eq!(seen[3][0].split(' ').nth(1), Some("25P02"), "{:?}", seen[3]);
+}
+
+#[tokio::test]
+async fn a_name_whose_parse_failed_or_was_skipped_can_be_parsed_again() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let seen = compare(
+        &proxied,
+        &[
+            batch(|out| parse(out, "broken", "SELEC 1")),
+            batch(|out| parse(out, "broken", "SELECT 1")),
+            batch(|out| {
+                parse(out, "", "SELECT 1 / 0");
+                bind_execute(out, "");
+                parse(out, "skipped", "SELECT 2");
+            }),
+            batch(|out| {
+                parse(out, "skipped", "SELECT 2");
+                bind_execute(out, "skipped");
+            }),
+        ],
+    )
+    .await;
+    assert_eq!(seen[1], ["1", "Z I"]);
+    assert_eq!(seen[3], ["1", "2", "D Some(\"2\")", "C SELECT 1", "Z I"]);
+}
+
+#[tokio::test]
+async fn a_statement_parsed_after_ddl_in_the_same_batch_sees_the_new_column() {
+    let proxied = ProxiedCluster::start(0, ONE_BACKEND_PER_NODE).await;
+    let seen = compare_on_own_tables(&proxied, |table| {
+        let select = format!("SELECT * FROM pipelined_{table}");
+        vec![
+            batch(|out| {
+                parse(out, "", &format!("CREATE TABLE pipelined_{table} (a int)"));
+                bind_execute(out, "");
+            }),
+            batch(|out| {
+                parse(out, "before", &select);
+                frontend::encode_describe(out, Target::Statement, b"before");
+            }),
+            batch(|out| {
+                parse(
+                    out,
+                    "",
+                    &format!("ALTER TABLE pipelined_{table} ADD COLUMN b int"),
+                );
+                bind_execute(out, "");
+                parse(out, "after", &select);
+                frontend::encode_describe(out, Target::Statement, b"after");
+                bind_execute(out, "after");
+            }),
+        ]
+    })
+    .await;
+    assert_eq!(
+        seen[2],
+        [
+            "1",
+            "2",
+            "C ALTER TABLE",
+            "1",
+            "t",
+            "T Some(2) columns",
+            "2",
+            "C SELECT 0",
+            "Z I"
+        ]
+    );
+}
