@@ -101,6 +101,13 @@ pub struct BackendConnection {
     /// How many of its current client's recorded settings it has run (see
     /// `session::settings`); 0 for a connection fresh from the pool.
     pub settings_applied: usize,
+    /// The startup settings (a client's StartupMessage parameters, as one
+    /// statement) it carries over its login defaults. Unlike a client's
+    /// `SET`s they stay when it goes back to the pool, as pgbouncer keeps
+    /// its server parameters: the next client with the same startup settings
+    /// (every pgbench or JDBC connection of an application) pays nothing,
+    /// another one a reset first. `None`: the login defaults.
+    pub baseline: Option<bytes::Bytes>,
 }
 
 impl BackendConnection {
@@ -134,6 +141,7 @@ impl BackendConnection {
             tainted: false,
             has_settings: false,
             settings_applied: 0,
+            baseline: None,
         };
         connection.log_in(login).await?;
         Ok(connection)

@@ -143,6 +143,8 @@ impl Pool {
             return;
         }
         connection.idle_since = now;
+        // Its next client starts replaying its own settings from the first.
+        connection.settings_applied = 0;
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(connection);
         }

@@ -185,3 +185,53 @@ async fn an_idle_backend_past_the_idle_timeout_is_closed_and_replaced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A client through the proxy whose StartupMessage carries `options`.
+async fn connect_with_options(proxied: &ProxiedCluster, options: &str) -> tokio_postgres::Client {
+    let mut config: tokio_postgres::Config = proxied.dsn().parse().unwrap();
+    if !options.is_empty() {
+        config.options(options);
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("logging in through the proxy");
+    tokio::spawn(connection);
+    client
+}
+
+async fn statement_timeout(client: &tokio_postgres::Client) -> (String, i32) {
+    let row = client
+        .query_one(
+            "SELECT current_setting('statement_timeout'), pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn startup_settings_stay_with_a_pooled_backend_only_for_clients_that_asked_for_them() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nsize = 1").await;
+    let with = connect_with_options(&proxied, "-c statement_timeout=4321").await;
+    let without = connect_with_options(&proxied, "").await;
+    let again = connect_with_options(&proxied, "-c statement_timeout=4321").await;
+    // One backend serves all three in turn, each with its own startup settings.
+    let mut pids = BTreeSet::new();
+    for _ in 0..3 {
+        for (client, expected) in [(&with, "4321ms"), (&without, "0"), (&again, "4321ms")] {
+            let (timeout, pid) = statement_timeout(client).await;
+            assert_eq!(
+                timeout, expected,
+                "a client saw another client's startup setting"
+            );
+            pids.insert(pid);
+        }
+    }
+    assert_eq!(
+        pids.len(),
+        1,
+        "the single pooled backend was replaced: {pids:?}"
+    );
+}

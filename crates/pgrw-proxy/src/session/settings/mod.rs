@@ -6,8 +6,10 @@
 //! ROLE`), so no other client inherits them.
 //!
 //! The settings of the StartupMessage are the first recorded setting
-//! ([`startup`]); SETs inside a transaction are recorded when it commits
-//! ([`transaction`]).
+//! ([`startup`]), and a backend's baseline rather than a SET: they stay on it
+//! in the pool, so that the next client with the same ones pays no round
+//! trip (see `BackendConnection::baseline`); SETs inside a transaction are
+//! recorded when it commits ([`transaction`]).
 
 pub(crate) mod query;
 pub(crate) mod startup;
@@ -97,36 +99,50 @@ impl Session {
     /// Runs the recorded settings `backend` lacks. Their results are not the
     /// client's to see; an error in one (say, a setting since dropped) does
     /// not stop the others, as it did not on the original backend.
+    ///
+    /// The startup settings (the first recorded setting, when the client sent
+    /// any) are the backend's baseline: applied only when the baseline it
+    /// carries differs, after a `RESET ALL` of the old one.
     pub(in crate::session) async fn replay_settings(
         &mut self,
         backend: &mut PooledBackend,
     ) -> Result<(), BackendError> {
         let applied = backend.connection().settings_applied;
-        if applied >= self.settings.len() {
-            return Ok(());
-        }
         let mut out = BytesMut::new();
         let mut sent = 0;
-        for (index, statement) in self.settings.iter().enumerate().skip(applied) {
-            // The startup settings: only those this backend lacks.
-            let statement = if index == 0 && !self.startup.is_empty() {
-                self.startup.statement_for(&backend.connection().parameters)
+        if applied == 0 {
+            let connection = backend.connection();
+            let wanted = if self.startup.is_empty() {
+                None
             } else {
-                Some(statement.clone())
+                self.startup.statement_for(&connection.parameters)
             };
-            if let Some(statement) = statement {
-                encode_query(&mut out, &statement);
-                sent += 1;
+            if connection.baseline != wanted {
+                if connection.baseline.is_some() {
+                    encode_query(&mut out, b"RESET ALL");
+                    sent += 1;
+                }
+                if let Some(statement) = &wanted {
+                    encode_query(&mut out, statement);
+                    sent += 1;
+                }
+                connection.baseline = wanted;
             }
         }
+        let startup_count = usize::from(!self.startup.is_empty());
+        let own = &self.settings[applied.max(startup_count).min(self.settings.len())..];
+        for statement in own {
+            encode_query(&mut out, statement);
+        }
+        sent += own.len();
+        let connection = backend.connection();
+        if !own.is_empty() {
+            connection.has_settings = true;
+        }
+        connection.settings_applied = self.settings.len();
         if sent == 0 {
-            // Only startup settings it already had. Its count stays 0: a
-            // backend goes back to its pool with a count only when it has
-            // settings to reset (and the reset clears the count).
             return Ok(());
         }
-        let connection = backend.connection();
-        connection.has_settings = true;
         connection.send(&out).await?;
         let mut ready_left = sent;
         while ready_left > 0 {
@@ -134,7 +150,6 @@ impl Session {
                 ready_left -= 1;
             }
         }
-        connection.settings_applied = self.settings.len();
         Ok(())
     }
 
@@ -177,7 +192,7 @@ pub(in crate::session) async fn undo_settings_and_release(mut backend: PooledBac
             return;
         }
         connection.has_settings = false;
-        connection.settings_applied = 0;
+        connection.baseline = None;
     }
     backend.release();
 }
