@@ -69,6 +69,9 @@ pub fn judge(sql: &str) -> Result<Effect, pg_query::Error> {
     Ok(effect)
 }
 
+/// PostgreSQL's `CURSOR_OPT_HOLD` (parsenodes.h): the cursor is WITH HOLD.
+const CURSOR_OPT_HOLD: i32 = 0x0020;
+
 /// Judges one top-level statement.
 fn judge_statement(stmt: &NodeEnum) -> Effect {
     use pg_query::protobuf::{TransactionStmtKind as Tx, VariableSetKind};
@@ -125,11 +128,14 @@ fn judge_statement(stmt: &NodeEnum) -> Effect {
         NodeEnum::VariableSetStmt(set) => {
             Effect::Primary(format!("changes session setting `{}`", set.name))
         }
-        // A cursor reads what its query reads; which backend holds it (WITH
-        // HOLD outlives the transaction) is session affinity, carried by pgrw
-        // as an effect for the routing policy, not a reason for the primary.
+        // A cursor reads what its query reads. One WITH HOLD outlives its
+        // transaction: session state the client fetches from later, maybe
+        // inside a read-write transaction, so it belongs where writes run.
         NodeEnum::DeclareCursorStmt(declare) => {
             match declare.query.as_ref().and_then(|q| q.node.as_ref()) {
+                Some(_) if declare.options & CURSOR_OPT_HOLD != 0 => Effect::Primary(
+                    "a WITH HOLD cursor is session state that outlives its transaction".to_owned(),
+                ),
                 Some(query) => judge_statement(query),
                 None => Effect::Primary("DECLARE without a query".to_owned()),
             }
@@ -415,10 +421,8 @@ mod tests {
 
     #[test]
     fn a_cursor_reads_what_its_query_reads() {
-        assert_eq!(
-            effect("DECLARE c CURSOR WITH HOLD FOR SELECT * FROM t"),
-            Effect::Read
-        );
+        assert_eq!(effect("DECLARE c CURSOR FOR SELECT * FROM t"), Effect::Read);
+        assert!(effect("DECLARE c CURSOR WITH HOLD FOR SELECT * FROM t").needs_primary());
         assert!(effect("DECLARE c CURSOR FOR SELECT * FROM t FOR UPDATE").needs_primary());
         assert!(matches!(effect("FETCH 10 FROM c"), Effect::Neutral(_)));
     }
