@@ -5,92 +5,18 @@
 
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
-
-use std::time::Duration;
+#[path = "support/raw_client.rs"]
+mod raw_client;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use pgrw_cluster::testing::wait_until;
-use pgrw_proxy::protocol::backend::{BackendMessage, NoticeFields};
 use pgrw_proxy::protocol::frontend;
-use pgrw_proxy::protocol::{FrameLimits, Message};
 use proxy_cluster::ProxiedCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use raw_client::{DEADLINE, RawClient, error_fields};
+use tokio::io::AsyncWriteExt;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres::error::SqlState;
-
-/// How long anything asynchronous may take to arrive.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A raw protocol client logged in with trust authentication.
-struct RawClient {
-    stream: TcpStream,
-    buffer: BytesMut,
-}
-
-impl RawClient {
-    async fn log_in(port: u16) -> RawClient {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let mut client = RawClient {
-            stream,
-            buffer: BytesMut::new(),
-        };
-        let mut out = BytesMut::new();
-        frontend::encode_startup_3_0(&mut out, &[("user", "postgres"), ("database", "postgres")]);
-        client.stream.write_all(&out).await.unwrap();
-        while client.receive().await.expect("logged in").tag() != b'Z' {}
-        client
-    }
-
-    /// The next message; `None` when the proxy closed the connection.
-    async fn receive(&mut self) -> Option<Message> {
-        loop {
-            if let Some(message) =
-                Message::split_from(&mut self.buffer, &FrameLimits::default()).unwrap()
-            {
-                return Some(message);
-            }
-            let read = tokio::time::timeout(DEADLINE, self.stream.read_buf(&mut self.buffer))
-                .await
-                .expect("the proxy speaks or closes within the deadline")
-                .unwrap();
-            if read == 0 {
-                return None;
-            }
-        }
-    }
-
-    /// Runs `sql` and returns the first column of its first row.
-    async fn query_value(&mut self, sql: &str) -> Option<String> {
-        let mut out = BytesMut::new();
-        frontend::encode_query(&mut out, sql.as_bytes());
-        self.stream.write_all(&out).await.unwrap();
-        let mut value = None;
-        loop {
-            let message = self.receive().await.expect("an answer");
-            match message.tag() {
-                b'D' if value.is_none() => value = first_column(message.body()),
-                b'E' => panic!("{sql} failed: {:?}", error_fields(&message)),
-                b'Z' => return value,
-                _ => {}
-            }
-        }
-    }
-}
-
-fn first_column(body: &[u8]) -> Option<String> {
-    let length = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
-    let value = body.get(6..6 + usize::try_from(length).ok()?)?;
-    Some(String::from_utf8_lossy(value).into_owned())
-}
-
-fn error_fields(message: &Message) -> NoticeFields {
-    match BackendMessage::decode(message.view()) {
-        Ok(BackendMessage::ErrorResponse(fields)) => fields,
-        other => panic!("expected an ErrorResponse, got {other:?}"),
-    }
-}
 
 /// Terminates backend `pid` on the primary and waits until it is gone.
 async fn terminate_on_primary(proxied: &ProxiedCluster, pid: i32) {

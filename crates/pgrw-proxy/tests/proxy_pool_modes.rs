@@ -5,12 +5,18 @@
 
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
+#[path = "support/raw_client.rs"]
+mod raw_client;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use pgrw_cluster::testing::TEST_PASSWORD;
+use pgrw_proxy::protocol::frontend;
 use proxy_cluster::ProxiedCluster;
+use raw_client::RawClient;
+use tokio::io::AsyncWriteExt;
 
 /// The node port and backend pid that served one read.
 async fn served_by(client: &tokio_postgres::Client) -> (i32, i32) {
@@ -234,4 +240,36 @@ async fn startup_settings_stay_with_a_pooled_backend_only_for_clients_that_asked
         1,
         "the single pooled backend was replaced: {pids:?}"
     );
+}
+
+#[tokio::test]
+async fn closing_a_prepared_statement_outside_a_transaction_needs_no_backend() {
+    let proxied = ProxiedCluster::start(
+        0,
+        "auth = \"trust\"\n[pool]\nsize = 1\ncheckout_timeout_ms = 2000",
+    )
+    .await;
+    let mut closer = RawClient::log_in(proxied.port()).await;
+    // The only backend is busy in another client's transaction.
+    let holder = proxied.connect().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+
+    let mut out = BytesMut::new();
+    frontend::encode_close(&mut out, frontend::Target::Statement, b"cached_1");
+    frontend::encode_close(&mut out, frontend::Target::Statement, b"cached_2");
+    frontend::encode_sync(&mut out);
+    closer.stream.write_all(&out).await.unwrap();
+    let mut tags = Vec::new();
+    while let Some(message) = closer.receive().await {
+        tags.push(char::from(message.tag()));
+        if message.tag() == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(
+        tags,
+        ['3', '3', 'Z'],
+        "two CloseComplete and ReadyForQuery, without waiting for the busy backend"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
 }

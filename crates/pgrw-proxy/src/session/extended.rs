@@ -127,6 +127,9 @@ impl Session {
                     self.ready();
                     return Ok(());
                 }
+                if end == BatchEnd::Sync && self.answers_closes_alone(&batch)? {
+                    return Ok(());
+                }
                 let unit = self.batch_unit(&batch)?;
                 self.unit_settings.clear();
                 if settings::changes_settings(&unit.effects) {
@@ -174,6 +177,35 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    /// Answers a batch of nothing but Closes of named statements, outside a
+    /// transaction, without a backend: such a Close only makes the client
+    /// forget a name (backends keep the statement for other clients), and
+    /// the Sync has no transaction to end. Drivers send these when they evict
+    /// a cached statement; each saves a checkout and a round trip. Whether it
+    /// answered.
+    fn answers_closes_alone(&mut self, batch: &[Message]) -> Result<bool, SessionEnd> {
+        if self.routing.transaction.is_some() {
+            return Ok(false);
+        }
+        for message in batch {
+            match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Close {
+                    target: Target::Statement,
+                    name,
+                } if !name.is_empty() => {}
+                _ => return Ok(false),
+            }
+        }
+        for message in batch {
+            if let FrontendMessage::Close { name, .. } = FrontendMessage::decode(message.view())? {
+                self.statements.remove(name);
+                encode_close_complete(&mut self.client.out);
+            }
+        }
+        self.ready();
+        Ok(true)
     }
 
     /// What the batch runs, for routing: the strictest of its statements.
