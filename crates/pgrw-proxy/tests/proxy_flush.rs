@@ -4,70 +4,13 @@
 
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
-
-use std::time::Duration;
+#[path = "support/raw_client.rs"]
+mod raw_client;
 
 use bytes::BytesMut;
 use pgrw_proxy::protocol::frontend::{self, Bind, Target};
-use pgrw_proxy::protocol::{FrameLimits, Message};
 use proxy_cluster::ProxiedCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A raw protocol client logged in with trust authentication.
-struct RawClient {
-    stream: TcpStream,
-    buffer: BytesMut,
-}
-
-impl RawClient {
-    async fn log_in(port: u16) -> RawClient {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let mut client = RawClient {
-            stream,
-            buffer: BytesMut::new(),
-        };
-        let mut out = BytesMut::new();
-        frontend::encode_startup_3_0(&mut out, &[("user", "postgres"), ("database", "postgres")]);
-        client.send(&out).await;
-        client.tags_until(b'Z').await;
-        client
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    async fn receive(&mut self) -> Message {
-        loop {
-            if let Some(message) =
-                Message::split_from(&mut self.buffer, &FrameLimits::default()).unwrap()
-            {
-                return message;
-            }
-            let read = tokio::time::timeout(
-                Duration::from_secs(10),
-                self.stream.read_buf(&mut self.buffer),
-            )
-            .await
-            .expect("the proxy answers")
-            .unwrap();
-            assert_ne!(read, 0, "the proxy closed the connection");
-        }
-    }
-
-    /// The tags of the messages up to and including one tagged `last`.
-    async fn tags_until(&mut self, last: u8) -> String {
-        let mut tags = String::new();
-        loop {
-            let message = self.receive().await;
-            tags.push(char::from(message.tag()));
-            if message.tag() == last {
-                return tags;
-            }
-        }
-    }
-}
+use raw_client::RawClient;
 
 #[tokio::test]
 async fn a_flushed_parse_and_describe_are_answered_before_the_sync() {
@@ -97,7 +40,7 @@ async fn a_flushed_parse_and_describe_are_answered_before_the_sync() {
     let mut tags = String::new();
     let mut value = None;
     loop {
-        let message = client.receive().await;
+        let message = client.receive().await.expect("the proxy answers");
         tags.push(char::from(message.tag()));
         if message.tag() == b'D' {
             value = Some(message.body()[6..].to_vec());

@@ -16,7 +16,6 @@ use pgrw_cluster::testing::TEST_PASSWORD;
 use pgrw_proxy::protocol::frontend;
 use proxy_cluster::ProxiedCluster;
 use raw_client::RawClient;
-use tokio::io::AsyncWriteExt;
 
 /// The node port and backend pid that served one read.
 async fn served_by(client: &tokio_postgres::Client) -> (i32, i32) {
@@ -258,17 +257,10 @@ async fn closing_a_prepared_statement_outside_a_transaction_needs_no_backend() {
     frontend::encode_close(&mut out, frontend::Target::Statement, b"cached_1");
     frontend::encode_close(&mut out, frontend::Target::Statement, b"cached_2");
     frontend::encode_sync(&mut out);
-    closer.stream.write_all(&out).await.unwrap();
-    let mut tags = Vec::new();
-    while let Some(message) = closer.receive().await {
-        tags.push(char::from(message.tag()));
-        if message.tag() == b'Z' {
-            break;
-        }
-    }
+    closer.send(&out).await;
     assert_eq!(
-        tags,
-        ['3', '3', 'Z'],
+        closer.tags_until(b'Z').await,
+        "33Z",
         "two CloseComplete and ReadyForQuery, without waiting for the busy backend"
     );
     holder.batch_execute("COMMIT").await.unwrap();

@@ -37,6 +37,23 @@ impl RawClient {
         client
     }
 
+    /// Writes raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The tags of the messages up to and including one tagged `last`.
+    pub async fn tags_until(&mut self, last: u8) -> String {
+        let mut tags = String::new();
+        loop {
+            let message = self.receive().await.expect("the proxy answers");
+            tags.push(char::from(message.tag()));
+            if message.tag() == last {
+                return tags;
+            }
+        }
+    }
+
     /// The next message; `None` when the proxy closed the connection.
     pub async fn receive(&mut self) -> Option<Message> {
         loop {
