@@ -81,7 +81,11 @@ impl Session {
         let attempts = self.state.config.nodes.len().max(1);
         for attempt in 1..=attempts {
             match self.route_and_check_out_once(unit).await {
-                Attempt::CheckedOut(backend) => return Some(backend),
+                Attempt::CheckedOut(backend) => {
+                    // Counted where it runs, once, even after a reroute.
+                    self.state.stats.record_routed(backend.node(), unit.class);
+                    return Some(backend);
+                }
                 Attempt::Refused => return None,
                 Attempt::Unreachable(node, error) => {
                     self.state.monitor.report_failure(node, &error.to_string());
@@ -132,7 +136,6 @@ impl Session {
             self.last_route = Some((decided, topology));
             return Attempt::Refused;
         };
-        self.state.stats.record_routed(node, unit.class);
         // Rendered only if the client asks (`SHOW pgrw.route`): no string per
         // statement. A unit with no statement (a batch of Close messages, as
         // drivers send when they drop a prepared statement) is not one to report.
