@@ -293,7 +293,7 @@ impl Session {
                     encode_bind(
                         &mut out,
                         &Bind {
-                            statement: on_backend.as_deref().unwrap_or(bind.statement),
+                            statement: backend_side(on_backend.as_deref(), bind.statement),
                             ..bind
                         },
                     );
@@ -308,7 +308,7 @@ impl Session {
                     encode_describe(
                         &mut out,
                         Target::Statement,
-                        on_backend.as_deref().unwrap_or(name),
+                        backend_side(on_backend.as_deref(), name),
                     );
                     exchange.steps.push_back(Step::Describe);
                 }
@@ -401,9 +401,10 @@ impl Session {
         !name.is_empty()
     }
 
-    /// The backend-side name of the client statement `name`, preparing it on
-    /// `backend` first (a hidden Parse) when the backend lacks it. `None` when
-    /// the client never prepared it: the backend then reports the error.
+    /// The client statement `name` (its backend-side name is the one to use),
+    /// preparing it on `backend` first (a hidden Parse) when the backend lacks
+    /// it. `None` when the client never prepared it: the backend then reports
+    /// the error.
     fn ensure_prepared(
         &self,
         backend: &mut PooledBackend,
@@ -411,7 +412,7 @@ impl Session {
         building: &mut Building,
         out: &mut BytesMut,
         exchange: &mut Exchange,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Arc<PreparedStatement>> {
         let statement = self.statements.get(name)?;
         let on_backend = &statement.backend_name;
         let missing = if on_backend.is_empty() {
@@ -424,7 +425,7 @@ impl Session {
             parse_on_backend(statement, true, building, out, exchange);
             building.unnamed_parsed |= on_backend.is_empty();
         }
-        Some(on_backend.as_bytes().to_vec())
+        Some(statement.clone())
     }
 }
 
@@ -448,6 +449,13 @@ fn parse_on_backend(
     let prepares = (!on_backend.is_empty()).then(|| on_backend.clone());
     building.parsing.extend(prepares.clone());
     exchange.steps.push_back(Step::Parse { prepares, hidden });
+}
+
+/// The name a Bind or Describe uses on the backend: the statement's shared
+/// backend name, or the client's when the client never prepared it (the
+/// backend then reports the error).
+fn backend_side<'a>(statement: Option<&'a PreparedStatement>, client_name: &'a [u8]) -> &'a [u8] {
+    statement.map_or(client_name, |statement| statement.backend_name.as_bytes())
 }
 
 fn unit_of(classification: &Classification) -> Unit {

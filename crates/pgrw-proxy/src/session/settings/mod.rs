@@ -115,7 +115,7 @@ impl Session {
             let wanted = if self.startup.is_empty() {
                 None
             } else {
-                self.startup.statement_for(&connection.parameters)
+                self.startup.statement_for_backend(&connection.parameters)
             };
             if connection.baseline != wanted {
                 if connection.baseline.is_some() {

@@ -206,7 +206,14 @@ pub(crate) struct StartupSettings {
     /// Per setting: the name and value its ParameterStatus carries, when
     /// PostgreSQL reports that setting; `None` until checked, or not reported.
     reported: Vec<Option<(String, String)>>,
+    /// The last [`StartupSettings::statement_for`] answer and the login
+    /// parameters it was for: every backend of a cluster usually reports the
+    /// same ones, so a statement is built once per session, not per checkout.
+    last_statement: Option<(LoginParameters, Option<Bytes>)>,
 }
+
+/// What a node reported at login: ParameterStatus names and values.
+type LoginParameters = Vec<(String, String)>;
 
 impl StartupSettings {
     /// The settings of a client's StartupMessage, not yet checked.
@@ -214,7 +221,24 @@ impl StartupSettings {
         StartupSettings {
             reported: vec![None; settings.len()],
             settings,
+            last_statement: None,
         }
+    }
+
+    /// [`StartupSettings::statement_for`], remembered for the last
+    /// `parameters` seen.
+    pub(crate) fn statement_for_backend(
+        &mut self,
+        parameters: &[(String, String)],
+    ) -> Option<Bytes> {
+        if let Some((known, statement)) = &self.last_statement
+            && known.as_slice() == parameters
+        {
+            return statement.clone();
+        }
+        let statement = self.statement_for(parameters);
+        self.last_statement = Some((parameters.to_vec(), statement.clone()));
+        statement
     }
 
     /// Whether the client sent no setting.
@@ -262,6 +286,7 @@ impl StartupSettings {
     /// every setting is known that way.
     fn known_from(&mut self, server: &[(String, String)]) -> bool {
         let mut all = true;
+        self.last_statement = None;
         for (setting, reported) in self.settings.iter().zip(self.reported.iter_mut()) {
             match server
                 .iter()
@@ -369,6 +394,7 @@ impl Session {
             backend.release();
             let values = answer.rows.into_iter().next().unwrap_or_default();
             let checked = self.startup.settings.iter().zip(values);
+            self.startup.last_statement = None;
             for ((setting, value), reported) in checked.zip(self.startup.reported.iter_mut()) {
                 let name = server
                     .iter()
