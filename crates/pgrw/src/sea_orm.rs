@@ -29,7 +29,7 @@ use sea_query_binder::SqlxValues;
 use sqlx::{Executor, PgPool, Postgres};
 
 use crate::pool::RwPool;
-use crate::session::{Session, current_wal_lsn};
+use crate::session::Session;
 
 /// A SeaORM connection over an [`RwPool`]: each statement is routed on its
 /// own (no read-your-writes; use [`RwDatabase::session`] for that).
@@ -328,25 +328,8 @@ impl TransactionTrait for RwSession {
             .transaction_with_config(callback, isolation_level, access_mode)
             .await;
         if result.is_ok() && access_mode != Some(AccessMode::ReadOnly) {
-            self.record_primary_position().await;
+            self.session.record_primary_position().await;
         }
         result
-    }
-}
-
-impl RwSession {
-    /// Records the primary's current position (after a commit).
-    async fn record_primary_position(&self) {
-        let lsn = match self.session.pool.primary() {
-            Ok(primary) => match primary.acquire().await {
-                Ok(mut connection) => current_wal_lsn(&mut connection).await,
-                Err(_) => None,
-            },
-            Err(_) => None,
-        };
-        match lsn {
-            Some(lsn) => self.session.record_write(lsn),
-            None => self.session.record_unknown_write(),
-        }
     }
 }

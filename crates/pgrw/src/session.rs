@@ -100,6 +100,22 @@ impl Session {
         self.lock().record_write(Lsn(u64::MAX));
     }
 
+    /// Records the primary's current position, read after a commit (or an
+    /// unknown write when it cannot be read).
+    pub(crate) async fn record_primary_position(&self) {
+        let lsn = match self.pool.primary() {
+            Ok(primary) => match primary.acquire().await {
+                Ok(mut connection) => current_wal_lsn(&mut connection).await,
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        match lsn {
+            Some(lsn) => self.record_write(lsn),
+            None => self.record_unknown_write(),
+        }
+    }
+
     /// Begins a transaction on the primary; committing it through
     /// [`SessionTransaction::commit`] records its position for later reads.
     pub async fn begin(&self) -> Result<SessionTransaction<'_>, sqlx::Error> {
@@ -150,17 +166,7 @@ impl SessionTransaction<'_> {
     /// Commits, then records the primary's position in the session.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.transaction.commit().await?;
-        let lsn = match self.session.pool.primary() {
-            Ok(primary) => match primary.acquire().await {
-                Ok(mut connection) => current_wal_lsn(&mut connection).await,
-                Err(_) => None,
-            },
-            Err(_) => None,
-        };
-        match lsn {
-            Some(lsn) => self.session.record_write(lsn),
-            None => self.session.record_unknown_write(),
-        }
+        self.session.record_primary_position().await;
         Ok(())
     }
 
