@@ -1,9 +1,13 @@
 //! The `pgrw cluster` command as a user runs it: the built binary, real servers.
 
+#[path = "support/temp_cluster.rs"]
+mod temp_cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use pgrw_cluster::testing::free_port_range;
+use temp_cluster::temp_cluster_dir;
 
 fn pgrw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgrw"))
@@ -35,21 +39,6 @@ impl Drop for Teardown {
             ]);
         }
     }
-}
-
-fn temp_cluster_dir() -> (tempfile::TempDir, PathBuf) {
-    let parent = tempfile::Builder::new()
-        .prefix("pgrw-cli-test-")
-        .tempdir()
-        .expect("temp dir");
-    // When tests run as root the servers run as `postgres`, which must get in.
-    std::fs::set_permissions(
-        parent.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let dir = parent.path().join("cluster");
-    (parent, dir)
 }
 
 fn path_arg(dir: &Path) -> String {

@@ -2,6 +2,9 @@
 //! status block per node whose routed counts follow real queries, and a clean
 //! stop of proxy and cluster on SIGINT.
 
+#[path = "support/temp_cluster.rs"]
+mod temp_cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgrw_cluster::testing::free_port_range;
+use temp_cluster::temp_cluster_dir;
 
 const PASSWORD: &str = "up-status-test";
 /// initdb and two base backups on a busy 2-core machine.
@@ -183,17 +187,7 @@ fn run_reads_through_proxy(proxy_port: u16, count: usize) {
 
 #[test]
 fn up_shows_live_node_status_counts_routed_reads_and_stops_cleanly_on_sigint() {
-    let parent = tempfile::Builder::new()
-        .prefix("pgrw-up-status-")
-        .tempdir()
-        .expect("temp dir");
-    // When tests run as root the servers run as `postgres`, which must get in.
-    std::fs::set_permissions(
-        parent.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let dir = parent.path().join("cluster");
+    let (_parent, dir) = temp_cluster_dir();
     let base = free_port_range(4);
     let (cluster_port, proxy_port) = (base, base + 3);
     let mut up = Up::start(&dir, cluster_port, proxy_port);
