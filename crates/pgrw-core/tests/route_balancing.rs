@@ -21,7 +21,18 @@ fn cluster() -> Topology {
 
 /// How many of `draws` reads each node served.
 fn spread(topology: &Topology, policy: &Policy, draws: usize) -> Vec<usize> {
+    spread_under_load(topology, policy, &[], draws)
+}
+
+/// How many of `draws` reads each node served, with `load` requests in flight.
+fn spread_under_load(
+    topology: &Topology,
+    policy: &Policy,
+    load: &[u32],
+    draws: usize,
+) -> Vec<usize> {
     let mut balancer = Balancer::with_seed(0xC0FFEE);
+    balancer.set_load(load.iter().copied());
     let mut served = vec![0; topology.nodes.len()];
     let session = SessionState::new();
     for _ in 0..draws {
@@ -81,9 +92,7 @@ fn least_outstanding_spreads_ties_evenly() {
         balancing: Balancing::LeastOutstanding,
         ..Policy::default()
     };
-    let mut topology = cluster();
-    topology.nodes[3].outstanding = 1;
-    let served = spread(&topology, &policy, 20_000);
+    let served = spread_under_load(&cluster(), &policy, &[0, 0, 0, 1], 20_000);
     assert_eq!(served[3], 0);
     assert_share(served[1], 20_000, 0.5);
     assert_share(served[2], 20_000, 0.5);

@@ -32,16 +32,15 @@ fn node() -> impl Strategy<Value = Node> {
         proptest::option::of(0u64..2_000),
     )
         .prop_map(|(bytes, millis)| Lag { bytes, millis });
-    (role(), health(), lsn(), lag, 0u32..5, 0u32..10).prop_map(
-        |(role, health, replay_lsn, lag, weight, outstanding)| Node {
+    (role(), health(), lsn(), lag, 0u32..5).prop_map(|(role, health, replay_lsn, lag, weight)| {
+        Node {
             health,
             replay_lsn,
             lag,
             weight,
-            outstanding,
             ..Node::new("node", role)
-        },
-    )
+        }
+    })
 }
 
 fn topology() -> impl Strategy<Value = Topology> {
@@ -189,13 +188,10 @@ fn decide(
     policy: &Policy,
     seed: u64,
 ) -> Route {
-    route::route(
-        request,
-        session,
-        topology,
-        policy,
-        &mut Balancer::with_seed(seed),
-    )
+    // The seed also gives the load on each node (0 to 15 requests in flight).
+    let mut balancer = Balancer::with_seed(seed);
+    balancer.set_load((0..6).map(|node| ((seed >> (node * 4)) & 0xF) as u32));
+    route::route(request, session, topology, policy, &mut balancer)
 }
 
 /// A replica the policy lets serve this session's reads.

@@ -22,7 +22,8 @@ fn a_read_goes_to_a_replica_with_balancing_and_lag_in_the_reason() {
         &Policy::default(),
     );
     assert!(
-        shown == "replica1: read, random, lag 0 B" || shown == "replica2: read, random, lag 0 B",
+        shown == "replica1: read, least_outstanding, lag 0 B"
+            || shown == "replica2: read, least_outstanding, lag 0 B",
         "{shown}"
     );
 }

@@ -241,7 +241,6 @@ impl MonitorState {
                     replay_lsn,
                     lag,
                     weight: address.weight,
-                    outstanding: 0,
                 }
             })
             .collect();

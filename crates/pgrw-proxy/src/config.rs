@@ -23,7 +23,7 @@
 //! mode = "transaction"     # or "session"
 //!
 //! [policy]
-//! balancing = "random"     # round_robin, least_outstanding, weighted
+//! balancing = "least_outstanding"   # random, round_robin, weighted
 //!
 //! [tls]                    # TLS for clients: see crate::tls
 //! cert_file = "server.crt"
@@ -183,11 +183,11 @@ impl PoolConfig {
 #[serde(rename_all = "snake_case")]
 pub enum BalancingConfig {
     /// Uniformly at random.
-    #[default]
     Random,
     /// Each replica in turn.
     RoundRobin,
-    /// Fewest requests in flight.
+    /// Fewest connections checked out (ties at random). The default.
+    #[default]
     LeastOutstanding,
     /// At random by node weight.
     Weighted,
@@ -228,7 +228,7 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            balancing: BalancingConfig::Random,
+            balancing: BalancingConfig::LeastOutstanding,
             primary_reads: PrimaryReadsConfig::WhenNoReplica,
             max_lag_bytes: None,
             max_lag_ms: None,

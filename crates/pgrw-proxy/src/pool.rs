@@ -3,6 +3,7 @@
 //! guard that closes a connection nobody gave back cleanly.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -49,17 +50,26 @@ pub struct Pool {
     #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<BackendConnection>>>,
     permits: Arc<Semaphore>,
+    /// The connections checked out on this node, over all its pools.
+    in_flight: Arc<AtomicU32>,
 }
 
 impl Pool {
-    /// An empty pool that logs in with `login`.
-    pub fn new(node: NodeId, login: BackendLogin, config: PoolConfig) -> Arc<Pool> {
+    /// An empty pool that logs in with `login` and counts its checkouts in
+    /// `in_flight` (shared by every pool of the node).
+    pub fn new(
+        node: NodeId,
+        login: BackendLogin,
+        config: PoolConfig,
+        in_flight: Arc<AtomicU32>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             permits: Arc::new(Semaphore::new(config.size)),
             login,
             node,
             config,
             idle: Mutex::new(Vec::new()),
+            in_flight,
         })
     }
 
@@ -96,6 +106,7 @@ impl Pool {
                 connection: Some(connection),
                 pool: self.clone(),
                 _permit: permit,
+                _in_flight: InFlight::count(&self.in_flight),
             });
         }
         let connection = tokio::time::timeout(
@@ -111,6 +122,7 @@ impl Pool {
             connection: Some(Box::new(connection)),
             pool: self.clone(),
             _permit: permit,
+            _in_flight: InFlight::count(&self.in_flight),
         })
     }
 
@@ -158,6 +170,24 @@ pub struct PooledBackend {
     connection: Option<Box<BackendConnection>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
+    _in_flight: InFlight,
+}
+
+/// One checked-out connection counted in its node's in-flight total, for as
+/// long as it lives.
+struct InFlight(Arc<AtomicU32>);
+
+impl InFlight {
+    fn count(total: &Arc<AtomicU32>) -> InFlight {
+        total.fetch_add(1, Ordering::Relaxed);
+        InFlight(total.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PooledBackend {
@@ -182,20 +212,44 @@ impl PooledBackend {
     }
 }
 
-/// Every pool of the proxy, created on first use.
-#[derive(Default)]
+/// Every pool of the proxy, created on first use, and the connections
+/// checked out on each node.
 pub struct Pools {
     pools: Mutex<HashMap<(NodeId, String, String), Arc<Pool>>>,
+    /// By node index.
+    in_flight: Box<[Arc<AtomicU32>]>,
 }
 
 impl Pools {
+    /// No pool yet, for `nodes` nodes.
+    pub fn new(nodes: usize) -> Pools {
+        Pools {
+            pools: Mutex::new(HashMap::new()),
+            in_flight: (0..nodes).map(|_| Arc::new(AtomicU32::new(0))).collect(),
+        }
+    }
+
+    /// The connections checked out on each node now (a transaction's or a
+    /// pinned session's count while they are held), by node index: the load
+    /// least-outstanding balancing compares.
+    pub fn in_flight(&self) -> impl Iterator<Item = u32> + '_ {
+        self.in_flight
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+    }
+
     /// The pool for (`node`, database, user) of `login`, created when first asked.
     pub fn pool(&self, node: NodeId, login: BackendLogin, config: &PoolConfig) -> Arc<Pool> {
         let key = (node, login.database.clone(), login.user.clone());
+        let in_flight = self
+            .in_flight
+            .get(node.index())
+            .cloned()
+            .unwrap_or_default();
         let mut pools = self.pools.lock().expect("the pool map is never poisoned");
         pools
             .entry(key)
-            .or_insert_with(|| Pool::new(node, login, config.clone()))
+            .or_insert_with(|| Pool::new(node, login, config.clone(), in_flight))
             .clone()
     }
 }

@@ -157,7 +157,7 @@ impl Proxy {
         let state = Arc::new(ProxyState {
             config,
             monitor,
-            pools: Pools::default(),
+            pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
             last_write_lsn: AtomicU64::new(0),
             verifiers,

@@ -192,3 +192,38 @@ async fn show_route(client: &tokio_postgres::Client) -> String {
         })
         .expect("one row")
 }
+
+#[tokio::test]
+async fn reads_go_to_the_replica_with_fewer_connections_in_use() {
+    let proxied = ProxiedCluster::start(2, "").await;
+    // A read-only transaction holds one backend on one replica while open.
+    let holder = proxied.connect().await;
+    holder.batch_execute("BEGIN READ ONLY").await.unwrap();
+    let busy = proxied.node_at(
+        holder
+            .query_one("SELECT current_setting('port')::int AS port", &[])
+            .await
+            .unwrap()
+            .get("port"),
+    );
+    let reader = proxied.connect().await;
+    for _ in 0..30 {
+        let port = server_port(&reader, "SELECT current_setting('port')::int AS port").await;
+        let node = proxied.node_at(port.parse().unwrap());
+        assert_ne!(
+            node, busy,
+            "a read went to {busy}, which a transaction keeps busy, while the other replica was idle"
+        );
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+    let mut nodes = HashSet::new();
+    for _ in 0..40 {
+        let port = server_port(&reader, "SELECT current_setting('port')::int AS port").await;
+        nodes.insert(proxied.node_at(port.parse().unwrap()));
+    }
+    assert_eq!(
+        nodes.len(),
+        2,
+        "with both replicas idle again, reads spread over both: {nodes:?}"
+    );
+}

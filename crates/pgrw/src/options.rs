@@ -62,7 +62,13 @@ impl RwPoolBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             unavailable_wait: DEFAULT_UNAVAILABLE_WAIT,
-            policy: Policy::default(),
+            // Random, as the origin's `random.choice`: sqlx gives a connection
+            // back to its pool on a spawned task, so the in-use count
+            // least-outstanding reads lags behind each statement.
+            policy: Policy {
+                balancing: Balancing::Random,
+                ..Policy::default()
+            },
             catalog: FunctionCatalog::builtin(),
             monitor: MonitorConfig::default(),
         }
@@ -133,7 +139,10 @@ impl RwPoolBuilder {
         self
     }
 
-    /// How reads pick among replicas (default random, as the origin's `random.choice`).
+    /// How reads pick among replicas (default random, as the origin's
+    /// `random.choice`). `LeastOutstanding` compares each node's connections
+    /// in use as sqlx counts them, which lag a little: sqlx gives a
+    /// connection back to its pool on a spawned task after the statement.
     pub fn balancing(mut self, balancing: Balancing) -> RwPoolBuilder {
         self.policy.balancing = balancing;
         self

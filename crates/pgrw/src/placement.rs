@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pgrw_core::route::{
-    Balancer, Health, NodeId, Role, Route, RouteRequest, SessionState, Target, Topology, route,
+    Balancer, Balancing, Health, NodeId, Role, Route, RouteRequest, SessionState, Target, Topology,
+    route,
 };
 use pgrw_core::{RouteHint, StatementClass};
 use sqlx::Postgres;
@@ -93,6 +94,16 @@ impl<'a> Placement<'a> {
         let mut request = RouteRequest::new(self.class, self.hint, self.shared.monitor.now());
         request.waited_until = waited_until;
         BALANCER.with_borrow_mut(|balancer| {
+            if self.shared.policy.balancing == Balancing::LeastOutstanding {
+                // A node's connections in use (sqlx counts them; the held
+                // ones of transactions and sessions among them).
+                balancer.set_load(
+                    self.shared
+                        .nodes
+                        .iter()
+                        .map(|node| node.pool.size().saturating_sub(node.pool.num_idle() as u32)),
+                );
+            }
             route(
                 &request,
                 &self.session,

@@ -1,12 +1,13 @@
 //! Picking one node among a read's candidates: random, round robin, least
-//! outstanding, weighted. The randomness and the round-robin position are state
-//! the caller owns ([`Balancer`]), so routing stays deterministic for a seed.
+//! outstanding, weighted. The randomness, the round-robin position and the
+//! load the driver last counted are state the caller owns ([`Balancer`]), so
+//! routing stays deterministic for a seed and a load.
 
 use crate::route::policy::Balancing;
 use crate::route::topology::{Node, NodeId, Topology};
 
-/// The caller-owned state balancing needs: a small PRNG (SplitMix64) and the
-/// round-robin position.
+/// The caller-owned state balancing needs: a small PRNG (SplitMix64), the
+/// round-robin position, and the requests in flight on each node.
 ///
 /// A driver keeps one per thread or per task (seeded from anything: a
 /// counter, the time, an OS random number); sharing one behind a lock
@@ -15,6 +16,7 @@ use crate::route::topology::{Node, NodeId, Topology};
 pub struct Balancer {
     state: u64,
     turn: u64,
+    load: Vec<u32>,
 }
 
 impl Balancer {
@@ -23,7 +25,23 @@ impl Balancer {
         Balancer {
             state: seed,
             turn: 0,
+            load: Vec::new(),
         }
+    }
+
+    /// Records the requests in flight on each node, by [`NodeId`] index, as
+    /// the driver counts them just before routing (its checked-out
+    /// connections, say); least-outstanding balancing picks among the
+    /// candidates with the fewest. A node the load does not list counts 0.
+    /// Reuses its buffer: no allocation once it has seen every node.
+    pub fn set_load(&mut self, load: impl IntoIterator<Item = u32>) {
+        self.load.clear();
+        self.load.extend(load);
+    }
+
+    /// The requests in flight on `node`, as last recorded.
+    fn load_of(&self, node: NodeId) -> u32 {
+        self.load.get(node.index()).copied().unwrap_or(0)
     }
 
     /// The next pseudo-random number (SplitMix64).
@@ -65,10 +83,15 @@ impl Balancer {
                 nth(n)
             }
             Balancing::LeastOutstanding => {
-                let least = candidates().map(|(_, node)| node.outstanding).min()?;
-                let least_ones = || candidates().filter(|(_, node)| node.outstanding == least);
-                let n = self.below(least_ones().count() as u64);
-                least_ones().nth(n as usize).map(|(id, _)| id)
+                let least = candidates().map(|(id, _)| self.load_of(id)).min()?;
+                let ties = candidates()
+                    .filter(|&(id, _)| self.load_of(id) == least)
+                    .count();
+                let n = self.below(ties as u64) as usize;
+                candidates()
+                    .filter(|&(id, _)| self.load_of(id) == least)
+                    .nth(n)
+                    .map(|(id, _)| id)
             }
             Balancing::Weighted => {
                 let total: u64 = candidates().map(|(_, node)| u64::from(node.weight)).sum();
@@ -131,17 +154,35 @@ mod tests {
         assert_eq!(picks, expected);
     }
 
+    /// Least-outstanding over three replicas with `load` always picks `expected`
+    /// among those `is_candidate` accepts.
+    fn assert_least_outstanding_picks(
+        load: &[u32],
+        is_candidate: impl Fn(NodeId, &Node) -> bool,
+        expected: u16,
+    ) {
+        let topology = replicas(3);
+        let mut balancer = Balancer::default();
+        balancer.set_load(load.iter().copied());
+        for _ in 0..20 {
+            let pick = balancer.pick(Balancing::LeastOutstanding, &topology, &is_candidate);
+            assert_eq!(pick, Some(NodeId(expected)), "load {load:?}");
+        }
+    }
+
     #[test]
     fn least_outstanding_picks_the_idlest() {
-        let mut topology = replicas(3);
-        topology.nodes[0].outstanding = 4;
-        topology.nodes[1].outstanding = 1;
-        topology.nodes[2].outstanding = 2;
-        let mut balancer = Balancer::default();
-        for _ in 0..20 {
-            let pick = balancer.pick(Balancing::LeastOutstanding, &topology, |_, _| true);
-            assert_eq!(pick, Some(NodeId(1)));
-        }
+        assert_least_outstanding_picks(&[4, 1, 2], |_, _| true, 1);
+    }
+
+    #[test]
+    fn least_outstanding_counts_unlisted_nodes_as_idle() {
+        assert_least_outstanding_picks(&[2, 1], |_, _| true, 2);
+    }
+
+    #[test]
+    fn least_outstanding_ignores_the_load_of_non_candidates() {
+        assert_least_outstanding_picks(&[0, 3, 5], |id, _| id.0 != 0, 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What [`crate::route::route`] decides: a [`Route`] (target and reason), and
-//! how it reads to a user (`replica2: read, random, lag 0 B`).
+//! how it reads to a user (`replica2: read, least_outstanding, lag 0 B`).
 //!
 //! Reasons are small `Copy` enums rendered only when someone looks, so routing
 //! builds no strings.
@@ -114,7 +114,7 @@ impl Route {
     }
 
     /// The route as users read it, with node names from `topology`
-    /// (`replica2: read, random, lag 0 B`, `primary: write`).
+    /// (`replica2: read, least_outstanding, lag 0 B`, `primary: write`).
     pub fn explain<'a>(&'a self, topology: &'a Topology) -> Explained<'a> {
         Explained {
             route: self,

@@ -22,7 +22,7 @@
 //! let request = RouteRequest::new(StatementClass::Read, None, Duration::ZERO);
 //! let mut balancer = Balancer::with_seed(7);
 //! let decided = route::route(&request, &SessionState::new(), &topology, &Policy::default(), &mut balancer);
-//! assert_eq!(decided.explain(&topology).to_string(), "replica1: read, random, lag 0 B");
+//! assert_eq!(decided.explain(&topology).to_string(), "replica1: read, least_outstanding, lag 0 B");
 //! ```
 
 pub mod balance;

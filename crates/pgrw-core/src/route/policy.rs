@@ -8,12 +8,15 @@ use std::time::Duration;
 /// How a read picks among the nodes that may serve it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Balancing {
-    /// Uniformly at random (the origin's `random.choice`). The default.
-    #[default]
+    /// Uniformly at random (the origin's `random.choice`).
     Random,
     /// Each candidate in turn.
     RoundRobin,
-    /// The candidate with the fewest requests in flight (ties at random).
+    /// The candidate with the fewest requests in flight, as the driver counts
+    /// them ([`crate::route::Balancer::set_load`]); ties at random. The default:
+    /// with no load it is `Random`, and under load it keeps every replica
+    /// equally busy, so fewer server processes take turns.
+    #[default]
     LeastOutstanding,
     /// At random, in proportion to each node's weight.
     Weighted,
@@ -67,7 +70,9 @@ pub enum StaleRead {
 
 /// The routing policy.
 ///
-/// Defaults: random balancing, the primary reads only when no replica can,
+/// Defaults: least-outstanding balancing (ties, as among idle replicas,
+/// broken at random: the origin's `random.choice` until load differs), the
+/// primary reads only when no replica can,
 /// no lag limit, read-your-writes on, and a read no replica can serve
 /// consistently goes to the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,7 +94,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Policy {
         Policy {
-            balancing: Balancing::Random,
+            balancing: Balancing::LeastOutstanding,
             primary_reads: PrimaryReads::WhenNoReplica,
             max_lag_bytes: None,
             max_lag: None,

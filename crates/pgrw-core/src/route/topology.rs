@@ -1,5 +1,7 @@
 //! A snapshot of the nodes pgrw can route to: role, health, replay position,
-//! lag, weight and load, as the node monitor last saw them.
+//! lag and weight, as the node monitor last saw them (the load on each node,
+//! which changes with every statement, is the driver's: see
+//! [`crate::route::Balancer::set_load`]).
 //!
 //! The monitor builds a new [`Topology`] when something changes and the drivers
 //! share it behind an `Arc`, swapping it whole; routing only reads it.
@@ -130,8 +132,6 @@ pub struct Node {
     /// Relative share of reads under weighted balancing (0: only when no other
     /// candidate has weight).
     pub weight: u32,
-    /// Requests in flight on it, for least-outstanding balancing.
-    pub outstanding: u32,
 }
 
 impl Node {
@@ -144,7 +144,6 @@ impl Node {
             replay_lsn: Lsn::INVALID,
             lag: Lag::NONE,
             weight: 1,
-            outstanding: 0,
         }
     }
 

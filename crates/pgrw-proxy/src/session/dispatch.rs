@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pgrw_core::classification::Effect;
 use pgrw_core::classification::SessionEffects;
 use pgrw_core::route::{
-    ConsistencyToken, NodeId, PinReason, RouteRequest, SessionState, Target, route,
+    Balancing, ConsistencyToken, NodeId, PinReason, RouteRequest, SessionState, Target, route,
 };
 use pgrw_core::{RouteHint, StatementClass, TxAccess};
 
@@ -109,6 +109,9 @@ impl Session {
             // Every write committed through the proxy, on any connection.
             self.routing
                 .require(ConsistencyToken(self.state.last_write_lsn()));
+        }
+        if policy.balancing == Balancing::LeastOutstanding {
+            self.balancer.set_load(self.state.pools.in_flight());
         }
         let monitor = &self.state.monitor;
         let mut request = RouteRequest::new(unit.class, unit.hint, monitor.now());

@@ -94,6 +94,15 @@ impl Session {
 
 /// Whether `sql` is `SHOW pgrw.route` (any case, optional semicolon and spaces).
 fn is_show_route(sql: &[u8]) -> bool {
+    // Looked at for every query: most are long, or start with something else.
+    let start = sql.iter().position(|b| !b.is_ascii_whitespace());
+    let starts_with_show = start.is_some_and(|at| {
+        sql.get(at..at + 4)
+            .is_some_and(|word| word.eq_ignore_ascii_case(b"show"))
+    });
+    if sql.len() > 64 || !starts_with_show {
+        return false;
+    }
     let text = String::from_utf8_lossy(sql);
     let text = text.trim().trim_end_matches(';').trim();
     let mut words = text.split_whitespace();
