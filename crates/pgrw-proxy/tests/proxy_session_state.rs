@@ -183,6 +183,12 @@ async fn a_reset_of_a_startup_setting_goes_back_to_the_startup_value() {
         assert_eq!(value(&client, "SHOW statement_timeout").await, "4321ms");
         assert_eq!(value(&client, "SHOW application_name").await, "app");
     }
+    // PostgreSQL documents `SET … TO DEFAULT` as `RESET …`.
+    let set_then_default = "SET statement_timeout = 99; SET statement_timeout TO DEFAULT";
+    client.batch_execute(set_then_default).await.unwrap();
+    for _ in 0..4 {
+        assert_eq!(value(&client, "SHOW statement_timeout").await, "4321ms");
+    }
 }
 
 #[tokio::test]

@@ -302,23 +302,16 @@ impl StartupSettings {
     }
 }
 
-/// The startup settings a `RESET` among `statements` set back to the
-/// backend's defaults: PostgreSQL resets them to their startup values instead.
+/// The startup settings a `RESET` (or `SET … TO DEFAULT`) among
+/// `statements` set back to the backend's defaults: PostgreSQL resets them to
+/// their startup values instead.
 fn reset_by<'a>(settings: &'a [StartupSetting], statements: &[Bytes]) -> Vec<&'a StartupSetting> {
     let mut reset: Vec<&StartupSetting> = Vec::new();
     for statement in statements {
-        let text = String::from_utf8_lossy(statement);
-        let mut words = text.split_whitespace();
-        if !words
-            .next()
-            .is_some_and(|word| word.eq_ignore_ascii_case("reset"))
-        {
-            continue;
-        }
-        let Some(target) = words.next() else {
+        let Some(target) = reset_target(&String::from_utf8_lossy(statement)) else {
             continue;
         };
-        let target = target.trim_end_matches(';');
+        let target = target.as_str();
         let hits = settings.iter().filter(|setting| {
             target.eq_ignore_ascii_case("all")
                 || target.eq_ignore_ascii_case(&setting.name)
@@ -331,6 +324,34 @@ fn reset_by<'a>(settings: &'a [StartupSetting], statements: &[Bytes]) -> Vec<&'a
         }
     }
     reset
+}
+
+/// What a settings statement resets to its session-start value: the name (or
+/// `all`) after `RESET`, or the name of `SET [SESSION] name TO|= DEFAULT`,
+/// which PostgreSQL documents as the same as `RESET name`.
+fn reset_target(statement: &str) -> Option<String> {
+    let spaced = statement.replace('=', " = ");
+    let mut words = spaced
+        .split_whitespace()
+        .map(|word| word.trim_end_matches(';'))
+        .filter(|word| !word.is_empty());
+    let first = words.next()?;
+    if first.eq_ignore_ascii_case("reset") {
+        return words.next().map(str::to_string);
+    }
+    if !first.eq_ignore_ascii_case("set") {
+        return None;
+    }
+    let mut name = words.next()?;
+    if name.eq_ignore_ascii_case("session") {
+        name = words.next()?;
+    }
+    let to = words.next()?;
+    let value = words.next()?;
+    let sets_default = (to.eq_ignore_ascii_case("to") || to == "=")
+        && value.eq_ignore_ascii_case("default")
+        && words.next().is_none();
+    sets_default.then(|| name.to_string())
 }
 
 impl Session {
@@ -544,6 +565,16 @@ mod tests {
         assert_eq!(names(&["RESET Statement_Timeout"]), ["statement_timeout"]);
         assert_eq!(names(&["reset all"]), ["statement_timeout", "search_path"]);
         assert!(names(&["RESET work_mem", "SET search_path = x"]).is_empty());
+        assert_eq!(
+            names(&["SET statement_timeout TO DEFAULT"]),
+            ["statement_timeout"]
+        );
+        assert_eq!(
+            names(&["set session search_path=default;"]),
+            ["search_path"]
+        );
+        assert!(names(&["SET search_path TO default_schema"]).is_empty());
+        assert!(names(&["SET search_path TO DEFAULT, app"]).is_empty());
     }
 
     #[test]
