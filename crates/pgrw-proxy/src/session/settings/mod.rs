@@ -12,6 +12,7 @@
 //! recorded when it commits ([`transaction`]).
 
 pub(crate) mod query;
+mod reset;
 pub(crate) mod startup;
 pub(crate) mod transaction;
 
