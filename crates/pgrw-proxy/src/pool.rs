@@ -102,12 +102,7 @@ impl Pool {
             .expect("the pool's semaphore is never closed"),
         };
         if let Some(connection) = self.take_idle() {
-            return Ok(PooledBackend {
-                connection: Some(connection),
-                pool: self.clone(),
-                _permit: permit,
-                _in_flight: InFlight::count(&self.in_flight),
-            });
+            return Ok(PooledBackend::new(self, connection, permit));
         }
         let connection = tokio::time::timeout(
             self.config.connect_timeout(),
@@ -118,12 +113,7 @@ impl Pool {
             node: self.login.node_name.clone(),
             millis: self.config.connect_timeout_ms,
         })??;
-        Ok(PooledBackend {
-            connection: Some(Box::new(connection)),
-            pool: self.clone(),
-            _permit: permit,
-            _in_flight: InFlight::count(&self.in_flight),
-        })
+        Ok(PooledBackend::new(self, Box::new(connection), permit))
     }
 
     fn take_idle(&self) -> Option<Box<BackendConnection>> {
@@ -166,31 +156,34 @@ impl Pool {
 /// A checked-out connection. [`PooledBackend::release`] gives it back when it
 /// is idle and clean; dropping it any other way closes the connection (so a
 /// client that vanishes mid-transaction has it rolled back by the node).
+///
+/// While it lives it counts in its node's in-flight total.
 pub struct PooledBackend {
     connection: Option<Box<BackendConnection>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
-    _in_flight: InFlight,
 }
 
-/// One checked-out connection counted in its node's in-flight total, for as
-/// long as it lives.
-struct InFlight(Arc<AtomicU32>);
-
-impl InFlight {
-    fn count(total: &Arc<AtomicU32>) -> InFlight {
-        total.fetch_add(1, Ordering::Relaxed);
-        InFlight(total.clone())
-    }
-}
-
-impl Drop for InFlight {
+impl Drop for PooledBackend {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl PooledBackend {
+    fn new(
+        pool: &Arc<Pool>,
+        connection: Box<BackendConnection>,
+        permit: OwnedSemaphorePermit,
+    ) -> PooledBackend {
+        pool.in_flight.fetch_add(1, Ordering::Relaxed);
+        PooledBackend {
+            connection: Some(connection),
+            pool: pool.clone(),
+            _permit: permit,
+        }
+    }
+
     /// The node it is connected to.
     pub fn node(&self) -> NodeId {
         self.pool.node
