@@ -93,24 +93,23 @@ impl Session {
 }
 
 /// Whether `sql` is `SHOW pgrw.route` (any case, optional semicolon and spaces).
+/// Looked at for every query, so on the bytes: no string is built, and a
+/// query that is not one fails at its first or second word.
 fn is_show_route(sql: &[u8]) -> bool {
-    // Looked at for every query: most are long, or start with something else.
-    let start = sql.iter().position(|b| !b.is_ascii_whitespace());
-    let starts_with_show = start.is_some_and(|at| {
-        sql.get(at..at + 4)
-            .is_some_and(|word| word.eq_ignore_ascii_case(b"show"))
-    });
-    if sql.len() > 64 || !starts_with_show {
-        return false;
+    let mut text = sql.trim_ascii();
+    while let Some(rest) = text.strip_suffix(b";") {
+        text = rest;
     }
-    let text = String::from_utf8_lossy(sql);
-    let text = text.trim().trim_end_matches(';').trim();
-    let mut words = text.split_whitespace();
-    matches!(
-        (words.next(), words.next(), words.next()),
-        (Some(show), Some(name), None)
-            if show.eq_ignore_ascii_case("show") && name.eq_ignore_ascii_case("pgrw.route")
-    )
+    let mut words = text
+        .split(u8::is_ascii_whitespace)
+        .filter(|word| !word.is_empty());
+    words
+        .next()
+        .is_some_and(|word| word.eq_ignore_ascii_case(b"show"))
+        && words
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case(b"pgrw.route"))
+        && words.next().is_none()
 }
 
 #[cfg(test)]
