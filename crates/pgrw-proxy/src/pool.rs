@@ -234,15 +234,13 @@ impl Pools {
     /// The pool for (`node`, database, user) of `login`, created when first asked.
     pub fn pool(&self, node: NodeId, login: BackendLogin, config: &PoolConfig) -> Arc<Pool> {
         let key = (node, login.database.clone(), login.user.clone());
-        let in_flight = self
-            .in_flight
-            .get(node.index())
-            .cloned()
-            .unwrap_or_default();
         let mut pools = self.pools.lock().expect("the pool map is never poisoned");
         pools
             .entry(key)
-            .or_insert_with(|| Pool::new(node, login, config.clone(), in_flight))
+            .or_insert_with(|| {
+                let in_flight = self.in_flight.get(node.index()).cloned();
+                Pool::new(node, login, config.clone(), in_flight.unwrap_or_default())
+            })
             .clone()
     }
 }
