@@ -46,6 +46,11 @@ pub struct ProxyConfig {
     /// The address clients connect to (default `127.0.0.1:6432`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// How long a client may take from connecting to being logged in:
+    /// TLS, startup and password (default 60000, PostgreSQL's
+    /// `authentication_timeout`). A client that stalls is disconnected.
+    #[serde(default = "default_login_timeout_ms")]
+    pub login_timeout_ms: u64,
     /// The PostgreSQL nodes; their roles are discovered, not configured.
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
@@ -267,6 +272,9 @@ impl PolicyConfig {
 fn default_listen() -> String {
     "127.0.0.1:6432".to_string()
 }
+fn default_login_timeout_ms() -> u64 {
+    60_000
+}
 fn default_host() -> String {
     "127.0.0.1".to_string()
 }
@@ -336,6 +344,11 @@ impl ProxyConfig {
             problem: format!("= {:?} is not an IP address and port", self.listen),
             fix: "write it as \"127.0.0.1:6432\"".to_string(),
         })
+    }
+
+    /// How long a client may take to log in.
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_millis(self.login_timeout_ms)
     }
 
     /// The user called `name`.
@@ -420,6 +433,7 @@ impl ProxyConfig {
             ));
         }
         for (key, value) in [
+            ("login_timeout_ms", self.login_timeout_ms),
             ("pool.connect_timeout_ms", self.pool.connect_timeout_ms),
             ("pool.checkout_timeout_ms", self.pool.checkout_timeout_ms),
             ("pool.max_lifetime_secs", self.pool.max_lifetime_secs),
@@ -462,6 +476,7 @@ mod tests {
     fn a_minimal_config_gets_the_documented_defaults() {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.listen, "127.0.0.1:6432");
+        assert_eq!(config.login_timeout(), Duration::from_secs(60));
         assert_eq!(config.nodes[0].host, "127.0.0.1");
         assert_eq!(config.users[0].auth, AuthMethod::ScramSha256);
         assert_eq!(config.pool, PoolConfig::default());
@@ -544,6 +559,17 @@ mod tests {
             text.contains("`pool.size`") && text.contains("fix"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_login_timeout_of_zero_is_refused_with_the_key() {
+        let text = error_text(&format!("login_timeout_ms = 0\n{MINIMAL}"));
+        assert!(
+            text.contains("`login_timeout_ms`") && text.contains("positive"),
+            "{text}"
+        );
+        let config = parse(&format!("login_timeout_ms = 1500\n{MINIMAL}")).unwrap();
+        assert_eq!(config.login_timeout(), Duration::from_millis(1500));
     }
 
     #[test]

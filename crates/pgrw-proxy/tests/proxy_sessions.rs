@@ -82,6 +82,76 @@ async fn malformed_startup_bytes_get_08p01_and_leave_other_clients_alone() {
     assert_eq!(row.get::<_, i32>(0), 1);
 }
 
+/// Reads until the proxy closes the connection; panics if it has not within 10 s.
+async fn read_until_closed(raw: &mut TcpStream, what: &str) -> Vec<u8> {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("the proxy closes {what}"))
+        .unwrap();
+    answer
+}
+
+fn startup_packet(user: &str) -> Vec<u8> {
+    let mut startup = vec![0, 0, 0, 0, 0, 3, 0, 0];
+    startup.extend_from_slice(format!("user\0{user}\0database\0postgres\0\0").as_bytes());
+    let length = (startup.len() as i32).to_be_bytes();
+    startup[..4].copy_from_slice(&length);
+    startup
+}
+
+#[tokio::test]
+async fn clients_that_stall_before_logging_in_are_disconnected_after_the_login_timeout() {
+    let proxied = ProxiedCluster::start_with_top_level(0, "login_timeout_ms = 2000", "").await;
+    let bystander = proxied.connect().await;
+    let connect = || TcpStream::connect(("127.0.0.1", proxied.port()));
+
+    // Connects and sends nothing.
+    let mut silent = connect().await.unwrap();
+    // Sends half a startup packet.
+    let mut half = connect().await.unwrap();
+    half.write_all(&startup_packet("postgres")[..6])
+        .await
+        .unwrap();
+    // Asks for TLS (refused: none configured), then says nothing more.
+    let mut after_ssl_request = connect().await.unwrap();
+    after_ssl_request
+        .write_all(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f])
+        .await
+        .unwrap();
+    // Starts the SCRAM exchange and never answers the challenge.
+    let mut mid_password = connect().await.unwrap();
+    mid_password
+        .write_all(&startup_packet("postgres"))
+        .await
+        .unwrap();
+
+    for (raw, what) in [
+        (&mut silent, "a silent connection"),
+        (&mut half, "a half-sent startup packet"),
+        (
+            &mut after_ssl_request,
+            "a connection stalled after SSLRequest",
+        ),
+        (&mut mid_password, "a connection stalled mid-password"),
+    ] {
+        let answer = read_until_closed(raw, what).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.windows(6).any(|window| window == b"C57014")
+                && text.contains("login_timeout_ms"),
+            "{what}: a FATAL 57014 naming login_timeout_ms: {text}"
+        );
+    }
+
+    // A client that logs in promptly is not affected, nor is one already in.
+    let late = proxied.connect().await;
+    let row = late.query_one("SELECT 3", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 3);
+    let row = bystander.query_one("SELECT 4", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 4);
+}
+
 #[tokio::test]
 async fn a_malformed_message_after_login_ends_only_that_session() {
     let proxied = ProxiedCluster::start(0, "auth = \"trust\"").await;

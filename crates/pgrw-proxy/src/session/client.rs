@@ -47,6 +47,9 @@ enum ClientStream {
     Closed,
 }
 
+/// How long closing may wait for a client to take the last bytes.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn closed() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,
@@ -235,9 +238,14 @@ impl ClientConnection {
 
     /// Ends the connection cleanly: for TLS, a close_notify before the FIN, so
     /// that the client reads the last message and not a truncation error.
+    /// A client that stops reading cannot keep the session (and what it
+    /// holds) alive: after [`CLOSE_GRACE`] the connection is simply dropped.
     pub(crate) async fn close(&mut self) {
-        if self.flush().await.is_ok() {
-            let _ = self.stream.shutdown().await;
-        }
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            if self.flush().await.is_ok() {
+                let _ = self.stream.shutdown().await;
+            }
+        })
+        .await;
     }
 }

@@ -46,11 +46,24 @@ use extended::PreparedStatement;
 pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
     let _open = state.stats.connection_opened();
     let mut client = ClientConnection::new(stream);
-    let logged_in = match startup::start(&mut client, &state).await {
-        Ok(Some(logged_in)) => logged_in,
-        Ok(None) | Err(SessionEnd::ClientGone) => return,
-        Err(SessionEnd::Protocol(error)) => {
+    // A client that stalls anywhere before it is logged in (TLS handshake,
+    // startup packet, password) is dropped, so it cannot hold a socket forever.
+    let login_timeout = state.config.login_timeout();
+    let login = tokio::time::timeout(login_timeout, startup::start(&mut client, &state)).await;
+    let logged_in = match login {
+        Ok(Ok(Some(logged_in))) => logged_in,
+        Ok(Ok(None) | Err(SessionEnd::ClientGone)) => return,
+        Ok(Err(SessionEnd::Protocol(error))) => {
             protocol_violation(&mut client, &error.to_string()).await;
+            return;
+        }
+        Err(_elapsed) => {
+            let message = format!(
+                "canceling authentication due to timeout: not logged in within {} ms \
+                 (login_timeout_ms)",
+                login_timeout.as_millis()
+            );
+            fatal(&mut client, sqlstate::QUERY_CANCELED, &message).await;
             return;
         }
     };
@@ -102,7 +115,12 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
 }
 
 async fn protocol_violation(client: &mut ClientConnection, message: &str) {
-    let fields = NoticeFields::new(Severity::Fatal, sqlstate::PROTOCOL_VIOLATION, message);
+    fatal(client, sqlstate::PROTOCOL_VIOLATION, message).await;
+}
+
+/// Sends a FATAL error and closes the connection.
+async fn fatal(client: &mut ClientConnection, code: &str, message: &str) {
+    let fields = NoticeFields::new(Severity::Fatal, code, message);
     encode_error_response(&mut client.out, &fields);
     client.close().await;
 }

@@ -21,8 +21,18 @@ impl ProxiedCluster {
     /// A primary, `replicas` replicas, and a proxy with `extra` TOML appended
     /// to the generated config (user `postgres`, SCRAM).
     pub async fn start(replicas: usize, extra: &str) -> ProxiedCluster {
+        ProxiedCluster::start_with_top_level(replicas, "", extra).await
+    }
+
+    /// As [`ProxiedCluster::start`], with `top_level` keys (`login_timeout_ms = …`)
+    /// before the first table.
+    pub async fn start_with_top_level(
+        replicas: usize,
+        top_level: &str,
+        extra: &str,
+    ) -> ProxiedCluster {
         let cluster = TestCluster::start(replicas).await;
-        let mut text = String::from("listen = \"127.0.0.1:0\"\n");
+        let mut text = format!("listen = \"127.0.0.1:0\"\n{top_level}\n");
         for node in cluster.nodes() {
             text.push_str(&format!(
                 "[[nodes]]\nname = \"{}\"\nport = {}\n",
