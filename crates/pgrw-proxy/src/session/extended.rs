@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use bytes::{Bytes, BytesMut};
+use pgrw_core::classification::Effect;
 use pgrw_core::sql::classify::{Classification, classify};
 use pgrw_core::{Reason, StatementClass};
 
@@ -120,7 +121,14 @@ impl Session {
     async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
         let batch = std::mem::take(&mut self.batch);
         let (mut backend, unit) = match self.open_batch.take() {
-            Some(open) => open,
+            // The rest of a batch after a Flush: part of the same unit.
+            Some((backend, mut unit)) => {
+                if !batch.is_empty() {
+                    unit = strictest(unit, self.batch_unit(&batch)?);
+                    self.follow_settings(&batch, &mut unit)?;
+                }
+                (backend, unit)
+            }
             None => {
                 if batch.is_empty() {
                     // A lone Sync: nothing to run anywhere.
@@ -130,11 +138,9 @@ impl Session {
                 if end == BatchEnd::Sync && self.answers_closes_alone(&batch)? {
                     return Ok(());
                 }
-                let unit = self.batch_unit(&batch)?;
+                let mut unit = self.batch_unit(&batch)?;
                 self.unit_settings.clear();
-                if settings::changes_settings(&unit.effects) {
-                    self.unit_settings = self.settings_in(&batch)?;
-                }
+                self.follow_settings(&batch, &mut unit)?;
                 let Some(mut backend) = self.acquire(&unit).await else {
                     match end {
                         BatchEnd::Sync => self.ready(),
@@ -243,18 +249,73 @@ impl Session {
         }))
     }
 
-    /// The settings statements a batch parses.
+    /// The settings statements a batch executes, with its transaction
+    /// control, in the order it executes them: which statement an Execute
+    /// runs is followed through its portal's Bind to the statement parsed in
+    /// this batch or earlier. A statement parsed and never executed changes
+    /// nothing. (A portal bound in an earlier batch is not followed.)
     fn settings_in(&self, batch: &[Message]) -> Result<Vec<Bytes>, SessionEnd> {
+        let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut portals: Vec<(&[u8], &[u8])> = Vec::new();
         let mut statements = Vec::new();
         for message in batch {
-            if let FrontendMessage::Parse(parse) = FrontendMessage::decode(message.view())? {
-                let effects = self.classify(parse.sql).effects;
-                if settings::changes_settings(&effects) {
-                    statements.extend(settings::replayable(parse.sql, &self.state.catalog));
+            match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Parse(parse) => {
+                    parsed.retain(|(name, _)| *name != parse.statement);
+                    parsed.push((parse.statement, parse.sql));
                 }
+                FrontendMessage::Bind(bind) => {
+                    let sql = match parsed
+                        .iter()
+                        .rev()
+                        .find(|(name, _)| *name == bind.statement)
+                    {
+                        Some((_, sql)) => Some(*sql),
+                        None => self
+                            .statements
+                            .get(bind.statement)
+                            .map(|known| &known.sql[..]),
+                    };
+                    portals.retain(|(portal, _)| *portal != bind.portal);
+                    if let Some(sql) = sql {
+                        portals.push((bind.portal, sql));
+                    }
+                }
+                FrontendMessage::Execute { portal, .. } => {
+                    let Some((_, sql)) = portals.iter().find(|(name, _)| *name == portal) else {
+                        continue;
+                    };
+                    let unit = self.classify(sql);
+                    if settings::changes_settings(&unit.effects)
+                        || settings::controls_transaction(unit.class)
+                    {
+                        statements.extend(settings::replayable(sql, &self.state.catalog));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(statements)
+    }
+
+    /// Adds the settings statements `batch` executes to the unit's, when
+    /// `unit` changes settings. Transaction control among them makes the
+    /// unit a sequence, followed statement by statement as a multi-statement
+    /// query string is (a SET between BEGIN and ROLLBACK does not last).
+    fn follow_settings(&mut self, batch: &[Message], unit: &mut Unit) -> Result<(), SessionEnd> {
+        if !settings::changes_settings(&unit.effects) {
+            return Ok(());
+        }
+        let statements = self.settings_in(batch)?;
+        let catalog = &self.state.catalog;
+        if statements
+            .iter()
+            .any(|statement| settings::controls_transaction(classify(statement, catalog).class))
+        {
+            unit.effects.insert(Effect::TRANSACTION_CONTROL);
+        }
+        self.unit_settings.extend(statements);
+        Ok(())
     }
 
     fn classify(&self, sql: &[u8]) -> Unit {
