@@ -94,6 +94,136 @@ fn a_read_write_transaction_after_a_with_hold_cursor_runs_where_the_cursor_is() 
     );
 }
 
+// --- A pin on a replica: made inside `BEGIN READ ONLY` there -------------
+
+/// A session pinned to replica1 by a hold cursor, that then wrote at `wrote`.
+fn pinned_to_replica1_after_a_write(wrote: &str) -> SessionState {
+    let mut session = session_that_wrote(wrote);
+    session.pin(REPLICA1, PinReason::HoldCursor);
+    session
+}
+
+fn route_at(
+    class: StatementClass,
+    session: &SessionState,
+    topology: &pgrw_core::route::Topology,
+    policy: &Policy,
+    now_ms: u64,
+    waited_until_ms: Option<u64>,
+) -> pgrw_core::route::Route {
+    let request = RouteRequest {
+        waited_until: waited_until_ms.map(Duration::from_millis),
+        ..RouteRequest::new(class, None, Duration::from_millis(now_ms))
+    };
+    route::route(
+        &request,
+        session,
+        topology,
+        policy,
+        &mut Balancer::with_seed(3),
+    )
+}
+
+#[test]
+fn a_write_of_a_session_pinned_to_a_replica_goes_to_the_primary() {
+    let session = pinned_to_replica1_after_a_write("0/3000000");
+    let topology = with_replay(cluster(), REPLICA1, "0/1000000");
+    let decided = route_at(
+        StatementClass::Write,
+        &session,
+        &topology,
+        &Policy::default(),
+        0,
+        None,
+    );
+    assert_eq!(decided.target, Target::Node(PRIMARY));
+}
+
+#[test]
+fn a_read_pinned_to_a_caught_up_replica_runs_there() {
+    let session = pinned_to_replica1_after_a_write("0/3000000");
+    let topology = with_replay(cluster(), REPLICA1, "0/3000000");
+    let decided = route_at(
+        StatementClass::Read,
+        &session,
+        &topology,
+        &Policy::default(),
+        0,
+        None,
+    );
+    assert_eq!(decided.target, Target::Node(REPLICA1));
+}
+
+#[test]
+fn a_read_pinned_to_a_replica_behind_the_sessions_write_waits_for_that_replica() {
+    let session = pinned_to_replica1_after_a_write("0/3000000");
+    // replica2 has caught up, but the session's state is on replica1.
+    let topology = with_replay(
+        with_replay(cluster(), REPLICA1, "0/2000000"),
+        REPLICA2,
+        "0/3000000",
+    );
+    let decided = route_at(
+        StatementClass::Read,
+        &session,
+        &topology,
+        &Policy::default(),
+        1000,
+        None,
+    );
+    assert_eq!(
+        decided.target,
+        Target::WaitForReplica {
+            lsn: lsn("0/3000000"),
+            until: Duration::from_millis(1000) + route::rules::PINNED_REPLICA_WAIT,
+            node: Some(REPLICA1),
+        }
+    );
+    // A waiting policy's own wait applies instead.
+    let policy = Policy {
+        stale_read: pgrw_core::route::StaleRead::Wait(Duration::from_millis(200)),
+        ..Policy::default()
+    };
+    let decided = route_at(
+        StatementClass::Read,
+        &session,
+        &topology,
+        &policy,
+        1000,
+        None,
+    );
+    assert!(matches!(
+        decided.target,
+        Target::WaitForReplica { until, node: Some(REPLICA1), .. } if until == Duration::from_millis(1200)
+    ));
+}
+
+#[test]
+fn a_read_pinned_to_a_replica_still_behind_after_the_wait_is_refused_not_read_stale() {
+    let session = pinned_to_replica1_after_a_write("0/3000000");
+    let topology = with_replay(cluster(), REPLICA1, "0/2000000");
+    let decided = route_at(
+        StatementClass::Read,
+        &session,
+        &topology,
+        &Policy::default(),
+        6000,
+        Some(6000),
+    );
+    assert_eq!(
+        decided.target,
+        Target::Unavailable(pgrw_core::route::Unavailable::PinnedReplicaBehind(
+            REPLICA1,
+            lsn("0/3000000")
+        ))
+    );
+    let explained = decided.explain(&topology).to_string();
+    assert!(
+        explained.starts_with("replica1 has not replayed 0/3000000") && explained.contains("retry"),
+        "{explained}"
+    );
+}
+
 #[test]
 fn fetch_outside_a_transaction_follows_the_pin_to_the_primary() {
     let mut session = SessionState::new();

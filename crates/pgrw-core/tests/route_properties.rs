@@ -250,7 +250,8 @@ proptest! {
     fn reads_never_see_a_replica_behind_the_sessions_required_lsn(
         (request, session, topology, policy, seed) in case()
     ) {
-        let session = SessionState { transaction: None, pin: None, ..session };
+        // Pins stay: a read pinned to a replica waits for it rather than read stale.
+        let session = SessionState { transaction: None, ..session };
         let decided = decide(&request, &session, &topology, &policy, seed);
         let served_by = decided.node().and_then(|id| topology.node(id));
         if let Some(node) = served_by.filter(|node| node.role != Role::Primary) {
@@ -279,8 +280,17 @@ proptest! {
         (request, session, topology, policy, seed) in case()
     ) {
         let decided = decide(&request, &session, &topology, &policy, seed);
-        if let Target::WaitForReplica { lsn, until } = decided.target {
-            prop_assert!(matches!(policy.stale_read, StaleRead::Wait(_)));
+        if let Target::WaitForReplica { lsn, until, node } = decided.target {
+            match node {
+                // Any replica: only a waiting policy waits.
+                None => prop_assert!(matches!(policy.stale_read, StaleRead::Wait(_))),
+                // One replica: the one a session outside a transaction is pinned to.
+                Some(id) => {
+                    prop_assert!(session.transaction.is_none());
+                    prop_assert_eq!(session.pin.map(|pin| pin.node), Some(id));
+                    prop_assert!(topology.node(id).is_some_and(|node| node.role != Role::Primary));
+                }
+            }
             prop_assert!(until > request.now);
             prop_assert_eq!(lsn, session.required_lsn(&policy));
         }

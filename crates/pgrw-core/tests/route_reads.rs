@@ -126,6 +126,7 @@ fn waiting_policy_asks_to_wait_for_a_replica_until_the_deadline() {
     let expected = Target::WaitForReplica {
         lsn: lsn("0/3000060"),
         until: Duration::from_millis(1200),
+        node: None,
     };
     assert_eq!(decided.target, expected);
     assert_eq!(

@@ -189,15 +189,20 @@ impl Monitor {
         }
     }
 
-    /// Waits until some replica that is up has replayed `lsn`, probing the
-    /// replicas eagerly meanwhile. `deadline` is a monitor time (see
-    /// [`Monitor::now`]), as in core's `Target::WaitForReplica { until }`.
+    /// Waits until some replica that is up (`node`, when given) has replayed
+    /// `lsn`, probing the replicas eagerly meanwhile. `deadline` is a monitor
+    /// time (see [`Monitor::now`]), as in core's `Target::WaitForReplica`.
     ///
     /// True when such a replica is seen before the deadline; false at it.
-    pub async fn wait_for_replay(&self, lsn: Lsn, deadline: Duration) -> bool {
+    pub async fn wait_for_replay(
+        &self,
+        lsn: Lsn,
+        deadline: Duration,
+        node: Option<NodeId>,
+    ) -> bool {
         let mut topology = self.subscribe();
         loop {
-            let replayed = replica_has_replayed(&topology.borrow_and_update(), lsn);
+            let replayed = replica_has_replayed(&topology.borrow_and_update(), lsn, node);
             if replayed {
                 return true;
             }
@@ -231,11 +236,13 @@ impl Monitor {
 }
 
 /// Whether a replica that is up has replayed `lsn`.
-fn replica_has_replayed(topology: &Topology, lsn: Lsn) -> bool {
-    topology
-        .nodes
-        .iter()
-        .any(|node| node.role == Role::Replica && node.is_up() && node.replay_lsn >= lsn)
+fn replica_has_replayed(topology: &Topology, lsn: Lsn, only: Option<NodeId>) -> bool {
+    topology.iter().any(|(id, node)| {
+        only.is_none_or(|only| only == id)
+            && node.role == Role::Replica
+            && node.is_up()
+            && node.replay_lsn >= lsn
+    })
 }
 
 impl fmt::Debug for Monitor {

@@ -103,7 +103,7 @@ async fn waiting_for_replay_succeeds_soon_after_a_write_on_a_healthy_cluster() {
 
     let started = monitor.now();
     let deadline = started + Duration::from_secs(5);
-    assert!(monitor.wait_for_replay(written, deadline).await);
+    assert!(monitor.wait_for_replay(written, deadline, None).await);
     let waited = monitor.now() - started;
     assert!(waited < Duration::from_secs(2), "took {waited:?}");
     assert!(
@@ -124,13 +124,49 @@ async fn waiting_for_replay_gives_up_at_the_deadline_while_every_replica_is_paus
     let written = write_rows(&cluster, 10).await;
 
     let deadline = monitor.now() + Duration::from_millis(500);
-    assert!(!monitor.wait_for_replay(written, deadline).await);
+    assert!(!monitor.wait_for_replay(written, deadline, None).await);
     assert!(monitor.now() >= deadline, "not before the deadline");
 
     cluster.resume_replay("replica2").await;
     let deadline = monitor.now() + PATIENCE;
     assert!(
-        monitor.wait_for_replay(written, deadline).await,
+        monitor.wait_for_replay(written, deadline, None).await,
         "true once a replica replays it"
+    );
+}
+
+#[tokio::test]
+async fn waiting_for_one_replica_ignores_another_that_has_replayed() {
+    let cluster = TestCluster::start(2).await;
+    let monitor = monitor(&cluster, config()).await;
+    cluster.pause_replay("replica1").await;
+    let written = write_rows(&cluster, 10).await;
+    let replica1 = monitor
+        .topology()
+        .iter()
+        .find(|(_, node)| &*node.name == "replica1")
+        .map(|(id, _)| id)
+        .expect("replica1 is in the topology");
+
+    // replica2 replays the write; replica1 cannot.
+    assert!(
+        monitor
+            .wait_for_replay(written, monitor.now() + PATIENCE, None)
+            .await
+    );
+    let deadline = monitor.now() + Duration::from_millis(500);
+    assert!(
+        !monitor
+            .wait_for_replay(written, deadline, Some(replica1))
+            .await
+    );
+    assert!(monitor.now() >= deadline, "not before the deadline");
+
+    cluster.resume_replay("replica1").await;
+    assert!(
+        monitor
+            .wait_for_replay(written, monitor.now() + PATIENCE, Some(replica1))
+            .await,
+        "true once replica1 replays it"
     );
 }

@@ -160,8 +160,8 @@ impl<'a> Placement<'a> {
             let route = self.route_once(&topology, waited_until);
             match route.target {
                 Target::Node(node) => return Ok(self.placed(node, &topology)),
-                Target::WaitForReplica { lsn, until } => {
-                    self.shared.monitor.wait_for_replay(lsn, until).await;
+                Target::WaitForReplica { lsn, until, node } => {
+                    self.shared.monitor.wait_for_replay(lsn, until, node).await;
                     waited_until = Some(until);
                 }
                 Target::Unavailable(_) => {

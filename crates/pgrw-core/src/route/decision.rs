@@ -31,12 +31,16 @@ pub enum Target {
     Node(NodeId),
     /// Wait until a replica has replayed `lsn` (a newer topology shows it),
     /// then route again; at `until` (monotonic time), route again with
-    /// [`crate::route::RouteRequest::waited_until`] and the read goes to the primary.
+    /// [`crate::route::RouteRequest::waited_until`] and the read goes to the
+    /// primary (or, for a session pinned to a replica, is refused).
     WaitForReplica {
         /// The position the read must see.
         lsn: Lsn,
         /// The deadline for waiting.
         until: Duration,
+        /// The replica that must replay it: `None` for any, `Some` for the
+        /// one the session is pinned to.
+        node: Option<NodeId>,
     },
     /// No node can run it.
     Unavailable(Unavailable),
@@ -55,6 +59,9 @@ pub enum Unavailable {
     HeldNodeMissing(NodeId),
     /// A write in a read-write transaction whose node is no longer the primary.
     HeldNodeNotPrimary(NodeId),
+    /// A read in a session pinned to this replica, which has not replayed
+    /// the position the session must see within the wait.
+    PinnedReplicaBehind(NodeId, Lsn),
 }
 
 /// The rule that decided a route.
@@ -151,10 +158,24 @@ impl fmt::Display for Explained<'_> {
         } = self.route;
         match target {
             Target::Node(id) => write!(f, "{}: {reason}", name(*id))?,
-            Target::WaitForReplica { lsn, until } => write!(
+            Target::WaitForReplica {
+                lsn,
+                until,
+                node: None,
+            } => write!(
                 f,
                 "wait until {}ms for a replica to replay {lsn}, else primary (read-your-writes)",
                 until.as_millis()
+            )?,
+            Target::WaitForReplica {
+                lsn,
+                until,
+                node: Some(id),
+            } => write!(
+                f,
+                "wait until {}ms for {} to replay {lsn} ({reason})",
+                until.as_millis(),
+                name(*id)
             )?,
             Target::Unavailable(why) => {
                 match why {
@@ -184,6 +205,13 @@ impl fmt::Display for Explained<'_> {
                     Unavailable::HeldNodeNotPrimary(id) => {
                         write!(f, "{} unavailable: no longer the primary", name(*id))
                     }
+                    Unavailable::PinnedReplicaBehind(id, lsn) => write!(
+                        f,
+                        "{} has not replayed {lsn}, which this session's reads must see, and \
+                         the session's state (made in a read-only transaction there) keeps its \
+                         reads on it; retry, or end that state (CLOSE, DEALLOCATE, unlock)",
+                        name(*id)
+                    ),
                 }?;
                 write!(f, " ({reason})")?;
             }

@@ -2,7 +2,8 @@
 //! policy, balancer state) to a [`Route`].
 //!
 //! In order: an open transaction keeps everything on its node; a pin keeps the
-//! session on its node (except writes, which only the primary takes); a
+//! session on its node (except writes, which only the primary takes; and a
+//! read pinned to a replica waits until it has replayed the session's writes); a
 //! primary hint or `pgrw.route = primary` sends anything to the primary;
 //! then by class: reads (and `BEGIN READ ONLY`) to an eligible replica,
 //! everything else to the primary.
@@ -19,7 +20,7 @@ use crate::lsn::Lsn;
 use crate::route::balance::Balancer;
 use crate::route::decision::{Pick, Route, RouteReason, Target, Unavailable};
 use crate::route::policy::{Policy, PrimaryReads, StaleRead};
-use crate::route::session::{RouteMode, SessionState};
+use crate::route::session::{Pin, RouteMode, SessionState};
 use crate::route::topology::{Lag, Node, NodeId, Role, Topology};
 
 /// One statement to route, and the time it is routed at.
@@ -62,8 +63,9 @@ enum Preference {
 /// up (down or banned); a write never goes to a node that is not the up
 /// primary, except inside a `READ ONLY` transaction already open on a replica
 /// (where PostgreSQL rejects it as it would on the primary); outside a
-/// transaction or pin, a read never goes to a replica that has not replayed
-/// [`SessionState::required_lsn`].
+/// transaction, a read never goes to a replica that has not replayed
+/// [`SessionState::required_lsn`] (one pinned to a replica waits for it, or
+/// is refused).
 pub fn route(
     request: &RouteRequest,
     session: &SessionState,
@@ -89,8 +91,11 @@ pub fn route(
                 | StatementClass::Begin(TxAccess::ReadWrite | TxAccess::Unspecified)
         );
         let pinned_to_primary = topology.writable_primary() == Ok(pin.node);
-        if !needs_primary || pinned_to_primary {
+        if pinned_to_primary {
             return on_held_node(pin.node, RouteReason::Pinned(pin.reason), false, topology);
+        }
+        if !needs_primary {
+            return pinned_replica_read(request, session, pin, topology, policy);
         }
     }
     let preference = match (request.hint, session.route_mode) {
@@ -146,6 +151,50 @@ fn to_primary(reason: RouteReason, topology: &Topology) -> Route {
         Ok(id) => route_to(Target::Node(id), reason),
         Err(why) => route_to(Target::Unavailable(Unavailable::NoPrimary(why)), reason),
     }
+}
+
+/// How long a read pinned to a replica waits for it to replay the session's
+/// writes when the policy asks for no wait ([`StaleRead::Primary`]): it cannot
+/// go to the primary instead, as its session's state is on the replica.
+pub const PINNED_REPLICA_WAIT: Duration = Duration::from_secs(5);
+
+/// A read in a session pinned to a replica (a hold cursor, a SQL prepared
+/// statement or an advisory lock made inside `BEGIN READ ONLY` there): it runs
+/// there, once the replica has replayed what the session must see; until
+/// then it waits, and past the wait it is refused rather than read stale.
+fn pinned_replica_read(
+    request: &RouteRequest,
+    session: &SessionState,
+    pin: Pin,
+    topology: &Topology,
+    policy: &Policy,
+) -> Route {
+    let reason = RouteReason::Pinned(pin.reason);
+    let required = session.required_lsn(policy);
+    let behind = topology.node(pin.node).is_some_and(|node| {
+        node.role != Role::Primary
+            && node.is_up()
+            && required.is_valid()
+            && node.replay_lsn < required
+    });
+    if !behind {
+        return on_held_node(pin.node, reason, false, topology);
+    }
+    let now = request.now;
+    let until = request.waited_until.unwrap_or(match policy.stale_read {
+        StaleRead::Wait(wait) => now.saturating_add(wait),
+        StaleRead::Primary => now.saturating_add(PINNED_REPLICA_WAIT),
+    });
+    let target = if now < until {
+        Target::WaitForReplica {
+            lsn: required,
+            until,
+            node: Some(pin.node),
+        }
+    } else {
+        Target::Unavailable(Unavailable::PinnedReplicaBehind(pin.node, required))
+    };
+    route_to(target, reason)
 }
 
 /// The node a transaction or pin holds the session to, if it can take the statement.
@@ -240,6 +289,7 @@ impl ReadPlacement<'_> {
                 Target::WaitForReplica {
                     lsn: required,
                     until,
+                    node: None,
                 },
                 RouteReason::ReadYourWrites(required),
             ),

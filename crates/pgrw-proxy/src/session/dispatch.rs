@@ -125,8 +125,8 @@ impl Session {
                 &mut self.balancer,
             );
             match decided.target {
-                Target::WaitForReplica { lsn, until } => {
-                    monitor.wait_for_replay(lsn, until).await;
+                Target::WaitForReplica { lsn, until, node } => {
+                    monitor.wait_for_replay(lsn, until, node).await;
                     request.now = monitor.now();
                     request.waited_until = Some(until);
                 }
