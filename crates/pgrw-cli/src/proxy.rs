@@ -52,6 +52,9 @@ pub struct UpCommand {
 /// Runs the proxy from a configuration file until Ctrl-C.
 pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
     let config = ProxyConfig::load(&command.config)?;
+    if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
+        eprintln!("pgrw: warning: {warning}");
+    }
     let proxy = Proxy::bind(config).await?;
     if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
         eprintln!("pgrw: warning: {not_ready}; serving anyway");
@@ -88,6 +91,9 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         "generated config",
         &generated_config(&cluster, command.port, &password),
     )?;
+    if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
+        eprintln!("pgrw: warning: {warning}");
+    }
     let proxy = Proxy::bind(config).await?;
     if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
         eprintln!("pgrw: warning: {not_ready}; serving anyway");

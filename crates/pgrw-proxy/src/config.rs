@@ -51,6 +51,12 @@ pub struct ProxyConfig {
     /// `authentication_timeout`). A client that stalls is disconnected.
     #[serde(default = "default_login_timeout_ms")]
     pub login_timeout_ms: u64,
+    /// The most client connections open at once (default 10000); one more
+    /// gets FATAL 53300, as PostgreSQL answers over `max_connections`, so
+    /// that a flood of clients cannot take the file descriptors the proxy
+    /// needs for its backends.
+    #[serde(default = "default_max_client_connections")]
+    pub max_client_connections: u64,
     /// The PostgreSQL nodes; their roles are discovered, not configured.
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
@@ -275,6 +281,9 @@ fn default_listen() -> String {
 fn default_login_timeout_ms() -> u64 {
     60_000
 }
+fn default_max_client_connections() -> u64 {
+    10_000
+}
 fn default_host() -> String {
     "127.0.0.1".to_string()
 }
@@ -434,6 +443,7 @@ impl ProxyConfig {
         }
         for (key, value) in [
             ("login_timeout_ms", self.login_timeout_ms),
+            ("max_client_connections", self.max_client_connections),
             ("pool.connect_timeout_ms", self.pool.connect_timeout_ms),
             ("pool.checkout_timeout_ms", self.pool.checkout_timeout_ms),
             ("pool.max_lifetime_secs", self.pool.max_lifetime_secs),
@@ -477,6 +487,7 @@ mod tests {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.listen, "127.0.0.1:6432");
         assert_eq!(config.login_timeout(), Duration::from_secs(60));
+        assert_eq!(config.max_client_connections, 10_000);
         assert_eq!(config.nodes[0].host, "127.0.0.1");
         assert_eq!(config.users[0].auth, AuthMethod::ScramSha256);
         assert_eq!(config.pool, PoolConfig::default());

@@ -10,7 +10,8 @@
 //! shell drives them: [`server`] listens and holds what sessions share,
 //! `session` runs one client (a module per protocol phase), [`pool`] and
 //! [`backend`] hold the node connections, [`cancel`] routes CancelRequests,
-//! [`config`] reads `pgrw.toml`, [`tls`] loads the certificate clients see,
+//! [`config`] reads `pgrw.toml`, [`limits`] raises the open-file limit it needs,
+//! [`tls`] loads the certificate clients see,
 //! and [`stats`] counts what went to which node.
 //! Routing decisions come from `pgrw_core`, node state from `pgrw_monitor`.
 
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod backend;
 pub mod cancel;
 pub mod config;
+pub mod limits;
 pub mod pool;
 pub mod protocol;
 pub mod server;

@@ -196,7 +196,14 @@ impl Proxy {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
-                        sessions.spawn(session::serve(stream, self.state.clone()));
+                        // Counted here, not in its task: a burst of accepts
+                        // sees every connection before it.
+                        let open = self.state.stats.connection_opened();
+                        if open.open_then() > self.state.config.max_client_connections {
+                            sessions.spawn(session::refuse(stream, self.state.clone(), open));
+                        } else {
+                            sessions.spawn(session::serve(stream, self.state.clone(), open));
+                        }
                     }
                     // Out of file descriptors and the like: back off briefly.
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

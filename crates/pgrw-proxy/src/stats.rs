@@ -104,8 +104,8 @@ impl ProxyStats {
     /// Counts a client connection as open until the returned guard is dropped.
     pub fn connection_opened(self: &Arc<ProxyStats>) -> OpenConnection {
         self.connections_total.fetch_add(1, Ordering::Relaxed);
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(self.clone())
+        let open = self.connections_open.fetch_add(1, Ordering::Relaxed) + 1;
+        OpenConnection(self.clone(), open)
     }
 
     /// The counters now.
@@ -130,7 +130,14 @@ impl ProxyStats {
 /// when its task is aborted at shutdown) counts it as closed.
 #[derive(Debug)]
 #[must_use = "the connection counts as closed when this is dropped"]
-pub struct OpenConnection(Arc<ProxyStats>);
+pub struct OpenConnection(Arc<ProxyStats>, u64);
+
+impl OpenConnection {
+    /// How many client connections were open, this one included, when it opened.
+    pub fn open_then(&self) -> u64 {
+        self.1
+    }
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {

@@ -153,6 +153,55 @@ async fn clients_that_stall_before_logging_in_are_disconnected_after_the_login_t
 }
 
 #[tokio::test]
+async fn a_client_over_max_client_connections_gets_53300_and_the_others_go_on() {
+    let proxied = ProxiedCluster::start_with_top_level(0, "max_client_connections = 2", "").await;
+    let first = proxied.connect().await;
+    let second = proxied.connect().await;
+
+    let refused = tokio_postgres::connect(&proxied.dsn(), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("a third client is refused");
+    assert_eq!(
+        refused.code().map(|code| code.code()),
+        Some("53300"),
+        "{refused}"
+    );
+    let message = refused
+        .as_db_error()
+        .map(|error| error.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|message| message.contains("max_client_connections")),
+        "{message:?}"
+    );
+    let row = first.query_one("SELECT 5", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 5);
+
+    // Once a client leaves, its place is free again.
+    drop(second);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let third = loop {
+        match tokio_postgres::connect(&proxied.dsn(), tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                break client;
+            }
+            Err(error) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "still refused after a client left: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let row = third.query_one("SELECT 6", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 6);
+}
+
+#[tokio::test]
 async fn a_malformed_message_after_login_ends_only_that_session() {
     let proxied = ProxiedCluster::start(0, "auth = \"trust\"").await;
     let bystander = proxied.connect().await;

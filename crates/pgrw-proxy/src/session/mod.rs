@@ -39,12 +39,13 @@ use crate::protocol::backend::{
 use crate::protocol::frontend::tag;
 use crate::protocol::sqlstate;
 use crate::server::ProxyState;
+use crate::stats::OpenConnection;
 use client::{ClientConnection, SessionEnd};
 use extended::PreparedStatement;
 
-/// Serves one client until it leaves. Errors end this session only.
-pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
-    let _open = state.stats.connection_opened();
+/// Serves one client until it leaves. Errors end this session only. `_open`
+/// counts it as an open client connection while it lives.
+pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: OpenConnection) {
     let mut client = ClientConnection::new(stream);
     // A client that stalls anywhere before it is logged in (TLS handshake,
     // startup packet, password) is dropped, so it cannot hold a socket forever.
@@ -113,6 +114,28 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>) {
     // For TLS, a close_notify before the FIN.
     session.client.close().await;
 }
+
+/// Turns away a client over `max_client_connections`, as PostgreSQL does one
+/// over `max_connections`: its SSLRequest (and TLS) and StartupMessage are
+/// answered first, so that the client reports the reason, and a
+/// CancelRequest is still delivered. Bounded by [`REFUSAL_GRACE`], so that
+/// connections over the limit cannot pile up.
+pub(crate) async fn refuse(stream: TcpStream, state: Arc<ProxyState>, _open: OpenConnection) {
+    let mut client = ClientConnection::new(stream);
+    let grace = state.config.login_timeout().min(REFUSAL_GRACE);
+    let negotiated = tokio::time::timeout(grace, startup::negotiate(&mut client, &state)).await;
+    if let Ok(Ok(Some(_startup))) = negotiated {
+        let message = format!(
+            "sorry, too many clients already: pgrw serves at most {} client connections \
+             (max_client_connections)",
+            state.config.max_client_connections
+        );
+        fatal(&mut client, sqlstate::TOO_MANY_CONNECTIONS, &message).await;
+    }
+}
+
+/// How long a client over `max_client_connections` may take to say who it is.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn protocol_violation(client: &mut ClientConnection, message: &str) {
     fatal(client, sqlstate::PROTOCOL_VIOLATION, message).await;

@@ -100,7 +100,7 @@ pub(crate) async fn start(
 /// The packets before the StartupMessage: encryption requests (each at most
 /// once, as PostgreSQL allows) and CancelRequest. `None`: the client left, was
 /// refused, or only wanted to cancel a query.
-async fn negotiate(
+pub(super) async fn negotiate(
     client: &mut ClientConnection,
     state: &ProxyState,
 ) -> Result<Option<StartupMessage>, SessionEnd> {
