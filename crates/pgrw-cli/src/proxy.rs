@@ -49,7 +49,7 @@ pub struct UpCommand {
     status_refresh_ms: u64,
 }
 
-/// Runs the proxy from a configuration file until Ctrl-C.
+/// Runs the proxy from a configuration file until Ctrl-C or SIGTERM.
 pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
     let config = ProxyConfig::load(&command.config)?;
     if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
@@ -60,7 +60,7 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
         eprintln!("pgrw: warning: {not_ready}; serving anyway");
     }
     println!("pgrw proxy listening on {}", proxy.local_addr());
-    proxy.serve_until(ctrl_c()).await;
+    proxy.serve_until(stop_requested()).await;
     println!("pgrw proxy stopped");
     Ok(())
 }
@@ -140,7 +140,7 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
     ));
     proxy
         .serve_until(async {
-            ctrl_c().await;
+            stop_requested().await;
             // The block stops before anything else is printed below it.
             let _ = stop_status.send(());
             let _ = status.await;
@@ -191,10 +191,27 @@ fn toml_string(text: &str) -> String {
     quoted
 }
 
-async fn ctrl_c() {
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signal service managers and
+/// container runtimes stop a process with: either stops the proxy cleanly.
+async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
     // Without a signal handler there is no clean way to stop: run until killed.
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        () = interrupt => {}
     }
 }
 
