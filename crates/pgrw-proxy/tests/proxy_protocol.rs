@@ -1,6 +1,7 @@
 //! Protocol features through the proxy with tokio-postgres: pipelining, errors
 //! that skip to Sync, statements closed and prepared again, COPY both ways,
-//! and cancelling a running query.
+//! and cancelling a running query; and with psql, large objects over the
+//! fast-path function call interface.
 
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
@@ -120,4 +121,57 @@ async fn a_cancel_request_reaches_a_query_inside_a_transaction() {
     client.batch_execute("BEGIN; SELECT 1").await.unwrap();
     let error = cancelled(client, "SELECT pg_sleep(30)").await;
     assert_eq!(error.code().map(|code| code.code()), Some("57014"));
+}
+
+#[tokio::test]
+async fn psql_large_objects_go_through_the_fast_path_interface() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("in.bin");
+    let exported = dir.path().join("out.bin");
+    let bytes: Vec<u8> = (0..200_000u32).map(|n| (n * 7919 % 251) as u8).collect();
+    std::fs::write(&original, &bytes).unwrap();
+    // lo_import, lo_export and lo_unlink are libpq fast-path calls (F messages).
+    let script = format!(
+        "\\lo_import {}\n\\set oid :LASTOID\n\
+         SELECT length(lo_get(:oid));\n\
+         \\lo_export :oid {}\n\\lo_unlink :oid\n",
+        original.display(),
+        exported.display()
+    );
+    let mut psql = tokio::process::Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &proxied.dsn(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running psql");
+    let mut stdin = psql.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, script.as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(60), psql.wait_with_output())
+        .await
+        .expect("psql finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.lines().any(|line| line == "200000"),
+        "the imported object is read back whole: {stdout}"
+    );
+    assert_eq!(std::fs::read(&exported).unwrap(), bytes, "exported intact");
 }

@@ -275,13 +275,7 @@ impl Session {
                 tag::TERMINATE => return Ok(()),
                 // Leftovers of a COPY FROM STDIN that failed: PostgreSQL ignores them too.
                 tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {}
-                tag::FUNCTION_CALL => {
-                    self.error(
-                        sqlstate::FEATURE_NOT_SUPPORTED,
-                        "pgrw does not support the fast-path function call interface",
-                    );
-                    self.ready();
-                }
+                tag::FUNCTION_CALL => self.function_call(message).await?,
                 other => {
                     return Err(SessionEnd::Protocol(
                         crate::protocol::ProtocolError::UnexpectedTag {

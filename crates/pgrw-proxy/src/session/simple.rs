@@ -1,5 +1,6 @@
 //! The simple query protocol: classify, route, forward, relay until
-//! ReadyForQuery. `SHOW pgrw.route` is answered by the proxy itself.
+//! ReadyForQuery. `SHOW pgrw.route` is answered by the proxy itself. A
+//! fast-path FunctionCall is forwarded the same way, as a write.
 
 use bytes::{BufMut, BytesMut};
 use pgrw_core::sql::classify::classify;
@@ -33,6 +34,28 @@ impl Session {
         if settings::changes_settings(&classification.effects) {
             self.unit_settings = settings::replayable(sql, &self.state.catalog);
         }
+        self.forward_unit(message, unit).await
+    }
+
+    /// Runs one FunctionCall (the fast-path interface libpq's large-object
+    /// functions use: `lo_import`, `lo_read`, …). The function is known only
+    /// by OID, so it is routed as a write: inside a transaction to its node,
+    /// outside one to the primary.
+    pub(super) async fn function_call(&mut self, message: Message) -> Result<(), SessionEnd> {
+        // A malformed one ends this session (08P01) before it reaches a backend.
+        FrontendMessage::decode(message.view())?;
+        self.unit_settings.clear();
+        let unit = Unit {
+            class: pgrw_core::StatementClass::Write,
+            hint: None,
+            effects: pgrw_core::classification::SessionEffects::NONE,
+        };
+        self.forward_unit(message, unit).await
+    }
+
+    /// Routes `unit`, sends `message` (a whole unit of work ended by one
+    /// ReadyForQuery) as it is, relays the answer and settles the session.
+    async fn forward_unit(&mut self, message: Message, unit: Unit) -> Result<(), SessionEnd> {
         let Some(mut backend) = self.acquire(&unit).await else {
             self.ready();
             return Ok(());

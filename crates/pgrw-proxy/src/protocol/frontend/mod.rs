@@ -200,8 +200,14 @@ pub enum FrontendMessage<'a> {
     },
     /// A `p` message: password or SASL, depending on the authentication phase.
     AuthenticationResponse(AuthenticationResponse<'a>),
-    /// Any other message (FunctionCall, or a tag the proxy does not know), left
-    /// to the caller to forward or reject.
+    /// FunctionCall (the fast-path interface), checked whole: the proxy
+    /// forwards it as it is.
+    FunctionCall {
+        /// The OID of the function to call.
+        function: u32,
+    },
+    /// Any other message (a tag the proxy does not know), left to the caller
+    /// to forward or reject.
     Other {
         /// Its tag.
         tag: u8,
@@ -260,9 +266,33 @@ impl<'a> FrontendMessage<'a> {
             tag::AUTHENTICATION_RESPONSE => {
                 FrontendMessage::AuthenticationResponse(AuthenticationResponse { body })
             }
+            tag::FUNCTION_CALL => FrontendMessage::FunctionCall {
+                function: decode_function_call(body)?,
+            },
             tag => FrontendMessage::Other { tag },
         })
     }
+}
+
+/// Checks a FunctionCall body field by field; its function OID.
+fn decode_function_call(body: &[u8]) -> Result<u32, ProtocolError> {
+    let mut reader = BodyReader::new("FunctionCall", body);
+    let function = reader.u32("function OID")?;
+    let formats = reader.count_i16("argument format count")?;
+    reader.bytes(formats * 2, "argument format codes")?;
+    let arguments = reader.count_i16("argument count")?;
+    for _ in 0..arguments {
+        match reader.i32("argument length")? {
+            -1 => {} // NULL
+            length if length >= 0 => {
+                reader.bytes(length as usize, "argument value")?;
+            }
+            length => return Err(reader.invalid("argument length", length)),
+        }
+    }
+    reader.i16("result format code")?;
+    reader.finish()?;
+    Ok(function)
 }
 
 fn empty<'a>(

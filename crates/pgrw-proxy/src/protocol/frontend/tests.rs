@@ -189,13 +189,58 @@ fn a_sasl_initial_response_longer_than_its_body_is_truncated() {
 #[test]
 fn an_unknown_tag_is_left_to_the_caller() {
     let message = MessageRef {
-        tag: b'F',
+        tag: b'?',
         body: b"anything",
     };
     assert_eq!(
         FrontendMessage::decode(message),
-        Ok(FrontendMessage::Other { tag: b'F' })
+        Ok(FrontendMessage::Other { tag: b'?' })
     );
+}
+
+/// A FunctionCall of OID 764 (lo_import) with one text argument and a NULL.
+fn function_call_body() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&764u32.to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes()); // one format code
+    body.extend_from_slice(&0i16.to_be_bytes()); // text
+    body.extend_from_slice(&2i16.to_be_bytes()); // two arguments
+    body.extend_from_slice(&3i32.to_be_bytes());
+    body.extend_from_slice(b"abc");
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // NULL
+    body.extend_from_slice(&1i16.to_be_bytes()); // binary result
+    body
+}
+
+#[test]
+fn a_function_call_is_checked_whole() {
+    fn decode(body: &[u8]) -> Result<FrontendMessage<'_>, ProtocolError> {
+        FrontendMessage::decode(MessageRef {
+            tag: tag::FUNCTION_CALL,
+            body,
+        })
+    }
+    let body = function_call_body();
+    assert_eq!(
+        decode(&body),
+        Ok(FrontendMessage::FunctionCall { function: 764 })
+    );
+    assert!(matches!(
+        decode(&body[..body.len() - 1]),
+        Err(ProtocolError::Truncated { .. })
+    ));
+    let mut trailing = body.clone();
+    trailing.push(0);
+    assert!(matches!(
+        decode(&trailing),
+        Err(ProtocolError::TrailingBytes { .. })
+    ));
+    let mut negative = body.clone();
+    negative[17..21].copy_from_slice(&(-2i32).to_be_bytes());
+    assert!(matches!(
+        decode(&negative),
+        Err(ProtocolError::InvalidValue { .. })
+    ));
 }
 
 #[test]
