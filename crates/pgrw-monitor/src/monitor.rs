@@ -181,6 +181,14 @@ impl Monitor {
         state.wake(node);
     }
 
+    /// Tells the monitor one connection to `node` failed mid-use: the node
+    /// is probed now, and banned only if the probe fails. One backend ending
+    /// (`pg_terminate_backend`, an out-of-memory kill, `idle_session_timeout`)
+    /// says nothing of the node, and must not move every session off it.
+    pub fn report_suspect(&self, node: NodeId) {
+        self.running.state.wake(node);
+    }
+
     /// Probes every node now, without waiting for the interval. A node the
     /// monitor cannot connect to keeps its reconnection backoff (at most 1 s).
     pub fn refresh(&self) {

@@ -179,3 +179,51 @@ async fn a_pinned_client_whose_backend_dies_mid_statement_is_disconnected_not_si
         "the client is told its session ended: {severities:?}"
     );
 }
+
+#[tokio::test]
+async fn a_backend_terminated_mid_statement_fails_that_statement_and_no_other_client_notices() {
+    let proxied = ProxiedCluster::start(0, "").await;
+    let victim = proxied.connect().await;
+    let bystander = proxied.connect().await;
+    bystander
+        .batch_execute("CREATE TABLE t (id int)")
+        .await
+        .unwrap();
+
+    let sleeping = tokio::spawn(async move {
+        let outcome = victim.batch_execute("SELECT pg_sleep(60)").await;
+        (victim, outcome)
+    });
+    let primary = proxied.cluster.connect_primary().await;
+    let mut pid = None;
+    wait_until(DEADLINE, "the sleep runs on the primary", async || {
+        let row = primary
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+                &[],
+            )
+            .await
+            .expect("reading pg_stat_activity");
+        pid = row.map(|row| row.get::<_, i32>(0));
+        pid.is_some()
+    })
+    .await;
+    terminate_on_primary(&proxied, pid.expect("found")).await;
+    let (victim, outcome) = tokio::time::timeout(DEADLINE, sleeping)
+        .await
+        .expect("the terminated statement ends")
+        .unwrap();
+    assert!(outcome.is_err(), "the terminated statement fails");
+
+    // The node is healthy: one ended backend must not ban it for everyone.
+    bystander
+        .execute("INSERT INTO t VALUES (1)", &[])
+        .await
+        .expect("another client writes on the primary at once");
+    let row = victim.query_one("SELECT count(*) FROM t", &[]).await;
+    assert_eq!(
+        row.expect("the victim's next statement runs")
+            .get::<_, i64>(0),
+        1
+    );
+}

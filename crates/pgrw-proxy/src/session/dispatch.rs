@@ -67,7 +67,7 @@ impl Session {
             Err(error) => {
                 let node = backend.node();
                 drop(backend);
-                self.state.monitor.report_failure(node, &error.to_string());
+                self.state.monitor.report_suspect(node);
                 self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
                 None
             }
@@ -266,10 +266,13 @@ impl Session {
 
     /// A backend failed mid-exchange: it is closed, the session leaves any
     /// transaction it had there, and the client gets an error and ReadyForQuery.
+    /// The node is probed at once, not banned: one backend ending (killed by
+    /// `pg_terminate_backend`, say) must not move every other session off a
+    /// healthy node; a node that is down fails the probe and is banned then.
     pub(super) fn backend_failed(&mut self, backend: PooledBackend, message: String) {
         let node = backend.node();
         drop(backend);
-        self.state.monitor.report_failure(node, &message);
+        self.state.monitor.report_suspect(node);
         if self.routing.transaction.is_some_and(|t| t.node == node) {
             self.routing.end_transaction();
         }
