@@ -1,7 +1,7 @@
 //! The listener and what every client session shares: configuration, node
 //! monitor, pools, the proxy-wide last committed write, and cancel keys.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,8 @@ pub struct ProxyState {
     verifiers: HashMap<String, ScramVerifier>,
     /// The ParameterStatus values a node reported at its first login.
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
+    /// (user, database) pairs a node has let log in.
+    known_databases: Mutex<HashSet<(String, String)>>,
     /// Proxy-issued cancel keys and the backend each one reaches now.
     pub cancels: CancelRegistry,
     /// TLS for clients: the certificate loaded at bind, and whether it is required.
@@ -92,6 +94,20 @@ impl ProxyState {
     /// The ParameterStatus values to announce to clients, once known.
     pub fn server_parameters(&self) -> Option<Vec<(String, String)>> {
         self.server_parameters.lock().ok()?.clone()
+    }
+
+    /// Whether a node has let `user` log in to `database`.
+    pub fn database_known(&self, user: &str, database: &str) -> bool {
+        self.known_databases
+            .lock()
+            .is_ok_and(|known| known.contains(&(user.to_string(), database.to_string())))
+    }
+
+    /// Remembers that a node let `user` log in to `database`.
+    pub fn remember_database(&self, user: &str, database: &str) {
+        if let Ok(mut known) = self.known_databases.lock() {
+            known.insert((user.to_string(), database.to_string()));
+        }
     }
 
     /// Remembers the ParameterStatus values of a node login, if none are known yet.
@@ -162,6 +178,7 @@ impl Proxy {
             last_write_lsn: AtomicU64::new(0),
             verifiers,
             server_parameters: Mutex::new(None),
+            known_databases: Mutex::new(HashSet::new()),
             cancels: CancelRegistry::default(),
             client_tls,
             stats: Arc::new(ProxyStats::new(node_count)),

@@ -45,6 +45,33 @@ async fn an_unknown_user_is_refused_like_a_wrong_password() {
 }
 
 #[tokio::test]
+async fn a_login_to_a_database_that_does_not_exist_is_refused_with_3d000() {
+    let proxied = ProxiedCluster::start(0, "").await;
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/nosuchdb",
+        proxied.port()
+    );
+    let error = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("the login is refused, as PostgreSQL refuses it");
+    assert_eq!(
+        error.code().map(|code| code.code()),
+        Some("3D000"),
+        "{error}"
+    );
+    let message = error.as_db_error().map(|error| error.message().to_string());
+    assert_eq!(
+        message.as_deref(),
+        Some("database \"nosuchdb\" does not exist")
+    );
+    // The database the client may use still lets it in.
+    let client = proxied.connect().await;
+    let row = client.query_one("SELECT 8", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 8);
+}
+
+#[tokio::test]
 async fn a_user_configured_for_md5_logs_in_with_md5() {
     let proxied = ProxiedCluster::start(0, "auth = \"md5\"").await;
     let client = proxied.connect().await;

@@ -28,9 +28,10 @@ use pgrw_core::route::{Balancer, Route, SessionState, Topology};
 use rand::RngCore;
 use tokio::net::TcpStream;
 
+use crate::backend::BackendError;
 use crate::cancel::IssuedKey;
 use crate::config::UserConfig;
-use crate::pool::PooledBackend;
+use crate::pool::{CheckoutError, PooledBackend};
 use crate::protocol::Message;
 use crate::protocol::backend::{
     NoticeFields, Severity, TransactionStatus, encode_backend_key_data, encode_error_response,
@@ -199,6 +200,9 @@ impl Session {
     /// AuthenticationOk was written; now ParameterStatus, BackendKeyData and
     /// ReadyForQuery.
     async fn announce(&mut self) -> Result<(), SessionEnd> {
+        if !self.check_database().await? {
+            return Err(SessionEnd::ClientGone);
+        }
         let parameters = match self.state.server_parameters() {
             Some(parameters) => parameters,
             None => match self.learn_server_parameters().await {
@@ -233,6 +237,44 @@ impl Session {
         encode_ready_for_query(&mut self.client.out, TransactionStatus::Idle);
         self.client.flush().await?;
         Ok(())
+    }
+
+    /// Whether a node lets this client's user into its database: PostgreSQL
+    /// refuses a login to a database that does not exist (3D000) or that the
+    /// role may not connect to (42501) at once, and so does pgrw, with the
+    /// node's error. Checked on a node (the primary first) the first time a
+    /// (user, database) pair logs in; with no node reachable the login goes
+    /// on, and the first statement reports it.
+    async fn check_database(&mut self) -> Result<bool, SessionEnd> {
+        if self.state.database_known(&self.user.name, &self.database) {
+            return Ok(true);
+        }
+        let topology = self.state.topology();
+        let mut candidates: Vec<_> = topology.writable_primary().ok().into_iter().collect();
+        candidates.extend(topology.iter().map(|(id, _)| id));
+        for node in candidates {
+            let Some(pool) = self.state.pool(node, &self.user, &self.database) else {
+                continue;
+            };
+            match pool.checkout().await {
+                Ok(mut backend) => {
+                    let parameters = backend.connection().parameters.clone();
+                    backend.release();
+                    self.state.learn_server_parameters(&parameters);
+                    self.state
+                        .remember_database(&self.user.name, &self.database);
+                    return Ok(true);
+                }
+                Err(CheckoutError::Backend(BackendError::Refused { code, message, .. })) => {
+                    let fields = NoticeFields::new(Severity::Fatal, &code, &message);
+                    encode_error_response(&mut self.client.out, &fields);
+                    self.client.flush().await?;
+                    return Ok(false);
+                }
+                Err(_) => continue,
+            }
+        }
+        Ok(true)
     }
 
     /// Logs in to a node (the primary first) to learn what a backend reports.
