@@ -151,3 +151,34 @@ async fn a_set_prepared_and_never_executed_changes_nothing() {
         assert_eq!(row.get::<_, String>(0), DEFAULT_PATH);
     }
 }
+
+#[tokio::test]
+async fn set_config_with_bound_parameters_lasts_as_the_backend_has_it() {
+    let proxied = ProxiedCluster::start(2, TRUST_ONE_BACKEND).await;
+    let client = proxied.connect().await;
+    let set = "SELECT set_config($1, $2, false)";
+    client
+        .execute(set, &[&"search_path", &"bound, public"])
+        .await
+        .unwrap();
+    // In a transaction rolled back: does not last.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute(set, &[&"statement_timeout", &"4321"])
+        .await
+        .unwrap();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    for _ in 0..6 {
+        let row = client
+            .query_one(
+                "SELECT current_setting('search_path'), current_setting('statement_timeout')",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, String>(0), row.get::<_, String>(1)),
+            ("bound, public".to_string(), "0".to_string())
+        );
+    }
+}

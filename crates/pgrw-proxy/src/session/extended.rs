@@ -253,11 +253,15 @@ impl Session {
     /// control, in the order it executes them: which statement an Execute
     /// runs is followed through its portal's Bind to the statement parsed in
     /// this batch or earlier. A statement parsed and never executed changes
-    /// nothing. (A portal bound in an earlier batch is not followed.)
-    fn settings_in(&self, batch: &[Message]) -> Result<Vec<Bytes>, SessionEnd> {
+    /// nothing. (A portal bound in an earlier batch is not followed.) A
+    /// settings statement run with parameters (`set_config($1, $2, false)`)
+    /// cannot be replayed from its text: then the second value is true, and
+    /// the backend is asked for its settings once the session is idle.
+    fn settings_in(&self, batch: &[Message]) -> Result<(Vec<Bytes>, bool), SessionEnd> {
         let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
-        let mut portals: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut portals: Vec<(&[u8], &[u8], bool)> = Vec::new();
         let mut statements = Vec::new();
+        let mut parameterized = false;
         for message in batch {
             match FrontendMessage::decode(message.view())? {
                 FrontendMessage::Parse(parse) => {
@@ -276,17 +280,21 @@ impl Session {
                             .get(bind.statement)
                             .map(|known| &known.sql[..]),
                     };
-                    portals.retain(|(portal, _)| *portal != bind.portal);
+                    portals.retain(|(portal, _, _)| *portal != bind.portal);
                     if let Some(sql) = sql {
-                        portals.push((bind.portal, sql));
+                        portals.push((bind.portal, sql, bind.parameter_count() > 0));
                     }
                 }
                 FrontendMessage::Execute { portal, .. } => {
-                    let Some((_, sql)) = portals.iter().find(|(name, _)| *name == portal) else {
+                    let Some((_, sql, with_parameters)) =
+                        portals.iter().find(|(name, _, _)| *name == portal)
+                    else {
                         continue;
                     };
                     let unit = self.classify(sql);
-                    if settings::changes_settings(&unit.effects)
+                    if settings::changes_settings(&unit.effects) && *with_parameters {
+                        parameterized = true;
+                    } else if settings::changes_settings(&unit.effects)
                         || settings::controls_transaction(unit.class)
                     {
                         statements.extend(settings::replayable(sql, &self.state.catalog));
@@ -295,7 +303,7 @@ impl Session {
                 _ => {}
             }
         }
-        Ok(statements)
+        Ok((statements, parameterized))
     }
 
     /// Adds the settings statements `batch` executes to the unit's, when
@@ -306,7 +314,10 @@ impl Session {
         if !settings::changes_settings(&unit.effects) {
             return Ok(());
         }
-        let statements = self.settings_in(batch)?;
+        let (statements, parameterized) = self.settings_in(batch)?;
+        if parameterized {
+            self.transaction_settings.read_back_when_idle();
+        }
         let catalog = &self.state.catalog;
         if statements
             .iter()

@@ -93,6 +93,24 @@ pub struct Bind<'a> {
     pub parameters: &'a [u8],
 }
 
+impl Bind<'_> {
+    /// How many parameter values it binds (0 if that part is malformed: the
+    /// node then refuses the Bind itself).
+    pub fn parameter_count(&self) -> usize {
+        let read_i16 = |at: usize| {
+            self.parameters
+                .get(at..at + 2)
+                .map(|bytes| i16::from_be_bytes([bytes[0], bytes[1]]))
+        };
+        let Some(formats) = read_i16(0).and_then(|count| usize::try_from(count).ok()) else {
+            return 0;
+        };
+        read_i16(2 + 2 * formats)
+            .and_then(|count| usize::try_from(count).ok())
+            .unwrap_or(0)
+    }
+}
+
 /// The body of a `p` message, whose meaning depends on what the server asked
 /// for: see [`AuthenticationResponse::password`], [`AuthenticationResponse::sasl_initial`]
 /// and [`AuthenticationResponse::sasl`].

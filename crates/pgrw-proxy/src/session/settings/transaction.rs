@@ -138,6 +138,13 @@ impl TransactionSettings {
         outcome
     }
 
+    /// Asks for the backend's own settings once the session is idle: for a
+    /// settings statement whose values the proxy cannot replay (bound
+    /// parameters).
+    pub(in crate::session) fn read_back_when_idle(&mut self) {
+        self.read_back_due = true;
+    }
+
     fn commit(&mut self, failed: bool, outcome: &mut Outcome) {
         if failed {
             // COMMIT of a failed transaction rolls it back.
