@@ -72,3 +72,50 @@ async fn an_error_before_a_flush_skips_the_batch_until_sync() {
     assert_eq!(client.tags_until(b'Z').await, "Z", "skipped to Sync");
     assert_eq!(client.tags_until(b'Z').await, "TDCZ", "the session goes on");
 }
+
+/// Parse, Bind, Describe and Execute of `sql` (unnamed), as psycopg's pipeline mode sends.
+fn execute(out: &mut BytesMut, sql: &[u8]) {
+    frontend::encode_parse(out, b"", sql, &[]);
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    frontend::encode_bind(
+        out,
+        &Bind {
+            portal: b"",
+            statement: b"",
+            parameters: &parameters,
+        },
+    );
+    frontend::encode_describe(out, Target::Portal, b"");
+    frontend::encode_execute(out, b"", 0);
+}
+
+#[tokio::test]
+async fn statements_flushed_after_an_error_are_skipped_until_sync_as_postgresql_does() {
+    let proxied = ProxiedCluster::start(1, "auth = \"trust\"").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+
+    let mut out = BytesMut::new();
+    execute(&mut out, b"SELECT 1");
+    execute(&mut out, b"SELECT * FROM does_not_exist");
+    frontend::encode_flush(&mut out);
+    client.send(&out).await;
+    assert_eq!(client.tags_until(b'E').await, "12TDCE");
+
+    // More statements and a Flush: the node skips them, answering nothing.
+    let mut out = BytesMut::new();
+    execute(&mut out, b"SELECT 'aborted'");
+    frontend::encode_flush(&mut out);
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    assert_eq!(client.tags_until(b'Z').await, "Z", "skipped to Sync");
+
+    let mut out = BytesMut::new();
+    execute(&mut out, b"SELECT 2");
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    assert_eq!(
+        client.tags_until(b'Z').await,
+        "12TDCZ",
+        "the session goes on"
+    );
+}

@@ -102,8 +102,12 @@ impl Session {
         if self.skip_until_sync {
             self.skip_until_sync = false;
             self.batch.clear();
-            self.ready();
-            return Ok(());
+            if self.open_batch.is_none() {
+                self.ready();
+                return Ok(());
+            }
+            // The backend of a batch that failed before a Flush skips to
+            // this Sync too: it gets it, and its ReadyForQuery is the client's.
         }
         self.run_batch(BatchEnd::Sync).await
     }
@@ -120,6 +124,9 @@ impl Session {
 
     async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
         let batch = std::mem::take(&mut self.batch);
+        // An error in an earlier part of this batch (before a Flush) is the
+        // whole batch's: its implicit transaction is rolled back at the Sync.
+        let errored_before = self.open_batch.is_some() && self.exchange_errored;
         let (mut backend, unit) = match self.open_batch.take() {
             // The rest of a batch after a Flush: part of the same unit.
             Some((backend, mut unit)) => {
@@ -164,13 +171,18 @@ impl Session {
             self.backend_failed(backend, error.to_string());
             return Ok(());
         }
-        match self.relay(backend, built.exchange).await? {
+        let relayed = self.relay(backend, built.exchange).await?;
+        self.exchange_errored |= errored_before;
+        match relayed {
             Relayed::Ready(backend, ready) => {
                 self.settle_statements(&built.parsed);
                 self.settle(backend, &unit, ready).await
             }
             Relayed::Flushed(backend) => {
                 self.settle_statements(&built.parsed);
+                // After an error the backend ignores everything up to Sync,
+                // answering nothing: so does the proxy.
+                self.skip_until_sync |= self.exchange_errored;
                 self.open_batch = Some((backend, unit));
                 Ok(())
             }
