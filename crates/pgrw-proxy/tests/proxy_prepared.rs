@@ -340,3 +340,37 @@ async fn a_statement_parsed_after_ddl_in_the_same_batch_sees_the_new_column() {
         ]
     );
 }
+
+#[tokio::test]
+async fn deallocate_of_a_protocol_level_statement_answers_as_postgresql_does() {
+    // psycopg 3 evicts its prepared statements with `DEALLOCATE name`.
+    let proxied = ProxiedCluster::start(1, "").await;
+    let mut answers = Vec::new();
+    for mut connection in both(&proxied).await {
+        let mut tags = Vec::new();
+        let mut exchange = async |out: BytesMut| {
+            connection.send(&out).await;
+            let messages = connection.receive_until_ready().await;
+            messages
+                .iter()
+                .map(|message| char::from(message.tag()))
+                .collect::<String>()
+        };
+        let mut out = BytesMut::new();
+        frontend::encode_parse(&mut out, b"evicted", b"SELECT 41 + 1", &[]);
+        frontend::encode_sync(&mut out);
+        tags.push(exchange(out).await);
+        for sql in ["DEALLOCATE evicted", "DEALLOCATE PREPARE \"evicted\""] {
+            let mut out = BytesMut::new();
+            frontend::encode_query(&mut out, sql.as_bytes());
+            tags.push(exchange(out).await);
+        }
+        let mut out = BytesMut::new();
+        frontend::encode_parse(&mut out, b"evicted", b"SELECT 41 + 1", &[]);
+        frontend::encode_sync(&mut out);
+        tags.push(exchange(out).await);
+        answers.push(tags);
+    }
+    assert_eq!(answers[0], ["1Z", "CZ", "EZ", "1Z"], "through the proxy");
+    assert_eq!(answers[0], answers[1], "as straight to the primary");
+}

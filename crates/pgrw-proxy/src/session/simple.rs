@@ -3,6 +3,7 @@
 //! fast-path FunctionCall is forwarded the same way, as a write.
 
 use bytes::{BufMut, BytesMut};
+use pgrw_core::classification::Effect;
 use pgrw_core::sql::classify::classify;
 
 use super::Session;
@@ -25,6 +26,17 @@ impl Session {
             return Ok(());
         }
         let classification = classify(sql, &self.state.catalog);
+        if classification.effects.contains(Effect::DEALLOCATE)
+            && let Some(name) = deallocated_name(sql)
+            && self.statements.remove(name.as_slice()).is_some()
+        {
+            // A protocol-level statement (psycopg deallocates its prepared
+            // statements this way): backends keep the shared statement, the
+            // client forgets it, as for a Close.
+            encode_command_complete(&mut self.client.out, b"DEALLOCATE");
+            self.ready();
+            return Ok(());
+        }
         let unit = Unit {
             class: classification.class,
             hint: classification.hint,
@@ -115,6 +127,49 @@ impl Session {
     }
 }
 
+/// The statement name of `DEALLOCATE [PREPARE] name` (folded to lower case
+/// unless quoted, as PostgreSQL reads an identifier); `None` for `ALL` or
+/// anything else.
+fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
+    let mut text = sql.trim_ascii();
+    while let Some(rest) = text.strip_suffix(b";") {
+        text = rest.trim_ascii_end();
+    }
+    let mut words = text.splitn(2, u8::is_ascii_whitespace);
+    if !words.next()?.eq_ignore_ascii_case(b"deallocate") {
+        return None;
+    }
+    let mut rest = words.next()?.trim_ascii_start();
+    if let Some((first, after)) = rest.split_at_checked(7)
+        && first.eq_ignore_ascii_case(b"prepare")
+        && after.first().is_some_and(u8::is_ascii_whitespace)
+    {
+        rest = after.trim_ascii_start();
+    }
+    if let Some(quoted) = rest.strip_prefix(b"\"") {
+        let inner = quoted.strip_suffix(b"\"")?;
+        let mut name = Vec::with_capacity(inner.len());
+        let mut bytes = inner.iter().peekable();
+        while let Some(&byte) = bytes.next() {
+            if byte == b'"' {
+                // Inside a quoted identifier only a doubled quote may appear.
+                if bytes.next() != Some(&b'"') {
+                    return None;
+                }
+            }
+            name.push(byte);
+        }
+        return Some(name);
+    }
+    let plain = rest
+        .iter()
+        .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'_' || *byte == b'$');
+    if rest.is_empty() || !plain || rest.eq_ignore_ascii_case(b"all") {
+        return None;
+    }
+    Some(rest.to_ascii_lowercase())
+}
+
 /// Whether `sql` is `SHOW pgrw.route` (any case, optional semicolon and spaces).
 /// Looked at for every query, so on the bytes: no string is built, and a
 /// query that is not one fails at its first or second word.
@@ -137,7 +192,23 @@ fn is_show_route(sql: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_show_route;
+    use super::{deallocated_name, is_show_route};
+
+    #[test]
+    fn the_name_of_a_deallocate_is_read_as_postgresql_reads_it() {
+        let name = |sql: &str| deallocated_name(sql.as_bytes());
+        assert_eq!(name("DEALLOCATE _pg3_0"), Some(b"_pg3_0".to_vec()));
+        assert_eq!(name("deallocate prepare  S_1 ;"), Some(b"s_1".to_vec()));
+        assert_eq!(
+            name("DEALLOCATE \"My \"\"x\"\"\""),
+            Some(b"My \"x\"".to_vec())
+        );
+        assert_eq!(name("DEALLOCATE prepared"), Some(b"prepared".to_vec()));
+        assert_eq!(name("DEALLOCATE ALL"), None);
+        assert_eq!(name("DEALLOCATE PREPARE ALL"), None);
+        assert_eq!(name("DEALLOCATE a; SELECT 1"), None);
+        assert_eq!(name("SELECT 1"), None);
+    }
 
     #[test]
     fn show_pgrw_route_is_recognised_in_any_case_with_a_semicolon() {
