@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pgrw_core::route::{Balancer, Route, SessionState, Topology};
+use pgrw_core::route::{Balancer, NodeId, Route, SessionState, Topology};
 use rand::RngCore;
 use tokio::net::TcpStream;
 
@@ -249,10 +249,7 @@ impl Session {
         if self.state.database_known(&self.user.name, &self.database) {
             return Ok(true);
         }
-        let topology = self.state.topology();
-        let mut candidates: Vec<_> = topology.writable_primary().ok().into_iter().collect();
-        candidates.extend(topology.iter().map(|(id, _)| id));
-        for node in candidates {
+        for node in self.login_nodes() {
             let Some(pool) = self.state.pool(node, &self.user, &self.database) else {
                 continue;
             };
@@ -277,12 +274,18 @@ impl Session {
         Ok(true)
     }
 
+    /// The nodes a login-time check may ask, the primary first (it may be
+    /// listed twice: a node that failed is simply tried again).
+    fn login_nodes(&self) -> Vec<NodeId> {
+        let topology = self.state.topology();
+        let mut nodes: Vec<_> = topology.writable_primary().ok().into_iter().collect();
+        nodes.extend(topology.iter().map(|(id, _)| id));
+        nodes
+    }
+
     /// Logs in to a node (the primary first) to learn what a backend reports.
     async fn learn_server_parameters(&mut self) -> Option<Vec<(String, String)>> {
-        let topology = self.state.topology();
-        let mut candidates: Vec<_> = topology.writable_primary().ok().into_iter().collect();
-        candidates.extend(topology.iter().map(|(id, _)| id));
-        for node in candidates {
+        for node in self.login_nodes() {
             let pool = self.state.pool(node, &self.user, &self.database)?;
             if let Ok(mut backend) = pool.checkout().await {
                 let parameters = backend.connection().parameters.clone();

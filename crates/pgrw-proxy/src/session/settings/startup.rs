@@ -342,10 +342,7 @@ impl Session {
         };
         // Local to a transaction rolled back at once: the backend goes back clean.
         let sql = format!("BEGIN; {sql}; ROLLBACK");
-        let topology = self.state.topology();
-        let mut candidates: Vec<_> = topology.writable_primary().ok().into_iter().collect();
-        candidates.extend(topology.iter().map(|(id, _)| id));
-        for node in candidates {
+        for node in self.login_nodes() {
             let Some(pool) = self.state.pool(node, &self.user, &self.database) else {
                 continue;
             };

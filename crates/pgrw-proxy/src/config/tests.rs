@@ -1,0 +1,163 @@
+//! The configuration's defaults and every refusal, with the key it names.
+
+use super::*;
+
+const MINIMAL: &str = r#"
+    [[nodes]]
+    name = "primary"
+    port = 5432
+
+    [[users]]
+    name = "postgres"
+    password = "secret"
+"#;
+
+fn parse(text: &str) -> Result<ProxyConfig, ConfigError> {
+    ProxyConfig::from_toml("pgrw.toml", text)
+}
+
+fn error_text(text: &str) -> String {
+    parse(text).expect_err("the config is refused").to_string()
+}
+
+#[test]
+fn a_minimal_config_gets_the_documented_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:6432");
+    assert_eq!(config.login_timeout(), Duration::from_secs(60));
+    assert_eq!(config.max_client_connections, 10_000);
+    assert_eq!(config.nodes[0].host, "127.0.0.1");
+    assert_eq!(config.users[0].auth, AuthMethod::ScramSha256);
+    assert_eq!(config.pool, PoolConfig::default());
+    assert_eq!(config.pool.size, 20);
+    assert_eq!(config.pool.idle_timeout(), Duration::from_secs(300));
+    assert_eq!(config.pool.mode, PoolMode::Transaction);
+    assert_eq!(config.policy.policy(), Policy::default());
+}
+
+#[test]
+fn every_section_can_be_set() {
+    let config = parse(&format!(
+        "{MINIMAL}
+        [pool]
+        size = 5
+        mode = \"session\"
+        idle_timeout_secs = 10
+        [policy]
+        balancing = \"round_robin\"
+        primary_reads = \"never\"
+        max_lag_bytes = 1000
+        read_your_writes_wait_ms = 50
+        "
+    ))
+    .unwrap();
+    assert_eq!((config.pool.size, config.pool.mode), (5, PoolMode::Session));
+    let policy = config.policy.policy();
+    assert_eq!(policy.balancing, Balancing::RoundRobin);
+    assert_eq!(policy.primary_reads, PrimaryReads::Never);
+    assert_eq!(policy.max_lag_bytes, Some(1000));
+    assert_eq!(
+        policy.stale_read,
+        StaleRead::Wait(Duration::from_millis(50))
+    );
+}
+
+#[test]
+fn the_auth_methods_are_spelled_as_in_pg_hba() {
+    for (spelling, method) in [
+        ("scram-sha-256", AuthMethod::ScramSha256),
+        ("md5", AuthMethod::Md5),
+        ("trust", AuthMethod::Trust),
+    ] {
+        let text = MINIMAL.replace(
+            "password = \"secret\"",
+            &format!("password = \"secret\"\nauth = \"{spelling}\""),
+        );
+        assert_eq!(parse(&text).unwrap().users[0].auth, method);
+    }
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let text = error_text(&format!("{MINIMAL}\n[pool]\nsise = 3\n"));
+    assert!(text.contains("sise"), "{text}");
+}
+
+#[test]
+fn a_config_without_nodes_says_how_to_add_one() {
+    let text = error_text("[[users]]\nname = \"a\"\npassword = \"b\"\n");
+    assert!(
+        text.contains("`nodes`") && text.contains("[[nodes]]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_config_without_users_says_how_to_add_one() {
+    let text = error_text("[[nodes]]\nname = \"p\"\nport = 5432\n");
+    assert!(
+        text.contains("`users`") && text.contains("[[users]]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pool_size_of_zero_is_refused_with_the_key() {
+    let text = error_text(&format!("{MINIMAL}\n[pool]\nsize = 0\n"));
+    assert!(
+        text.contains("`pool.size`") && text.contains("fix"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_login_timeout_of_zero_is_refused_with_the_key() {
+    let text = error_text(&format!("login_timeout_ms = 0\n{MINIMAL}"));
+    assert!(
+        text.contains("`login_timeout_ms`") && text.contains("positive"),
+        "{text}"
+    );
+    let config = parse(&format!("login_timeout_ms = 1500\n{MINIMAL}")).unwrap();
+    assert_eq!(config.login_timeout(), Duration::from_millis(1500));
+}
+
+#[test]
+fn a_bad_listen_address_is_refused_with_an_example() {
+    let text = error_text(&format!("listen = \"localhost\"\n{MINIMAL}"));
+    assert!(
+        text.contains("`listen`") && text.contains("127.0.0.1:6432"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_nodes_with_one_name_are_refused() {
+    let text = error_text(&format!(
+        "{MINIMAL}\n[[nodes]]\nname = \"primary\"\nport = 5433\n"
+    ));
+    assert!(text.contains("`nodes[1].name`"), "{text}");
+}
+
+#[test]
+fn a_node_without_a_port_is_refused_by_name() {
+    let text = error_text("[[nodes]]\nname = \"p\"\n[[users]]\nname = \"a\"\npassword = \"b\"\n");
+    assert!(text.contains("port"), "{text}");
+}
+
+#[test]
+fn an_unknown_auth_method_is_refused() {
+    let text = error_text(&MINIMAL.replace(
+        "password = \"secret\"",
+        "password = \"secret\"\nauth = \"ldap\"",
+    ));
+    assert!(
+        text.contains("ldap") && text.contains("scram-sha-256"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_debug_form_hides_passwords() {
+    let config = parse(MINIMAL).unwrap();
+    assert!(!format!("{config:?}").contains("secret"));
+}
