@@ -78,6 +78,17 @@ struct Building {
     unnamed_parsed: bool,
 }
 
+/// What [`Session::settings_in`] finds in a batch.
+#[derive(Default)]
+struct BatchSettings {
+    /// The settings statements and transaction control it executes, in order.
+    statements: Vec<Bytes>,
+    /// It executes a settings statement with bound parameters.
+    parameterized: bool,
+    /// It executes a transaction control statement.
+    transaction_control: bool,
+}
+
 /// How a batch ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BatchEnd {
@@ -267,13 +278,12 @@ impl Session {
     /// this batch or earlier. A statement parsed and never executed changes
     /// nothing. (A portal bound in an earlier batch is not followed.) A
     /// settings statement run with parameters (`set_config($1, $2, false)`)
-    /// cannot be replayed from its text: then the second value is true, and
-    /// the backend is asked for its settings once the session is idle.
-    fn settings_in(&self, batch: &[Message]) -> Result<(Vec<Bytes>, bool), SessionEnd> {
+    /// cannot be replayed from its text: it is not among them, and the
+    /// backend is asked for its settings once the session is idle.
+    fn settings_in(&self, batch: &[Message]) -> Result<BatchSettings, SessionEnd> {
         let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
         let mut portals: Vec<(&[u8], &[u8], bool)> = Vec::new();
-        let mut statements = Vec::new();
-        let mut parameterized = false;
+        let mut found = BatchSettings::default();
         for message in batch {
             match FrontendMessage::decode(message.view())? {
                 FrontendMessage::Parse(parse) => {
@@ -304,18 +314,20 @@ impl Session {
                         continue;
                     };
                     let unit = self.classify(sql);
+                    let controls_transaction = settings::controls_transaction(unit.class);
+                    found.transaction_control |= controls_transaction;
                     if settings::changes_settings(&unit.effects) && *with_parameters {
-                        parameterized = true;
-                    } else if settings::changes_settings(&unit.effects)
-                        || settings::controls_transaction(unit.class)
-                    {
-                        statements.extend(settings::replayable(sql, &self.state.catalog));
+                        found.parameterized = true;
+                    } else if settings::changes_settings(&unit.effects) || controls_transaction {
+                        found
+                            .statements
+                            .extend(settings::replayable(sql, &self.state.catalog));
                     }
                 }
                 _ => {}
             }
         }
-        Ok((statements, parameterized))
+        Ok(found)
     }
 
     /// Adds the settings statements `batch` executes to the unit's, when
@@ -326,18 +338,14 @@ impl Session {
         if !settings::changes_settings(&unit.effects) {
             return Ok(());
         }
-        let (statements, parameterized) = self.settings_in(batch)?;
-        if parameterized {
+        let found = self.settings_in(batch)?;
+        if found.parameterized {
             self.transaction_settings.read_back_when_idle();
         }
-        let catalog = &self.state.catalog;
-        if statements
-            .iter()
-            .any(|statement| settings::controls_transaction(classify(statement, catalog).class))
-        {
+        if found.transaction_control {
             unit.effects.insert(Effect::TRANSACTION_CONTROL);
         }
-        self.unit_settings.extend(statements);
+        self.unit_settings.extend(found.statements);
         Ok(())
     }
 

@@ -203,24 +203,18 @@ impl Session {
         if !self.check_database().await? {
             return Err(SessionEnd::ClientGone);
         }
-        let parameters = match self.state.server_parameters() {
-            Some(parameters) => parameters,
-            None => match self.learn_server_parameters().await {
-                Some(parameters) => parameters,
-                None => {
-                    let fields = NoticeFields::new(
-                        Severity::Fatal,
-                        sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-                        "pgrw could not log in to any node to learn its server parameters",
-                    )
-                    .with_hint(
-                        "check that the nodes in pgrw.toml are running and accept this user",
-                    );
-                    encode_error_response(&mut self.client.out, &fields);
-                    self.client.flush().await?;
-                    return Err(SessionEnd::ClientGone);
-                }
-            },
+        // The database check logs in to a node, and the first login anywhere
+        // learns the server parameters: none known means no node was reached.
+        let Some(parameters) = self.state.server_parameters() else {
+            let fields = NoticeFields::new(
+                Severity::Fatal,
+                sqlstate::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+                "pgrw could not log in to any node to learn its server parameters",
+            )
+            .with_hint("check that the nodes in pgrw.toml are running and accept this user");
+            encode_error_response(&mut self.client.out, &fields);
+            self.client.flush().await?;
+            return Err(SessionEnd::ClientGone);
         };
         if !self.check_startup_settings(&parameters).await? {
             return Err(SessionEnd::ClientGone);
@@ -281,20 +275,6 @@ impl Session {
         let mut nodes: Vec<_> = topology.writable_primary().ok().into_iter().collect();
         nodes.extend(topology.iter().map(|(id, _)| id));
         nodes
-    }
-
-    /// Logs in to a node (the primary first) to learn what a backend reports.
-    async fn learn_server_parameters(&mut self) -> Option<Vec<(String, String)>> {
-        for node in self.login_nodes() {
-            let pool = self.state.pool(node, &self.user, &self.database)?;
-            if let Ok(mut backend) = pool.checkout().await {
-                let parameters = backend.connection().parameters.clone();
-                backend.release();
-                self.state.learn_server_parameters(&parameters);
-                return Some(parameters);
-            }
-        }
-        None
     }
 
     /// The message loop.
