@@ -10,9 +10,9 @@ mod proxy_cluster;
 mod raw_client;
 
 use bytes::BytesMut;
-use pgrw_proxy::protocol::frontend::{self, Bind};
+use pgrw_proxy::protocol::frontend;
 use proxy_cluster::ProxiedCluster;
-use raw_client::{RawClient, error_fields};
+use raw_client::{RawClient, encode_unnamed_execute, error_fields};
 
 /// Trust logins for the raw client; one backend per node, so that every
 /// statement meets a backend that other statements used.
@@ -22,17 +22,7 @@ const DEFAULT_PATH: &str = "\"$user\", public";
 
 /// Parse, Bind and Execute of `sql` as the unnamed statement and portal.
 fn execute(out: &mut BytesMut, sql: &str) {
-    frontend::encode_parse(out, b"", sql.as_bytes(), &[]);
-    let parameters = frontend::bind_parameters(&[], &[], &[]);
-    frontend::encode_bind(
-        out,
-        &Bind {
-            portal: b"",
-            statement: b"",
-            parameters: &parameters,
-        },
-    );
-    frontend::encode_execute(out, b"", 0);
+    encode_unnamed_execute(out, sql.as_bytes(), false);
 }
 
 /// Sends `out` and reads every answer up to ReadyForQuery; panics on an error.

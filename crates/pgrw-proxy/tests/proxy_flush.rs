@@ -10,7 +10,7 @@ mod raw_client;
 use bytes::BytesMut;
 use pgrw_proxy::protocol::frontend::{self, Bind, Target};
 use proxy_cluster::ProxiedCluster;
-use raw_client::RawClient;
+use raw_client::{RawClient, encode_unnamed_execute};
 
 #[tokio::test]
 async fn a_flushed_parse_and_describe_are_answered_before_the_sync() {
@@ -75,18 +75,7 @@ async fn an_error_before_a_flush_skips_the_batch_until_sync() {
 
 /// Parse, Bind, Describe and Execute of `sql` (unnamed), as psycopg's pipeline mode sends.
 fn execute(out: &mut BytesMut, sql: &[u8]) {
-    frontend::encode_parse(out, b"", sql, &[]);
-    let parameters = frontend::bind_parameters(&[], &[], &[]);
-    frontend::encode_bind(
-        out,
-        &Bind {
-            portal: b"",
-            statement: b"",
-            parameters: &parameters,
-        },
-    );
-    frontend::encode_describe(out, Target::Portal, b"");
-    frontend::encode_execute(out, b"", 0);
+    encode_unnamed_execute(out, sql, true);
 }
 
 #[tokio::test]

@@ -90,6 +90,25 @@ impl RawClient {
     }
 }
 
+/// Parse, Bind, (with `describe`, Describe of the portal) and Execute of
+/// `sql` as the unnamed statement and portal, with no parameters.
+pub fn encode_unnamed_execute(out: &mut BytesMut, sql: &[u8], describe: bool) {
+    frontend::encode_parse(out, b"", sql, &[]);
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    frontend::encode_bind(
+        out,
+        &frontend::Bind {
+            portal: b"",
+            statement: b"",
+            parameters: &parameters,
+        },
+    );
+    if describe {
+        frontend::encode_describe(out, frontend::Target::Portal, b"");
+    }
+    frontend::encode_execute(out, b"", 0);
+}
+
 /// The first column of a DataRow as text.
 pub fn first_column(body: &[u8]) -> Option<String> {
     let length = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
