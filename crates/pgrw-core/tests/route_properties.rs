@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use pgrw_core::route::{
-    self, Balancer, Balancing, Health, Lag, Node, NodeId, Pin, PinReason, Policy, PrimaryReads,
-    Role, Route, RouteMode, RouteRequest, SessionState, StaleRead, Target, Topology, Transaction,
+    self, Balancer, Balancing, Health, Lag, LastRead, Node, NodeId, Pin, PinReason, Policy,
+    PrimaryReads, Role, Route, RouteMode, RouteRequest, SessionState, StaleRead, Target, Topology,
+    Transaction,
 };
 use pgrw_core::{Lsn, RouteHint, StatementClass, TxAccess};
 use proptest::prelude::*;
@@ -44,8 +45,18 @@ fn node() -> impl Strategy<Value = Node> {
 }
 
 fn topology() -> impl Strategy<Value = Topology> {
-    (proptest::collection::vec(node(), 0..6), lsn())
-        .prop_map(|(nodes, primary_lsn)| Topology::new(nodes, primary_lsn))
+    (
+        proptest::collection::vec(node(), 0..6),
+        lsn(),
+        proptest::option::of(0u64..10_000),
+    )
+        .prop_map(|(nodes, primary_lsn, at)| {
+            let topology = Topology::new(nodes, primary_lsn);
+            match at {
+                Some(ms) => topology.with_primary_lsn_at(Duration::from_millis(ms)),
+                None => topology,
+            }
+        })
 }
 
 fn access() -> impl Strategy<Value = TxAccess> {
@@ -82,20 +93,33 @@ fn session() -> impl Strategy<Value = SessionState> {
         }),
     );
     let mode = prop_oneof![3 => Just(RouteMode::Auto), 1 => Just(RouteMode::Primary), 1 => Just(RouteMode::Replica)];
+    let last_read = proptest::option::weighted(
+        0.5,
+        (0u16..7, 0u64..10_000).prop_map(|(id, ms)| LastRead {
+            node: NodeId(id),
+            at: Duration::from_millis(ms),
+        }),
+    );
     (
         transaction,
         pin,
         lsn(),
         prop_oneof![Just(Lsn::INVALID), lsn()],
+        prop_oneof![Just(Lsn::INVALID), lsn()],
         mode,
+        last_read,
     )
         .prop_map(
-            |(transaction, pin, last_write_lsn, min_lsn, route_mode)| SessionState {
-                transaction,
-                pin,
-                last_write_lsn,
-                min_lsn,
-                route_mode,
+            |(transaction, pin, last_write_lsn, min_lsn, shared_lsn, route_mode, last_read)| {
+                SessionState {
+                    transaction,
+                    pin,
+                    last_write_lsn,
+                    min_lsn,
+                    shared_lsn,
+                    route_mode,
+                    last_read,
+                }
             },
         )
 }
@@ -168,12 +192,14 @@ fn request() -> impl Strategy<Value = RouteRequest> {
         hint,
         0u64..10_000,
         proptest::option::of(0u64..10_000),
+        proptest::option::weighted(0.3, 0u64..10_000),
     )
-        .prop_map(|(class, hint, now, waited)| RouteRequest {
+        .prop_map(|(class, hint, now, waited, fresh)| RouteRequest {
             class,
             hint,
             now: Duration::from_millis(now),
             waited_until: waited.map(Duration::from_millis),
+            fresh_since: fresh.map(Duration::from_millis),
         })
 }
 
@@ -260,11 +286,42 @@ proptest! {
     }
 
     #[test]
+    fn a_fresh_read_on_a_replica_sees_the_primary_as_of_a_probe_begun_after_it_asked(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let session = SessionState { transaction: None, pin: None, ..session };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        let served_by = decided.node().and_then(|id| topology.node(id));
+        if let (Some(node), Some(since)) = (served_by.filter(|node| node.role == Role::Replica), request.fresh_since)
+            && request.class == StatementClass::Read
+        {
+            let fresh = topology.primary_lsn_since(since);
+            prop_assert!(fresh.is_some_and(|lsn| node.replay_lsn >= lsn), "{decided:?} on {node:?}");
+        }
+    }
+
+    #[test]
+    fn a_read_moves_to_another_replica_only_once_it_is_past_what_the_last_read_saw(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let session = SessionState { transaction: None, pin: None, ..session };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        let (Some(id), Some(last)) = (decided.node(), session.last_read) else {
+            return Ok(());
+        };
+        let node = topology.node(id).expect("routes name nodes of the topology");
+        if node.role == Role::Replica && id != last.node && request.class == StatementClass::Read {
+            let seen = topology.primary_lsn_since(last.at);
+            prop_assert!(seen.is_some_and(|seen| node.replay_lsn >= seen), "{decided:?} after {last:?}");
+        }
+    }
+
+    #[test]
     fn reads_stay_off_the_primary_when_it_never_reads_and_a_replica_can_serve(
         (request, session, topology, policy, seed) in case()
     ) {
-        let session = SessionState { transaction: None, pin: None, route_mode: RouteMode::Auto, ..session };
-        let request = RouteRequest { class: StatementClass::Read, hint: None, ..request };
+        let session = SessionState { transaction: None, pin: None, route_mode: RouteMode::Auto, last_read: None, ..session };
+        let request = RouteRequest { class: StatementClass::Read, hint: None, fresh_since: None, ..request };
         let policy = Policy { primary_reads: PrimaryReads::Never, ..policy };
         let mut topology = topology;
         let mut caught_up = Node::new("caught_up", Role::Replica);
@@ -284,15 +341,23 @@ proptest! {
             match node {
                 // Any replica: only a waiting policy waits.
                 None => prop_assert!(matches!(policy.stale_read, StaleRead::Wait(_))),
-                // One replica: the one a session outside a transaction is pinned to.
+                // One replica: the one a session outside a transaction is
+                // pinned to, or (waiting policies only) the one it last read on.
                 Some(id) => {
                     prop_assert!(session.transaction.is_none());
-                    prop_assert_eq!(session.pin.map(|pin| pin.node), Some(id));
+                    let pinned = session.pin.map(|pin| pin.node) == Some(id);
+                    let last = session.last_read.map(|last| last.node) == Some(id)
+                        && matches!(policy.stale_read, StaleRead::Wait(_));
+                    prop_assert!(pinned || last);
                     prop_assert!(topology.node(id).is_some_and(|node| node.role != Role::Primary));
                 }
             }
             prop_assert!(until > request.now);
-            prop_assert_eq!(lsn, session.required_lsn(&policy));
+            prop_assert!(lsn >= session.required_lsn(&policy));
+        }
+        if let Target::AwaitPrimaryPosition { since, until } = decided.target {
+            prop_assert!(until > request.now);
+            prop_assert!(topology.primary_lsn_since(since).is_none());
         }
     }
 

@@ -227,9 +227,59 @@ impl Monitor {
         }
     }
 
+    /// Waits until the topology knows the primary's position as of a probe
+    /// begun at or after `since` (a monitor time), probing the primary at
+    /// once meanwhile: every read waiting at the same moment shares that one
+    /// probe. `deadline` is a monitor time, as in core's
+    /// `Target::AwaitPrimaryPosition`.
+    ///
+    /// True when such a position is known before the deadline; false at it.
+    pub async fn await_primary_position(&self, since: Duration, deadline: Duration) -> bool {
+        let mut topology = self.subscribe();
+        loop {
+            if topology
+                .borrow_and_update()
+                .primary_lsn_since(since)
+                .is_some()
+            {
+                return true;
+            }
+            let now = self.now();
+            if now >= deadline {
+                return false;
+            }
+            self.probe_primaries();
+            let tick = deadline.saturating_sub(now).min(EAGER_PROBE_INTERVAL);
+            if let Ok(Err(_)) = tokio::time::timeout(tick, topology.changed()).await {
+                tokio::time::sleep(tick).await;
+            }
+        }
+    }
+
+    /// Waits until a new topology is published or `deadline` (a monitor
+    /// time) passes.
+    pub async fn topology_changed(&self, deadline: Duration) {
+        let mut topology = self.subscribe();
+        topology.mark_unchanged();
+        let left = deadline.saturating_sub(self.now());
+        if let Ok(Err(_)) = tokio::time::timeout(left, topology.changed()).await {
+            tokio::time::sleep(left).await;
+        }
+    }
+
     /// Stops probing. The last topology stays readable.
     pub fn shutdown(&self) {
         abort_all(&self.running.tasks);
+    }
+
+    /// Wakes the tasks of the nodes that are (or may be) the primary.
+    fn probe_primaries(&self) {
+        let topology = self.topology();
+        for (id, node) in topology.iter() {
+            if node.role != Role::Replica {
+                self.running.state.wake(id);
+            }
+        }
     }
 
     /// Wakes the tasks of the nodes that are (or may be) replicas.

@@ -39,6 +39,7 @@ pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
                 }
             },
         };
+        state.probe_begins(node);
         match open.probe(timeout).await {
             Ok(reading) => {
                 state.record(node, Outcome::Answered(reading));

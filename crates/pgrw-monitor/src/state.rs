@@ -36,6 +36,8 @@ struct NodeState {
     probed: bool,
     /// The last successful probe.
     last: Option<Reading>,
+    /// When the probe running now (or the last one) began.
+    probe_began: Duration,
 }
 
 impl NodeState {
@@ -51,6 +53,8 @@ struct Nodes {
     /// The highest `pg_current_wal_lsn()` of the primaries that are up, or
     /// the last one seen while none is.
     primary_lsn: Lsn,
+    /// When the probe that read `primary_lsn` began; `None` before any did.
+    primary_lsn_at: Option<Duration>,
     /// Whether the last topology had two primaries up.
     split_brain: bool,
 }
@@ -81,6 +85,7 @@ impl MonitorState {
         let nodes = Nodes {
             states: addresses.iter().map(|_| NodeState::default()).collect(),
             primary_lsn: Lsn::INVALID,
+            primary_lsn_at: None,
             split_brain: false,
         };
         let state = MonitorState {
@@ -156,6 +161,10 @@ impl MonitorState {
                 nodes.states[node.index()].last = Some(reading);
                 if let Reading::Primary { .. } = reading {
                     nodes.primary_lsn = primary_lsn(&nodes);
+                    // Only one primary's position is the question's answer:
+                    // with two up, writes stop and so does the answer.
+                    let began = nodes.states[node.index()].probe_began;
+                    nodes.primary_lsn_at = nodes.primary_lsn_at.max(Some(began));
                 }
                 let lag = lag_of(reading, nodes.primary_lsn);
                 (
@@ -244,7 +253,20 @@ impl MonitorState {
                 }
             })
             .collect();
-        Topology::new(topology_nodes, nodes.primary_lsn)
+        let topology = Topology::new(topology_nodes, nodes.primary_lsn);
+        match nodes.primary_lsn_at {
+            Some(at) => topology.with_primary_lsn_at(at),
+            None => topology,
+        }
+    }
+
+    /// Notes that a probe of `node` begins now: a primary's answer to it
+    /// bounds every write acknowledged before this instant.
+    pub(crate) fn probe_begins(&self, node: NodeId) {
+        let now = self.now();
+        if let Some(state) = self.lock().states.get_mut(node.index()) {
+            state.probe_began = now;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Nodes> {

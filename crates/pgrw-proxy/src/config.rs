@@ -34,7 +34,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pgrw_core::route::{Balancing, Policy, PrimaryReads, StaleRead};
+use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead};
 use serde::Deserialize;
 
 pub use crate::tls::{TlsConfig, TlsMode};
@@ -217,6 +217,22 @@ pub enum PrimaryReadsConfig {
     WhenNoReplica,
 }
 
+/// What a read must see (`consistency`), in the file's spelling; see
+/// [`Consistency`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsistencyConfig {
+    /// Every write committed through this proxy. The default.
+    #[default]
+    Proxy,
+    /// Only the same client connection's writes.
+    Connection,
+    /// Only the lag limits.
+    Bounded,
+    /// Every write committed anywhere before the read began.
+    Linearizable,
+}
+
 /// The routing policy as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -229,10 +245,15 @@ pub struct PolicyConfig {
     pub max_lag_bytes: Option<u64>,
     /// A replica further behind than this many milliseconds serves no reads.
     pub max_lag_ms: Option<u64>,
-    /// Reads see every write committed through the proxy before they began (default true).
+    /// What a read must see (default `proxy`: every write committed through
+    /// this proxy before it began).
+    pub consistency: ConsistencyConfig,
+    /// `false` is `consistency = "bounded"` (the older spelling; default true).
     pub read_your_writes: bool,
-    /// How long a read waits for a replica to replay such a write before it
-    /// goes to the primary (default 0: at once).
+    /// How long a read waits for a replica to replay what it must see before
+    /// it goes to the primary (default 50: on a healthy replica that takes
+    /// about a millisecond, and it is what keeps reads on the replicas under
+    /// a write load).
     pub read_your_writes_wait_ms: u64,
 }
 
@@ -243,11 +264,15 @@ impl Default for PolicyConfig {
             primary_reads: PrimaryReadsConfig::WhenNoReplica,
             max_lag_bytes: None,
             max_lag_ms: None,
+            consistency: ConsistencyConfig::Proxy,
             read_your_writes: true,
-            read_your_writes_wait_ms: 0,
+            read_your_writes_wait_ms: DEFAULT_READ_YOUR_WRITES_WAIT_MS,
         }
     }
 }
+
+/// The default `read_your_writes_wait_ms`.
+pub const DEFAULT_READ_YOUR_WRITES_WAIT_MS: u64 = 50;
 
 impl PolicyConfig {
     /// The core's [`Policy`].
@@ -266,11 +291,23 @@ impl PolicyConfig {
             },
             max_lag_bytes: self.max_lag_bytes,
             max_lag: self.max_lag_ms.map(Duration::from_millis),
-            read_your_writes: self.read_your_writes,
+            read_your_writes: self.consistency().own_writes(),
             stale_read: match self.read_your_writes_wait_ms {
                 0 => StaleRead::Primary,
                 wait => StaleRead::Wait(Duration::from_millis(wait)),
             },
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// What a read must see.
+    pub fn consistency(&self) -> Consistency {
+        match (self.read_your_writes, self.consistency) {
+            (false, _) | (_, ConsistencyConfig::Bounded) => Consistency::Bounded,
+            (true, ConsistencyConfig::Proxy) => Consistency::Proxy,
+            (true, ConsistencyConfig::Connection) => Consistency::Connection,
+            (true, ConsistencyConfig::Linearizable) => Consistency::Linearizable,
         }
     }
 }

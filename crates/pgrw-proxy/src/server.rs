@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ pub struct ProxyState {
     /// The highest `pg_current_wal_lsn()` read after a write committed through
     /// the proxy: every later read must see it.
     last_write_lsn: AtomicU64,
+    /// Whether `last_write_lsn` has been raised to where the primary stood
+    /// when this proxy started (writes made before it, through an earlier
+    /// instance or another proxy, bind its reads too).
+    seeded: AtomicBool,
     /// SCRAM verifiers, one per user, made once at startup.
     verifiers: HashMap<String, ScramVerifier>,
     /// The ParameterStatus values a node reported at its first login.
@@ -65,6 +69,27 @@ impl ProxyState {
     /// Raises the proxy-wide last write LSN to `lsn` (never lowers it).
     pub fn record_write(&self, lsn: Lsn) {
         self.last_write_lsn.fetch_max(lsn.0, Ordering::AcqRel);
+    }
+
+    /// Whether the proxy knows where the primary stood when it started.
+    pub fn seeded(&self) -> bool {
+        self.seeded.load(Ordering::Acquire)
+    }
+
+    /// Takes `topology`'s primary position as a write made before the proxy
+    /// started, the first time the monitor knows one; true once seeded.
+    pub fn seed_from(&self, topology: &Topology) -> bool {
+        if self.seeded() {
+            return true;
+        }
+        match topology.primary_lsn_since(Duration::ZERO) {
+            Some(lsn) => {
+                self.record_write(lsn);
+                self.seeded.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
     }
 
     /// What was routed to each node, and the client connections, so far.
@@ -176,6 +201,7 @@ impl Proxy {
             pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
             last_write_lsn: AtomicU64::new(0),
+            seeded: AtomicBool::new(false),
             verifiers,
             server_parameters: Mutex::new(None),
             known_databases: Mutex::new(HashSet::new()),

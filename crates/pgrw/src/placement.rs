@@ -126,7 +126,9 @@ impl<'a> Placement<'a> {
     pub(crate) fn now(&self) -> Result<Placed, sqlx::Error> {
         let topology = self.topology();
         let mut route = self.route_once(&topology, None);
-        if let Target::WaitForReplica { until, .. } = route.target {
+        if let Target::WaitForReplica { until, .. } | Target::AwaitPrimaryPosition { until, .. } =
+            route.target
+        {
             route = self.route_once(&topology, Some(until.min(self.shared.monitor.now())));
         }
         match route.target {
@@ -162,6 +164,13 @@ impl<'a> Placement<'a> {
                 Target::Node(node) => return Ok(self.placed(node, &topology)),
                 Target::WaitForReplica { lsn, until, node } => {
                     self.shared.monitor.wait_for_replay(lsn, until, node).await;
+                    waited_until = Some(until);
+                }
+                Target::AwaitPrimaryPosition { since, until } => {
+                    self.shared
+                        .monitor
+                        .await_primary_position(since, until)
+                        .await;
                     waited_until = Some(until);
                 }
                 Target::Unavailable(_) => {

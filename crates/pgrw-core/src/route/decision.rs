@@ -42,6 +42,17 @@ pub enum Target {
         /// one the session is pinned to.
         node: Option<NodeId>,
     },
+    /// Wait until the topology knows the primary's position as of a probe
+    /// begun at or after `since` (linearizable reads, monotonic reads that
+    /// must move off their node, a proxy that has not learned the primary's
+    /// position since it started), then route again; at `until`, route again
+    /// with [`crate::route::RouteRequest::waited_until`].
+    AwaitPrimaryPosition {
+        /// The earliest start of a primary probe that answers the question.
+        since: Duration,
+        /// The deadline for waiting.
+        until: Duration,
+    },
     /// No node can run it.
     Unavailable(Unavailable),
 }
@@ -100,6 +111,10 @@ pub enum RouteReason {
     ReadYourWrites(Lsn),
     /// Waited, and still no replica replayed the position in time.
     WaitedForReplica(Lsn),
+    /// The read must see where the primary stands now (linearizable, a move
+    /// off the node of the session's last read, a proxy just started), and
+    /// that is not known yet.
+    PrimaryPosition,
 }
 
 /// How a balanced read picked its node.
@@ -176,6 +191,11 @@ impl fmt::Display for Explained<'_> {
                 "wait until {}ms for {} to replay {lsn} ({reason})",
                 until.as_millis(),
                 name(*id)
+            )?,
+            Target::AwaitPrimaryPosition { until, .. } => write!(
+                f,
+                "wait until {}ms to learn the primary's current position ({reason})",
+                until.as_millis()
             )?,
             Target::Unavailable(why) => {
                 match why {
@@ -255,6 +275,9 @@ impl fmt::Display for RouteReason {
             }
             RouteReason::WaitedForReplica(lsn) => {
                 write!(f, "read-your-writes, no replica replayed {lsn} in time")
+            }
+            RouteReason::PrimaryPosition => {
+                f.write_str("the primary's current position must be seen")
             }
         }
     }

@@ -36,7 +36,9 @@ pub mod topology;
 pub use balance::Balancer;
 pub use decision::{Explained, Pick, Route, RouteReason, Target, Unavailable};
 pub use health::{BanCause, HealthPolicy, NodeHealth, Observation};
-pub use policy::{Balancing, Policy, PrimaryReads, StaleRead};
+pub use policy::{Balancing, Consistency, Policy, PrimaryReads, StaleRead};
 pub use rules::{RouteRequest, route};
-pub use session::{ConsistencyToken, Pin, PinReason, RouteMode, SessionState, Transaction};
+pub use session::{
+    ConsistencyToken, LastRead, Pin, PinReason, RouteMode, SessionState, Transaction,
+};
 pub use topology::{Health, Lag, NoPrimary, Node, NodeId, Role, Topology};

@@ -68,6 +68,51 @@ pub enum StaleRead {
     Wait(Duration),
 }
 
+/// What a read must see: the consistency scope a driver enforces.
+///
+/// Whatever the scope, a session's reads are monotonic (a later read never
+/// runs on a node behind what an earlier one saw) and a token the client
+/// gives (`SET pgrw.min_lsn`) is honoured; lag limits bound everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Consistency {
+    /// Every write committed through this proxy (on any connection) before
+    /// the read began. The default: an application that writes on one pooled
+    /// connection and reads on another sees its write.
+    #[default]
+    Proxy,
+    /// Only the same client connection's writes.
+    Connection,
+    /// No read-your-writes: only the lag limits.
+    Bounded,
+    /// Every write committed before the read began, anywhere (through any
+    /// proxy or straight to the primary): the read waits for a replica that
+    /// has replayed the primary's position as of a probe begun after it.
+    Linearizable,
+}
+
+impl Consistency {
+    /// Whether a session's own writes bind its reads.
+    pub fn own_writes(self) -> bool {
+        self != Consistency::Bounded
+    }
+
+    /// Whether every write committed through this proxy binds every read.
+    pub fn proxy_writes(self) -> bool {
+        matches!(self, Consistency::Proxy | Consistency::Linearizable)
+    }
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Consistency::Proxy => "proxy",
+            Consistency::Connection => "connection",
+            Consistency::Bounded => "bounded",
+            Consistency::Linearizable => "linearizable",
+        })
+    }
+}
+
 /// The routing policy.
 ///
 /// Defaults: least-outstanding balancing (ties, as among idle replicas,

@@ -35,6 +35,11 @@ pub struct RouteRequest {
     /// When routing again after a [`Target::WaitForReplica`]: the deadline it
     /// gave. Past it, the read stops waiting and goes to the primary.
     pub waited_until: Option<Duration>,
+    /// For a read that must see every write acknowledged before this
+    /// (monotonic) time, anywhere: linearizable reads, and a proxy that has
+    /// not yet learned where the primary stood when it started. The read
+    /// requires the primary's position as of a probe begun at or after it.
+    pub fresh_since: Option<Duration>,
 }
 
 impl RouteRequest {
@@ -45,6 +50,7 @@ impl RouteRequest {
             hint,
             now,
             waited_until: None,
+            fresh_since: None,
         }
     }
 }
@@ -170,7 +176,24 @@ fn pinned_replica_read(
     policy: &Policy,
 ) -> Route {
     let reason = RouteReason::Pinned(pin.reason);
-    let required = session.required_lsn(policy);
+    let now = request.now;
+    let until = request.waited_until.unwrap_or(match policy.stale_read {
+        StaleRead::Wait(wait) => now.saturating_add(wait),
+        StaleRead::Primary => now.saturating_add(PINNED_REPLICA_WAIT),
+    });
+    let mut required = session.required_lsn(policy);
+    if let Some(since) = request.fresh_since {
+        match topology.primary_lsn_since(since) {
+            Some(lsn) => required = required.max(lsn),
+            None if now < until => {
+                return route_to(Target::AwaitPrimaryPosition { since, until }, reason);
+            }
+            None => {
+                let behind = Unavailable::PinnedReplicaBehind(pin.node, required);
+                return route_to(Target::Unavailable(behind), reason);
+            }
+        }
+    }
     let behind = topology.node(pin.node).is_some_and(|node| {
         node.role != Role::Primary
             && node.is_up()
@@ -180,11 +203,6 @@ fn pinned_replica_read(
     if !behind {
         return on_held_node(pin.node, reason, false, topology);
     }
-    let now = request.now;
-    let until = request.waited_until.unwrap_or(match policy.stale_read {
-        StaleRead::Wait(wait) => now.saturating_add(wait),
-        StaleRead::Primary => now.saturating_add(PINNED_REPLICA_WAIT),
-    });
     let target = if now < until {
         Target::WaitForReplica {
             lsn: required,
@@ -242,14 +260,29 @@ impl ReadPlacement<'_> {
     }
 
     fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {
-        let required = self.session.required_lsn(self.policy);
+        let mut required = self.session.required_lsn(self.policy);
+        if let Some(since) = self.request.fresh_since {
+            match self.topology.primary_lsn_since(since) {
+                Some(lsn) => required = required.max(lsn),
+                None => return self.await_primary_position(since),
+            }
+        }
+        let last_read = self.session.last_read;
+        // An upper bound of what the session's last read saw, once a probe of
+        // the primary that began after it has answered.
+        let seen = last_read.and_then(|last| self.topology.primary_lsn_since(last.at));
+        let monotonic = |id: NodeId, node: &Node| match last_read {
+            None => true,
+            Some(last) => last.node == id || seen.is_some_and(|seen| node.replay_lsn >= seen),
+        };
         let caught_up = |node: &Node| !required.is_valid() || node.replay_lsn >= required;
         let primary = self.topology.writable_primary().ok();
         let primary_reads =
             !self.replicas_only && self.policy.primary_reads == PrimaryReads::Always;
         let balancing = self.policy.balancing;
         let picked = balancer.pick(balancing, self.topology, |id, node| {
-            (self.serves(node) && caught_up(node)) || (primary_reads && primary == Some(id))
+            (self.serves(node) && caught_up(node) && monotonic(id, node))
+                || (primary_reads && primary == Some(id))
         });
         if let Some(id) = picked {
             let lag_bytes = self
@@ -267,8 +300,8 @@ impl ReadPlacement<'_> {
             };
         }
         let some_replica_serves = self.topology.nodes.iter().any(|node| self.serves(node));
-        if required.is_valid() && some_replica_serves {
-            return self.behind(required);
+        if some_replica_serves && (required.is_valid() || last_read.is_some()) {
+            return self.behind(required, seen);
         }
         if self.policy.primary_reads == PrimaryReads::Never {
             return route_to(Target::Unavailable(Unavailable::NoReplica), reason);
@@ -276,8 +309,9 @@ impl ReadPlacement<'_> {
         to_primary(RouteReason::NoEligibleReplica, self.topology)
     }
 
-    /// Replicas serve reads, but none has replayed `required` yet.
-    fn behind(&self, required: Lsn) -> Route {
+    /// The deadline of a read's wait, if the policy lets it wait and it has
+    /// not passed; `Err(waited)` otherwise, `waited` saying whether it did wait.
+    fn wait_deadline(&self) -> Result<Duration, bool> {
         let now = self.request.now;
         let deadline = match (self.policy.stale_read, self.request.waited_until) {
             (StaleRead::Primary, _) => None,
@@ -285,18 +319,55 @@ impl ReadPlacement<'_> {
             (StaleRead::Wait(wait), None) => Some(now.saturating_add(wait)),
         };
         match deadline {
-            Some(until) if now < until => route_to(
-                Target::WaitForReplica {
-                    lsn: required,
+            Some(until) if now < until => Ok(until),
+            _ => Err(self.request.waited_until.is_some()),
+        }
+    }
+
+    /// Replicas serve reads, but none has replayed `required` yet, or none
+    /// is known to be at or past what the session's last read saw (`seen`).
+    fn behind(&self, required: Lsn, seen: Option<Lsn>) -> Route {
+        let until = match self.wait_deadline() {
+            Ok(until) => until,
+            Err(true) => return to_primary(RouteReason::WaitedForReplica(required), self.topology),
+            Err(false) => return to_primary(RouteReason::ReadYourWrites(required), self.topology),
+        };
+        let last_read = self.session.last_read;
+        let last_node_serves = last_read
+            .and_then(|last| self.topology.node(last.node).map(|node| (last.node, node)))
+            .filter(|(_, node)| self.serves(node))
+            .map(|(id, _)| id);
+        let wait = |lsn: Lsn, node: Option<NodeId>| {
+            route_to(
+                Target::WaitForReplica { lsn, until, node },
+                RouteReason::ReadYourWrites(lsn),
+            )
+        };
+        match (last_node_serves, last_read, seen) {
+            // The replica the session last read on serves, so it is only
+            // behind `required`: it is the one to wait for.
+            (Some(node), _, _) => wait(required, Some(node)),
+            (None, Some(last), None) => route_to(
+                Target::AwaitPrimaryPosition {
+                    since: last.at,
                     until,
-                    node: None,
                 },
-                RouteReason::ReadYourWrites(required),
+                RouteReason::PrimaryPosition,
             ),
-            Some(_) if self.request.waited_until.is_some() => {
-                to_primary(RouteReason::WaitedForReplica(required), self.topology)
-            }
-            _ => to_primary(RouteReason::ReadYourWrites(required), self.topology),
+            (None, _, seen) => wait(required.max(seen.unwrap_or(Lsn::INVALID)), None),
+        }
+    }
+
+    /// The read must see the primary's position as of a probe begun at or
+    /// after `since`, and the topology has none yet: wait for one, or (when
+    /// the policy does not wait, or at the deadline) read on the primary.
+    fn await_primary_position(&self, since: Duration) -> Route {
+        match self.wait_deadline() {
+            Ok(until) => route_to(
+                Target::AwaitPrimaryPosition { since, until },
+                RouteReason::PrimaryPosition,
+            ),
+            Err(_) => to_primary(RouteReason::PrimaryPosition, self.topology),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::classification::TxAccess;
 use crate::lsn::{Lsn, ParseLsnError};
@@ -131,6 +132,17 @@ impl FromStr for ConsistencyToken {
     }
 }
 
+/// Where a session last read, for monotonic reads: a later read may run on
+/// this node, on the primary, or on a replica that has replayed the primary's
+/// position as of a probe begun after `at` (which bounds what this read saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LastRead {
+    /// The node the read ran on.
+    pub node: NodeId,
+    /// When it ended (monotonic time, the monitor's clock).
+    pub at: Duration,
+}
+
 /// Everything routing needs to know about one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SessionState {
@@ -144,8 +156,13 @@ pub struct SessionState {
     /// The position the client said its reads must see (from a
     /// [`ConsistencyToken`]); [`Lsn::INVALID`] when none.
     pub min_lsn: Lsn,
+    /// What the driver requires of every session's reads (the proxy: every
+    /// write committed through it); not part of the session's own token.
+    pub shared_lsn: Lsn,
     /// `SET pgrw.route`.
     pub route_mode: RouteMode,
+    /// Where the session last read, unless a later write bounds it.
+    pub last_read: Option<LastRead>,
 }
 
 impl SessionState {
@@ -155,14 +172,15 @@ impl SessionState {
     }
 
     /// The WAL position a read by this session must see: its last write (when
-    /// the policy has read-your-writes on) or its token, whichever is later.
+    /// the policy has read-your-writes on), its token or the driver's shared
+    /// requirement, whichever is latest.
     pub fn required_lsn(&self, policy: &Policy) -> Lsn {
         let own = if policy.read_your_writes {
             self.last_write_lsn
         } else {
             Lsn::INVALID
         };
-        own.max(self.min_lsn)
+        own.max(self.min_lsn).max(self.shared_lsn)
     }
 
     /// Records that a write committed with the primary at `lsn`; positions only
@@ -173,6 +191,15 @@ impl SessionState {
     /// or past the commit record, so a replica that has replayed it sees the write.
     pub fn record_write(&mut self, lsn: Lsn) {
         self.last_write_lsn = self.last_write_lsn.max(lsn);
+        // Whatever the session saw before is at or before the primary's
+        // position after this write, which its reads now require.
+        self.last_read = None;
+    }
+
+    /// Records that a statement ran on `node` and its answer was complete at
+    /// `at`: the session's later reads must not see an older state.
+    pub fn record_read(&mut self, node: NodeId, at: Duration) {
+        self.last_read = Some(LastRead { node, at });
     }
 
     /// Requires this session's reads to see `token` (and keeps any later
@@ -244,6 +271,15 @@ mod tests {
         session.record_write(Lsn(300));
         session.record_write(Lsn(200));
         assert_eq!(session.last_write_lsn, Lsn(300));
+    }
+
+    #[test]
+    fn a_write_bounds_what_earlier_reads_saw() {
+        let mut session = SessionState::new();
+        session.record_read(NodeId(1), Duration::from_millis(5));
+        assert!(session.last_read.is_some());
+        session.record_write(Lsn(10));
+        assert_eq!(session.last_read, None);
     }
 
     #[test]

@@ -160,6 +160,11 @@ pub struct Topology {
     pub nodes: Vec<Node>,
     /// The primary's `pg_current_wal_lsn()` when last probed.
     pub primary_lsn: Lsn,
+    /// When the probe that read [`Topology::primary_lsn`] began (monotonic
+    /// time, the monitor's clock); `None` before any primary answered. Every
+    /// write acknowledged before that instant is at or before `primary_lsn`:
+    /// what linearizable reads and monotonic reads measure against.
+    pub primary_lsn_at: Option<Duration>,
 }
 
 /// Why a topology has no primary to write to.
@@ -177,7 +182,25 @@ pub enum NoPrimary {
 impl Topology {
     /// A topology of `nodes`, with the primary at `primary_lsn`.
     pub fn new(nodes: Vec<Node>, primary_lsn: Lsn) -> Topology {
-        Topology { nodes, primary_lsn }
+        Topology {
+            nodes,
+            primary_lsn,
+            primary_lsn_at: None,
+        }
+    }
+
+    /// The same topology, with its primary LSN read by a probe that began at `at`.
+    pub fn with_primary_lsn_at(mut self, at: Duration) -> Topology {
+        self.primary_lsn_at = Some(at);
+        self
+    }
+
+    /// The primary's position as of a probe begun at or after `since`, when
+    /// the topology knows one.
+    pub fn primary_lsn_since(&self, since: Duration) -> Option<Lsn> {
+        self.primary_lsn_at
+            .filter(|at| *at >= since)
+            .map(|_| self.primary_lsn)
     }
 
     /// The node with this id, if the topology has it.

@@ -3,11 +3,12 @@
 //! the session: transaction and pin, the write LSN, keep or give back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pgrw_core::classification::Effect;
 use pgrw_core::classification::SessionEffects;
 use pgrw_core::route::{
-    Balancing, ConsistencyToken, NodeId, PinReason, RouteRequest, SessionState, Target, route,
+    Balancing, Consistency, NodeId, PinReason, RouteRequest, SessionState, Target, route,
 };
 use pgrw_core::{RouteHint, StatementClass, TxAccess};
 
@@ -105,18 +106,28 @@ impl Session {
 
     async fn route_and_check_out_once(&mut self, unit: &Unit) -> Attempt {
         let policy = self.state.config.policy.policy();
-        if policy.read_your_writes {
-            // Every write committed through the proxy, on any connection.
-            self.routing
-                .require(ConsistencyToken(self.state.last_write_lsn()));
-        }
+        let consistency = self.state.config.policy.consistency();
         if policy.balancing == Balancing::LeastOutstanding {
             self.balancer.set_load(self.state.pools.in_flight());
         }
         let monitor = &self.state.monitor;
         let mut request = RouteRequest::new(unit.class, unit.hint, monitor.now());
+        let began = request.now;
+        let mut waited = None;
         let (decided, topology) = loop {
             let topology = self.state.topology();
+            let seeded = self.state.seed_from(&topology);
+            if consistency.proxy_writes() {
+                // Every write committed through the proxy, on any connection.
+                self.routing.shared_lsn = self.state.last_write_lsn();
+            }
+            request.fresh_since = match consistency {
+                Consistency::Linearizable => Some(began),
+                // Writes made before the proxy started: the primary's position
+                // as of any probe, which the first one gives.
+                Consistency::Proxy if !seeded => Some(Duration::ZERO),
+                _ => None,
+            };
             let decided = route(
                 &request,
                 &self.routing,
@@ -124,14 +135,30 @@ impl Session {
                 &policy,
                 &mut self.balancer,
             );
-            match decided.target {
+            let until = match decided.target {
                 Target::WaitForReplica { lsn, until, node } => {
-                    monitor.wait_for_replay(lsn, until, node).await;
-                    request.now = monitor.now();
-                    request.waited_until = Some(until);
+                    if waited == Some(decided.target) {
+                        // The monitor saw a replica there, yet the route still
+                        // waits (a lag limit excludes it): wait for news.
+                        monitor.topology_changed(until).await;
+                    } else {
+                        monitor.wait_for_replay(lsn, until, node).await;
+                    }
+                    until
+                }
+                Target::AwaitPrimaryPosition { since, until } => {
+                    if waited == Some(decided.target) {
+                        monitor.topology_changed(until).await;
+                    } else {
+                        monitor.await_primary_position(since, until).await;
+                    }
+                    until
                 }
                 _ => break (decided, topology),
-            }
+            };
+            waited = Some(decided.target);
+            request.now = monitor.now();
+            request.waited_until = Some(until);
         };
         let Some(node) = decided.node() else {
             let explained = decided.explain(&topology).to_string();
@@ -244,6 +271,12 @@ impl Session {
                 }
                 Err(_) => broken = true,
             }
+        } else if !broken
+            && status == TransactionStatus::Idle
+            && reads_data(unit.class, in_transaction)
+        {
+            // Monotonic reads: what this unit saw bounds the session's next read.
+            self.routing.record_read(node, self.state.monitor.now());
         }
         self.client.out.extend_from_slice(ready.as_bytes());
         if let Ok(mut slot) = self.cancel.slot.lock() {
@@ -299,6 +332,20 @@ fn writes(class: StatementClass) -> bool {
         class,
         StatementClass::Read | StatementClass::Empty | StatementClass::Begin(TxAccess::ReadOnly)
     )
+}
+
+/// Whether a unit of `class` that ended idle may have shown the client data
+/// (a read, a write that did not commit, the end of a transaction), so that
+/// the session's next read must not see an older state.
+fn reads_data(class: StatementClass, in_transaction: bool) -> bool {
+    match class {
+        StatementClass::Session | StatementClass::Empty => false,
+        StatementClass::Commit
+        | StatementClass::Rollback
+        | StatementClass::Savepoint
+        | StatementClass::SetTransaction(_) => in_transaction,
+        _ => true,
+    }
 }
 
 fn pin_reason(effects: &SessionEffects) -> Option<PinReason> {
