@@ -208,6 +208,35 @@ impl TestCluster {
             .unwrap_or_else(|error| panic!("{error}"));
     }
 
+    /// Waits (up to 30 s) until every replica has replayed the primary's
+    /// WAL as it stands now: what was committed before is on every node.
+    pub async fn wait_for_replicas_to_catch_up(&self) {
+        let primary = self.connect_primary().await;
+        let target: String = primary
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .unwrap_or_else(|error| panic!("reading the primary's WAL position: {error}"))
+            .get(0);
+        for node in self
+            .nodes()
+            .into_iter()
+            .filter(|node| node.name != "primary")
+        {
+            let replica = self.connect(&node.name).await;
+            let description = format!("{} replays {target}", node.name);
+            wait_until(Duration::from_secs(30), &description, async || {
+                replica
+                    .query_one(
+                        "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                        &[&target],
+                    )
+                    .await
+                    .is_ok_and(|row| row.get::<_, Option<bool>>(0) == Some(true))
+            })
+            .await;
+        }
+    }
+
     fn node(&self, name: &str) -> &NodeLayout {
         self.nodes
             .iter()

@@ -24,3 +24,7 @@ pub const INTERNAL_ERROR: &str = "XX000";
 /// allowed to read): PostgreSQL's own "not accepting connections now", which
 /// clients treat as retryable, and the session stays usable.
 pub const CANNOT_CONNECT_NOW: &str = "57P03";
+/// `22023`: a value the setting does not take (`SET pgrw.min_lsn = 'x'`).
+pub const INVALID_PARAMETER_VALUE: &str = "22023";
+/// `55P02`: a setting that cannot be changed (`pgrw.lsn`).
+pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgrw_core::classification::Effect;
 use pgrw_core::classification::SessionEffects;
+use pgrw_core::classification::{Effect, RouteSetting};
 use pgrw_core::route::{
-    Balancing, Consistency, NodeId, PinReason, RouteRequest, SessionState, Target, route,
+    Balancing, Consistency, NodeId, PinReason, RouteMode, RouteRequest, SessionState, Target, route,
 };
 use pgrw_core::{RouteHint, StatementClass, TxAccess};
 
@@ -244,6 +244,15 @@ impl Session {
         }
         if super::settings::changes_settings(&effects) {
             backend.connection().has_settings = true;
+        }
+        if let Some(change) = effects.route_setting.filter(|change| !change.local) {
+            // RESET ALL and DISCARD ALL bring pgrw.route back to auto, as a
+            // RESET of a node's own setting.
+            self.routing.route_mode = match change.setting {
+                RouteSetting::Primary => RouteMode::Primary,
+                RouteSetting::Replica => RouteMode::Replica,
+                RouteSetting::Auto => RouteMode::Auto,
+            };
         }
         let pinned = pin_reason(&effects);
         if let Some(reason) = pinned {

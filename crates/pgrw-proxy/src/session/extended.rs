@@ -156,6 +156,13 @@ impl Session {
                 if end == BatchEnd::Sync && self.answers_closes_alone(&batch)? {
                     return Ok(());
                 }
+                if self.refuses_pgrw_commands(&batch)? {
+                    match end {
+                        BatchEnd::Sync => self.ready(),
+                        BatchEnd::Flush => self.skip_until_sync = true,
+                    }
+                    return Ok(());
+                }
                 let mut unit = self.batch_unit(&batch)?;
                 self.unit_settings.clear();
                 self.follow_settings(&batch, &mut unit)?;

@@ -5,7 +5,9 @@
 //!   the proxy's password check.
 //! - [`dispatch`]: routing a unit of work and getting a backend for it.
 //! - [`relay`]: forwarding a backend's answer to the client as bytes.
-//! - [`simple`]: the simple query protocol (and `SHOW pgrw.route`).
+//! - [`simple`]: the simple query protocol.
+//! - [`pgrw_commands`]: the proxy's own settings (`SHOW pgrw.route`,
+//!   `SHOW pgrw.lsn`, `SET pgrw.min_lsn`, `SET pgrw.route`).
 //! - [`extended`]: Parse/Bind/Describe/Execute/Close batches and prepared
 //!   statements that follow the client from backend to backend.
 //!
@@ -14,6 +16,7 @@
 mod client;
 mod dispatch;
 mod extended;
+mod pgrw_commands;
 mod pins;
 mod relay;
 mod settings;

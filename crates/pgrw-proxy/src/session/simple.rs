@@ -1,14 +1,15 @@
 //! The simple query protocol: classify, route, forward, relay until
-//! ReadyForQuery. `SHOW pgrw.route` is answered by the proxy itself. A
+//! ReadyForQuery. The proxy's own settings (`SHOW pgrw.route`, `SET
+//! pgrw.min_lsn`, …: [`super::pgrw_commands`]) are answered by the proxy itself. A
 //! fast-path FunctionCall is forwarded the same way, as a write.
 
-use bytes::{BufMut, BytesMut};
 use pgrw_core::classification::Effect;
 use pgrw_core::sql::classify::classify;
 
 use super::Session;
 use super::client::SessionEnd;
 use super::dispatch::Unit;
+use super::pgrw_commands::pgrw_command;
 use super::relay::{Exchange, Relayed};
 use super::settings;
 use crate::protocol::Message;
@@ -21,8 +22,8 @@ impl Session {
         let FrontendMessage::Query { sql } = FrontendMessage::decode(message.view())? else {
             unreachable!("called for Query messages only");
         };
-        if is_show_route(sql) {
-            self.show_route();
+        if let Some(command) = pgrw_command(sql) {
+            self.pgrw_command(command);
             return Ok(());
         }
         let classification = classify(sql, &self.state.catalog);
@@ -93,38 +94,6 @@ impl Session {
             }
         }
     }
-
-    /// Answers `SHOW pgrw.route`: one row, where the last statement ran and why.
-    fn show_route(&mut self) {
-        let value = self
-            .last_route
-            .as_ref()
-            .map(|(route, topology)| route.explain(topology).to_string())
-            .unwrap_or_else(|| "no statement routed yet".to_string());
-        let out = &mut self.client.out;
-        // RowDescription: one text column named pgrw.route.
-        let name = b"pgrw.route\0";
-        out.put_u8(b'T');
-        out.put_i32((4 + 2 + name.len() + 18) as i32);
-        out.put_i16(1);
-        out.put_slice(name);
-        out.put_u32(0); // table oid
-        out.put_i16(0); // column number
-        out.put_u32(25); // text
-        out.put_i16(-1); // type size
-        out.put_i32(-1); // type modifier
-        out.put_i16(0); // text format
-        // DataRow.
-        let mut row = BytesMut::new();
-        row.put_i16(1);
-        row.put_i32(value.len() as i32);
-        row.put_slice(value.as_bytes());
-        out.put_u8(b'D');
-        out.put_i32((4 + row.len()) as i32);
-        out.put_slice(&row);
-        encode_command_complete(out, b"SHOW");
-        self.ready();
-    }
 }
 
 /// The statement name of `DEALLOCATE [PREPARE] name` (folded to lower case
@@ -170,29 +139,9 @@ fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
     Some(rest.to_ascii_lowercase())
 }
 
-/// Whether `sql` is `SHOW pgrw.route` (any case, optional semicolon and spaces).
-/// Looked at for every query, so on the bytes: no string is built, and a
-/// query that is not one fails at its first or second word.
-fn is_show_route(sql: &[u8]) -> bool {
-    let mut text = sql.trim_ascii();
-    while let Some(rest) = text.strip_suffix(b";") {
-        text = rest;
-    }
-    let mut words = text
-        .split(u8::is_ascii_whitespace)
-        .filter(|word| !word.is_empty());
-    words
-        .next()
-        .is_some_and(|word| word.eq_ignore_ascii_case(b"show"))
-        && words
-            .next()
-            .is_some_and(|word| word.eq_ignore_ascii_case(b"pgrw.route"))
-        && words.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{deallocated_name, is_show_route};
+    use super::deallocated_name;
 
     #[test]
     fn the_name_of_a_deallocate_is_read_as_postgresql_reads_it() {
@@ -208,13 +157,5 @@ mod tests {
         assert_eq!(name("DEALLOCATE PREPARE ALL"), None);
         assert_eq!(name("DEALLOCATE a; SELECT 1"), None);
         assert_eq!(name("SELECT 1"), None);
-    }
-
-    #[test]
-    fn show_pgrw_route_is_recognised_in_any_case_with_a_semicolon() {
-        assert!(is_show_route(b"SHOW pgrw.route"));
-        assert!(is_show_route(b"  show PGRW.ROUTE ;  "));
-        assert!(!is_show_route(b"SHOW search_path"));
-        assert!(!is_show_route(b"SHOW pgrw.route; SELECT 1"));
     }
 }

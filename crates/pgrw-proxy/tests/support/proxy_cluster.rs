@@ -32,26 +32,27 @@ impl ProxiedCluster {
         extra: &str,
     ) -> ProxiedCluster {
         let cluster = TestCluster::start(replicas).await;
-        let mut text = format!("listen = \"127.0.0.1:0\"\n{top_level}\n");
-        for node in cluster.nodes() {
-            text.push_str(&format!(
-                "[[nodes]]\nname = \"{}\"\nport = {}\n",
-                node.name, node.port
-            ));
-        }
-        text.push_str(&format!(
-            "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{extra}\n"
-        ));
-        let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
-        let proxy = Proxy::bind(config).await.expect("the proxy binds");
-        proxy
-            .ready(Duration::from_secs(30))
+        let proxy = start_proxy(&cluster, top_level, extra).await;
+        ProxiedCluster { proxy, cluster }
+    }
+
+    /// Another proxy over the same cluster, with `extra` TOML appended to
+    /// its generated config (a second instance, or one restarted).
+    pub async fn another_proxy(&self, extra: &str) -> ProxyHandle {
+        start_proxy(&self.cluster, "", extra).await
+    }
+
+    /// A tokio-postgres client through `proxy` (one of [`Self::another_proxy`]).
+    pub async fn connect_to(&self, proxy: &ProxyHandle) -> tokio_postgres::Client {
+        let dsn = format!(
+            "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
+            proxy.local_addr().port()
+        );
+        let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
             .await
-            .expect("the monitor sees every node");
-        ProxiedCluster {
-            proxy: proxy.spawn(),
-            cluster,
-        }
+            .expect("logging in through the proxy");
+        tokio::spawn(connection);
+        client
     }
 
     /// The proxy's port.
@@ -85,4 +86,26 @@ impl ProxiedCluster {
             .map(|node| node.name)
             .unwrap_or_else(|| format!("unknown port {port}"))
     }
+}
+
+/// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
+/// before the first table and `extra` TOML after the users.
+async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> ProxyHandle {
+    let mut text = format!("listen = \"127.0.0.1:0\"\n{top_level}\n");
+    for node in cluster.nodes() {
+        text.push_str(&format!(
+            "[[nodes]]\nname = \"{}\"\nport = {}\n",
+            node.name, node.port
+        ));
+    }
+    text.push_str(&format!(
+        "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{extra}\n"
+    ));
+    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
+    let proxy = Proxy::bind(config).await.expect("the proxy binds");
+    proxy
+        .ready(Duration::from_secs(30))
+        .await
+        .expect("the monitor sees every node");
+    proxy.spawn()
 }
