@@ -168,9 +168,6 @@ fn generated_config(cluster: &Cluster, port: u16, password: &str) -> String {
         "[[users]]\nname = \"postgres\"\npassword = {}\n",
         toml_string(password)
     ));
-    // On loopback a replica replays a commit within milliseconds: a read right
-    // after a write waits that long for one rather than loading the primary.
-    text.push_str("[policy]\nread_your_writes_wait_ms = 50\n");
     text
 }
 

@@ -179,23 +179,28 @@ fn a_read_pinned_to_a_replica_behind_the_sessions_write_waits_for_that_replica()
             node: Some(REPLICA1),
         }
     );
-    // A waiting policy's own wait applies instead.
-    let policy = Policy {
-        stale_read: pgrw_core::route::StaleRead::Wait(Duration::from_millis(200)),
-        ..Policy::default()
-    };
-    let decided = route_at(
-        StatementClass::Read,
-        &session,
-        &topology,
-        &policy,
-        1000,
-        None,
-    );
-    assert!(matches!(
-        decided.target,
-        Target::WaitForReplica { until, node: Some(REPLICA1), .. } if until == Duration::from_millis(1200)
-    ));
+    // A waiting policy's own wait applies when it is longer, never a shorter one.
+    for (wait, until) in [(200, 6000), (8000, 9000)] {
+        let policy = Policy {
+            stale_read: pgrw_core::route::StaleRead::Wait(Duration::from_millis(wait)),
+            ..Policy::default()
+        };
+        let decided = route_at(
+            StatementClass::Read,
+            &session,
+            &topology,
+            &policy,
+            1000,
+            None,
+        );
+        assert!(
+            matches!(
+                decided.target,
+                Target::WaitForReplica { until: at, node: Some(REPLICA1), .. } if at == Duration::from_millis(until)
+            ),
+            "{decided:?}"
+        );
+    }
 }
 
 #[test]

@@ -32,7 +32,42 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(config.pool.size, 20);
     assert_eq!(config.pool.idle_timeout(), Duration::from_secs(300));
     assert_eq!(config.pool.mode, PoolMode::Transaction);
-    assert_eq!(config.policy.policy(), Policy::default());
+    // The core's policy, except that a read waits a little for a replica to
+    // replay what it must see (under a write load, nearly every read must).
+    assert_eq!(
+        config.policy.policy(),
+        Policy {
+            stale_read: StaleRead::Wait(Duration::from_millis(50)),
+            ..Policy::default()
+        }
+    );
+    assert_eq!(config.policy.consistency(), Consistency::Proxy);
+}
+
+#[test]
+fn the_consistency_scopes_are_spelled_in_snake_case() {
+    for (spelling, scope) in [
+        ("proxy", Consistency::Proxy),
+        ("connection", Consistency::Connection),
+        ("bounded", Consistency::Bounded),
+        ("linearizable", Consistency::Linearizable),
+    ] {
+        let config = parse(&format!(
+            "{MINIMAL}\n[policy]\nconsistency = \"{spelling}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.policy.consistency(), scope);
+        assert_eq!(
+            config.policy.policy().read_your_writes,
+            scope != Consistency::Bounded
+        );
+    }
+    let older = parse(&format!("{MINIMAL}\n[policy]\nread_your_writes = false\n")).unwrap();
+    assert_eq!(older.policy.consistency(), Consistency::Bounded);
+    assert!(
+        error_text(&format!("{MINIMAL}\n[policy]\nconsistency = \"strong\"\n"))
+            .contains("consistency")
+    );
 }
 
 #[test]
