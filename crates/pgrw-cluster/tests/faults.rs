@@ -166,10 +166,14 @@ async fn a_promoted_replica_leaves_recovery_and_accepts_writes() {
 async fn a_frozen_node_answers_nothing_until_thawed() {
     let cluster = TestCluster::start(1).await;
     let replica = cluster.connect("replica1").await;
-    replica.batch_execute("SELECT 1").await.expect("query before freezing");
+    replica
+        .batch_execute("SELECT 1")
+        .await
+        .expect("query before freezing");
 
     cluster.freeze("replica1").await;
-    let frozen = tokio::time::timeout(Duration::from_secs(2), replica.batch_execute("SELECT 1")).await;
+    let frozen =
+        tokio::time::timeout(Duration::from_secs(2), replica.batch_execute("SELECT 1")).await;
     assert!(frozen.is_err(), "a frozen replica answered: {frozen:?}");
 
     cluster.thaw("replica1").await;
@@ -193,5 +197,8 @@ async fn a_frozen_node_stops_when_asked() {
     );
     let status = cluster.status().await;
     let replica = status.node("replica1").expect("replica listed");
-    assert!(!replica.running, "a stopped replica still runs: {replica:?}");
+    assert!(
+        !replica.running,
+        "a stopped replica still runs: {replica:?}"
+    );
 }

@@ -24,6 +24,7 @@ pub mod pool;
 pub mod protocol;
 pub mod server;
 mod session;
+mod shutdown;
 pub mod stats;
 pub mod tls;
 
