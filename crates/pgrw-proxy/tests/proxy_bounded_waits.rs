@@ -106,3 +106,22 @@ async fn a_client_that_disconnects_mid_query_has_it_cancelled_and_its_pool_slot_
     assert_eq!(row.get::<_, i32>(0), 7);
     assert_eq!(proxied.proxy.state().stats().abandoned, 1);
 }
+
+/// The other side of the stall timeout: silence alone is no fault. (A guard
+/// for the design, not for a bug: a plain query timeout would fail it.)
+#[tokio::test]
+async fn a_long_query_on_a_healthy_node_outlives_the_stall_timeout() {
+    let proxied = ProxiedCluster::start(0, "[pool]\nstall_timeout_ms = 200\n").await;
+    let client = proxied.connect().await;
+
+    let row = tokio::time::timeout(
+        DEADLINE,
+        client.query_one("SELECT pg_sleep(1.5)::text AS slept", &[]),
+    )
+    .await
+    .expect("the long query is answered")
+    .expect("a long query on a node that answers liveness checks is not cut short");
+
+    assert_eq!(row.get::<_, String>(0), "");
+    assert_eq!(proxied.proxy.state().stats().stalled[0], 0);
+}

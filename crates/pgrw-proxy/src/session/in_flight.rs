@@ -10,8 +10,12 @@
 //! a long statement, and the wait goes on; one that does not answer within
 //! the stall timeout either is hung (stopped, swapping, its machine frozen).
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+use pgrw_core::route::NodeId;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,6 +29,7 @@ use crate::cancel::{CancelTarget, send_cancel, spawn_cancel};
 use crate::pool::PooledBackend;
 use crate::protocol::backend::{BackendMessage, TransactionStatus, tag};
 use crate::protocol::sqlstate;
+use crate::server::ProxyState;
 
 /// How much of the client's input the proxy reads ahead while a statement
 /// runs (to notice that the client left); past it, the client's socket is
@@ -143,21 +148,7 @@ impl Session {
         if node_answers(&target, limit).await {
             return None;
         }
-        let node = backend.node();
-        let node_name = backend.connection().node_name().to_string();
-        let error = BackendError::Hung {
-            node: node_name.clone(),
-            millis: limit.as_millis() as u64,
-        };
-        tracing::warn!(
-            node = %node_name,
-            reason = %error,
-            "gave up on a statement: its node hangs"
-        );
-        self.state.stats.record_stalled(node);
-        self.state.monitor.report_failure(node, &error.to_string());
-        spawn_cancel(target);
-        Some(error)
+        Some(give_up(&self.state, backend.node(), target, limit))
     }
 
     /// The client left while `backend` ran its statement: the node is asked
@@ -212,6 +203,59 @@ impl Session {
             settings::undo_settings_and_release(backend).await;
         }
     }
+}
+
+/// Runs `exchange`, a short query the proxy runs itself on a backend of
+/// `node` (replaying settings, reading the commit LSN), bounded as a
+/// statement is: past each `pool.stall_timeout_ms` the node must answer a
+/// liveness check, or the exchange ends with [`BackendError::Hung`] (the
+/// backend must then be closed). No timer is armed if `exchange` does not
+/// wait.
+pub(super) async fn bounded<T>(
+    state: &ProxyState,
+    node: NodeId,
+    target: Arc<CancelTarget>,
+    exchange: impl Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
+    let limit = state.config.pool.stall_timeout();
+    let mut exchange = std::pin::pin!(exchange);
+    loop {
+        match tokio::time::timeout(limit, exchange.as_mut()).await {
+            Ok(result) => return result,
+            Err(_elapsed) if node_answers(&target, limit).await => {}
+            Err(_elapsed) => return Err(give_up(state, node, target, limit)),
+        }
+    }
+}
+
+/// The node of `target` is hung: what the proxy sent it is cancelled (for
+/// when it wakes), the monitor is told, the give-up is logged and counted;
+/// the error for the client.
+fn give_up(
+    state: &ProxyState,
+    node: NodeId,
+    target: Arc<CancelTarget>,
+    limit: Duration,
+) -> BackendError {
+    let node_name = state
+        .config
+        .nodes
+        .get(node.index())
+        .map(|config| config.name.clone())
+        .unwrap_or_else(|| format!("{node:?}"));
+    let error = BackendError::Hung {
+        node: node_name.clone(),
+        millis: limit.as_millis() as u64,
+    };
+    tracing::warn!(
+        node = %node_name,
+        reason = %error,
+        "gave up on a statement: its node hangs"
+    );
+    state.stats.record_stalled(node);
+    state.monitor.report_failure(node, &error.to_string());
+    spawn_cancel(target);
+    error
 }
 
 /// Whether the node at `target`'s address answers an SSLRequest on a new
