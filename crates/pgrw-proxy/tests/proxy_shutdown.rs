@@ -96,6 +96,51 @@ async fn a_running_write_transaction_commits_and_gets_its_results_before_57p01()
 }
 
 #[tokio::test]
+async fn an_autocommit_write_in_flight_commits_and_its_client_gets_the_result_before_57p01() {
+    let mut proxied =
+        ProxiedCluster::start_with_top_level(0, "shutdown_timeout_ms = 20000", "").await;
+    let primary = proxied.cluster.connect_primary().await;
+    primary
+        .batch_execute("CREATE TABLE drained_write (id int)")
+        .await
+        .expect("create table");
+    let (client, connection) = connect(&proxied).await;
+    let writing = tokio::spawn(async move {
+        client
+            .execute(
+                "INSERT INTO drained_write SELECT 1 FROM pg_sleep(1) AS in_flight_write",
+                &[],
+            )
+            .await
+    });
+    wait_until(DEADLINE, "the primary runs the write", async || {
+        primary
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE state = 'active' AND query LIKE '%AS in_flight_write'",
+                &[],
+            )
+            .await
+            .is_ok_and(|row| row.get::<_, i64>(0) > 0)
+    })
+    .await;
+
+    proxied.proxy.shutdown();
+
+    let inserted = writing
+        .await
+        .expect("the client task")
+        .expect("the write in flight at shutdown gets its result");
+    assert_eq!(inserted, 1);
+    assert_eq!(closed_with(connection).await, "57P01");
+    let committed = primary
+        .query_one("SELECT count(*) FROM drained_write", &[])
+        .await
+        .expect("count");
+    assert_eq!(committed.get::<_, i64>(0), 1);
+}
+
+#[tokio::test]
 async fn new_connections_are_refused_once_shutdown_starts() {
     let mut proxied =
         ProxiedCluster::start_with_top_level(0, "shutdown_timeout_ms = 20000", "").await;
