@@ -52,6 +52,10 @@ pub struct ProxyState {
     pub(crate) stats: Arc<ProxyStats>,
     /// Serving, draining or closing: what sessions watch to end on shutdown.
     pub(crate) shutdown: Shutdown,
+    /// By node index: when the node last answered a stalled session's
+    /// liveness check (milliseconds on the monitor's clock, 0 never), so
+    /// that many sessions waiting on one busy node check it once, not each.
+    pub(crate) node_answered: Box<[AtomicU64]>,
 }
 
 impl ProxyState {
@@ -186,6 +190,7 @@ impl Proxy {
             client_tls,
             stats: Arc::new(ProxyStats::new(node_count)),
             shutdown: Shutdown::new(),
+            node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
         });
         Ok(Proxy { listener, state })
     }

@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pgrw_core::route::NodeId;
@@ -145,7 +146,7 @@ impl Session {
     /// told, the give-up logged and counted, and the error returned.
     async fn hung(&mut self, backend: &mut PooledBackend, limit: Duration) -> Option<BackendError> {
         let target = backend.connection().cancel_target.clone();
-        if node_answers(&target, limit).await {
+        if node_alive(&self.state, backend.node(), &target, limit).await {
             return None;
         }
         Some(give_up(&self.state, backend.node(), target, limit))
@@ -222,7 +223,7 @@ pub(super) async fn bounded<T>(
     loop {
         match tokio::time::timeout(limit, exchange.as_mut()).await {
             Ok(result) => return result,
-            Err(_elapsed) if node_answers(&target, limit).await => {}
+            Err(_elapsed) if node_alive(state, node, &target, limit).await => {}
             Err(_elapsed) => return Err(give_up(state, node, target, limit)),
         }
     }
@@ -256,6 +257,30 @@ fn give_up(
     state.monitor.report_failure(node, &error.to_string());
     spawn_cancel(target);
     error
+}
+
+/// Whether `node` is alive: it answered a liveness check (its own or
+/// another session's) less than `limit` ago, or answers one now.
+async fn node_alive(
+    state: &ProxyState,
+    node: NodeId,
+    target: &CancelTarget,
+    limit: Duration,
+) -> bool {
+    let Some(answered) = state.node_answered.get(node.index()) else {
+        return node_answers(target, limit).await;
+    };
+    let last = answered.load(Ordering::Relaxed);
+    let now = state.monitor.now().as_millis() as u64;
+    if last != 0 && now.saturating_sub(last) < limit.as_millis() as u64 {
+        return true;
+    }
+    if !node_answers(target, limit).await {
+        return false;
+    }
+    let now = state.monitor.now().as_millis() as u64;
+    answered.fetch_max(now.max(1), Ordering::Relaxed);
+    true
 }
 
 /// Whether the node at `target`'s address answers an SSLRequest on a new
