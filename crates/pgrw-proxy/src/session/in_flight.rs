@@ -165,6 +165,10 @@ impl Session {
         copying: bool,
     ) {
         self.state.stats.record_abandoned();
+        tracing::debug!(
+            node = %backend.connection().node_name(),
+            "the client left mid-statement: cancelling it"
+        );
         let target = backend.connection().cancel_target.clone();
         if copying || exchange.ready_left == 0 {
             spawn_cancel(target);
