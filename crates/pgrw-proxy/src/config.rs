@@ -470,7 +470,6 @@ impl ProxyConfig {
             ("pool.connect_timeout_ms", self.pool.connect_timeout_ms),
             ("pool.checkout_timeout_ms", self.pool.checkout_timeout_ms),
             ("pool.max_lifetime_secs", self.pool.max_lifetime_secs),
-            ("pool.stall_timeout_ms", self.pool.stall_timeout_ms),
         ] {
             if value == 0 {
                 return Err(invalid(
@@ -479,6 +478,14 @@ impl ProxyConfig {
                     "set a positive value or remove the key for the default",
                 ));
             }
+        }
+        if self.pool.stall_timeout_ms == 0 {
+            return Err(invalid(
+                "pool.stall_timeout_ms".into(),
+                "= 0 would check a node's liveness at every wait and give it no time to answer"
+                    .into(),
+                "set a positive value (default 10000) or remove the key",
+            ));
         }
         self.tls.check(source_name)
     }
