@@ -42,6 +42,10 @@ enum ClusterAction {
     Start(NodeArgs),
     /// Kill a node's postmaster with SIGKILL, like a crash.
     Kill(NodeArgs),
+    /// Freeze a node (SIGSTOP to all its processes): it keeps its connections but answers nothing.
+    Freeze(NodeArgs),
+    /// Let a frozen node run again (SIGCONT).
+    Thaw(NodeArgs),
     /// Pause WAL replay on a replica: its lag grows while the primary takes writes.
     PauseReplay(NodeArgs),
     /// Resume WAL replay on a replica.
@@ -110,6 +114,12 @@ pub async fn run(command: ClusterCommand) -> Result<(), CliError> {
         ClusterAction::Start(args) => on_node(args, "started", async |c, n| c.start(n).await).await,
         ClusterAction::Kill(args) => {
             on_node(args, "killed (SIGKILL)", async |c, n| c.kill(n).await).await
+        }
+        ClusterAction::Freeze(args) => {
+            on_node(args, "frozen (SIGSTOP)", async |c, n| c.freeze(n).await).await
+        }
+        ClusterAction::Thaw(args) => {
+            on_node(args, "thawed (SIGCONT)", async |c, n| c.thaw(n).await).await
         }
         ClusterAction::PauseReplay(args) => {
             on_node(args, "replay paused", async |c, n| c.pause_replay(n).await).await

@@ -60,7 +60,16 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
         eprintln!("pgrw: warning: {not_ready}; serving anyway");
     }
     println!("pgrw proxy listening on {}", proxy.local_addr());
-    proxy.serve_until(stop_requested()).await;
+    let drain = shutdown_notice(proxy.state().config.shutdown_timeout_ms);
+    proxy
+        .serve_until(
+            async {
+                stop_requested().await;
+                println!("{drain}");
+            },
+            stop_requested(),
+        )
+        .await;
     println!("pgrw proxy stopped");
     Ok(())
 }
@@ -138,13 +147,18 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         demo,
         status_stopped,
     ));
+    let drain = shutdown_notice(proxy.state().config.shutdown_timeout_ms);
     proxy
-        .serve_until(async {
-            stop_requested().await;
-            // The block stops before anything else is printed below it.
-            let _ = stop_status.send(());
-            let _ = status.await;
-        })
+        .serve_until(
+            async {
+                stop_requested().await;
+                // The block stops before anything else is printed below it.
+                let _ = stop_status.send(());
+                let _ = status.await;
+                println!("{drain}");
+            },
+            stop_requested(),
+        )
         .await;
     if !was_running {
         cluster.down(false).await?;
@@ -188,8 +202,19 @@ fn toml_string(text: &str) -> String {
     quoted
 }
 
+/// What `pgrw` prints when a first signal starts the graceful shutdown.
+fn shutdown_notice(timeout_ms: u64) -> String {
+    format!(
+        "pgrw proxy shutting down: new connections are refused, idle clients are closed, \
+         running transactions have {timeout_ms} ms to finish (shutdown_timeout_ms); \
+         a second Ctrl-C or SIGTERM stops at once"
+    )
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signal service managers and
-/// container runtimes stop a process with: either stops the proxy cleanly.
+/// container runtimes stop a process with. The first starts the proxy's
+/// graceful shutdown; a second one (listened for only from then on: the
+/// future registers its handlers when first polled) stops it at once.
 async fn stop_requested() {
     use tokio::signal::unix::{SignalKind, signal};
     // Without a signal handler there is no clean way to stop: run until killed.

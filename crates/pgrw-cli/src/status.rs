@@ -392,6 +392,7 @@ mod tests {
                 nodes: routed_counts.into_iter().map(routed).collect(),
                 connections_open: 1,
                 connections_total: 3,
+                ..StatsSnapshot::default()
             },
         }
     }

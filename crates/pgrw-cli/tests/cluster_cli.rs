@@ -119,3 +119,55 @@ fn status_without_a_cluster_says_how_to_create_one() {
         stderr(&status)
     );
 }
+
+/// The state letter of process `pid` in /proc (`T`: stopped by a signal).
+fn process_state(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    let (_, rest) = stat.rsplit_once(')').expect("a stat line");
+    rest.split_whitespace()
+        .next()
+        .expect("a state letter")
+        .to_string()
+}
+
+#[test]
+fn freeze_stops_every_process_of_a_node_and_thaw_resumes_them() {
+    let (_parent, dir) = temp_cluster_dir();
+    let _teardown = Teardown(dir.clone());
+    let port = free_port_range(1).to_string();
+    let up = pgrw(&[
+        "cluster",
+        "up",
+        "--dir",
+        &path_arg(&dir),
+        "--port",
+        &port,
+        "--replicas",
+        "0",
+    ]);
+    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    let pid_file = dir.join("data/primary/postmaster.pid");
+    let pid = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
+    let pid = pid.lines().next().expect("a pid line").trim().to_string();
+
+    let freeze = pgrw(&["cluster", "freeze", "primary", "--dir", &path_arg(&dir)]);
+    assert!(
+        freeze.status.success(),
+        "freeze failed: {}",
+        stderr(&freeze)
+    );
+    assert!(stdout(&freeze).contains("frozen"), "{}", stdout(&freeze));
+    assert_eq!(
+        process_state(&pid),
+        "T",
+        "the frozen postmaster is not stopped"
+    );
+
+    let thaw = pgrw(&["cluster", "thaw", "primary", "--dir", &path_arg(&dir)]);
+    assert!(thaw.status.success(), "thaw failed: {}", stderr(&thaw));
+    assert_ne!(
+        process_state(&pid),
+        "T",
+        "the thawed postmaster is still stopped"
+    );
+}

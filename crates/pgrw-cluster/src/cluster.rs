@@ -161,6 +161,28 @@ impl Cluster {
         }
     }
 
+    /// Freezes the node: SIGSTOP to its postmaster and every child. Its
+    /// connections stay open and its port accepts TCP connections (the
+    /// kernel does that), but nothing answers: a hung node, as a stalled VM
+    /// or a disk that stopped responding looks to its clients. [`Cluster::thaw`]
+    /// undoes it; `stop`, `down` and `kill` work on a frozen node.
+    pub async fn freeze(&self, name: &str) -> Result<()> {
+        let node = self.node(name)?;
+        if !process::freeze(&node) {
+            return Err(invalid(&node, "is not running"));
+        }
+        Ok(())
+    }
+
+    /// Lets a frozen node run again (SIGCONT to every process of it).
+    pub async fn thaw(&self, name: &str) -> Result<()> {
+        let node = self.node(name)?;
+        if !process::thaw(&node) {
+            return Err(invalid(&node, "is not running"));
+        }
+        Ok(())
+    }
+
     /// Pauses WAL replay on a replica: its lag grows while the primary takes writes.
     pub async fn pause_replay(&self, name: &str) -> Result<()> {
         self.on_replica(name, "SELECT pg_wal_replay_pause()", "pausing replay")
@@ -266,6 +288,8 @@ impl Cluster {
         if !process::is_running(node) {
             return Ok(());
         }
+        // A frozen node cannot hear pg_ctl's signal: let it run first.
+        process::thaw(node);
         self.programs.stop(node).await
     }
 

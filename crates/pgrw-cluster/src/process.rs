@@ -61,6 +61,35 @@ pub fn signal(pid: i32, signal: Signal) {
     let _ = kill(Pid::from_raw(pid), signal);
 }
 
+/// Stops every process of the node with SIGSTOP, as a hung machine would
+/// look from outside: connections stay open, nothing answers. The postmaster
+/// is stopped first, so that it forks no child the second step would miss.
+/// False when the node is not running.
+pub fn freeze(node: &NodeLayout) -> bool {
+    let Some(pid) = postmaster_pid(node).filter(|&pid| is_alive(pid)) else {
+        return false;
+    };
+    signal(pid, Signal::SIGSTOP);
+    for child in children_of(pid) {
+        signal(child, Signal::SIGSTOP);
+    }
+    true
+}
+
+/// Lets every process of a frozen node run again (SIGCONT), children first,
+/// so that the postmaster finds them running. Harmless on a node that is not
+/// frozen; false when the node is not running.
+pub fn thaw(node: &NodeLayout) -> bool {
+    let Some(pid) = postmaster_pid(node).filter(|&pid| is_alive(pid)) else {
+        return false;
+    };
+    for child in children_of(pid) {
+        signal(child, Signal::SIGCONT);
+    }
+    signal(pid, Signal::SIGCONT);
+    true
+}
+
 /// Waits until none of `pids` is alive; false if some still are at the deadline.
 pub fn wait_for_exit(pids: &[i32], timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -117,6 +146,9 @@ pub fn stop_immediately(node: &NodeLayout, timeout: Duration) -> bool {
     let Some(pid) = postmaster_pid(node).filter(|&pid| is_alive(pid)) else {
         return true;
     };
+    // A frozen node (see `freeze`) would hold SIGQUIT pending until the
+    // SIGKILL fallback: let it run so that it shuts down as asked.
+    thaw(node);
     let children = children_of(pid);
     signal(pid, Signal::SIGQUIT);
     let mut all = children;

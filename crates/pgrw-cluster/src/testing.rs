@@ -184,6 +184,23 @@ impl TestCluster {
             .unwrap_or_else(|error| panic!("{error}"));
     }
 
+    /// Freezes the node (SIGSTOP to all its processes): it stops answering
+    /// but keeps its connections. Dropping the cluster thaws it first.
+    pub async fn freeze(&self, name: &str) {
+        self.cluster
+            .freeze(name)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    /// Lets a frozen node run again.
+    pub async fn thaw(&self, name: &str) {
+        self.cluster
+            .thaw(name)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
     /// Pauses WAL replay on a replica.
     pub async fn pause_replay(&self, name: &str) {
         self.cluster
@@ -249,6 +266,8 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
         for node in &self.nodes {
+            // A node a test froze must run to hear the shutdown.
+            process::thaw(node);
             process::stop_immediately(node, Duration::from_secs(10));
             if panicking && let Some(tail) = programs::log_tail(&node.log_file, 15) {
                 // Not eprintln!: it panics when stderr is closed, and this is `drop`.

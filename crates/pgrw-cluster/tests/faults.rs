@@ -1,4 +1,4 @@
-//! Fault controls: kill and restart, paused replay, promotion.
+//! Fault controls: kill and restart, paused replay, promotion, freeze and thaw.
 
 use std::time::Duration;
 
@@ -160,4 +160,45 @@ async fn a_promoted_replica_leaves_recovery_and_accepts_writes() {
         )
         .await
         .expect("write on the promoted node");
+}
+
+#[tokio::test]
+async fn a_frozen_node_answers_nothing_until_thawed() {
+    let cluster = TestCluster::start(1).await;
+    let replica = cluster.connect("replica1").await;
+    replica
+        .batch_execute("SELECT 1")
+        .await
+        .expect("query before freezing");
+
+    cluster.freeze("replica1").await;
+    let frozen =
+        tokio::time::timeout(Duration::from_secs(2), replica.batch_execute("SELECT 1")).await;
+    assert!(frozen.is_err(), "a frozen replica answered: {frozen:?}");
+
+    cluster.thaw("replica1").await;
+    let thawed = tokio::time::timeout(DEADLINE, replica.batch_execute("SELECT 1")).await;
+    assert!(
+        matches!(thawed, Ok(Ok(()))),
+        "the thawed replica did not answer within {DEADLINE:?}: {thawed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_frozen_node_stops_when_asked() {
+    let cluster = TestCluster::start(1).await;
+    cluster.freeze("replica1").await;
+
+    let stopped = tokio::time::timeout(DEADLINE, cluster.cluster().stop("replica1")).await;
+
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "stopping a frozen replica: {stopped:?}"
+    );
+    let status = cluster.status().await;
+    let replica = status.node("replica1").expect("replica listed");
+    assert!(
+        !replica.running,
+        "a stopped replica still runs: {replica:?}"
+    );
 }

@@ -63,6 +63,19 @@ pub enum BackendError {
         /// Its message.
         message: String,
     },
+    /// The node sent nothing while a statement ran, and did not answer a new
+    /// connection either: it hangs, and the proxy gave up on it.
+    #[error(
+        "node {node} sent nothing for {millis} ms and did not answer a new connection either \
+         (pool.stall_timeout_ms): pgrw cancelled the statement and closed its connection; \
+         a write in it may or may not have committed"
+    )]
+    Hung {
+        /// The node.
+        node: String,
+        /// The stall timeout.
+        millis: u64,
+    },
     /// The node sent bytes the proxy cannot understand, or the login went wrong.
     #[error("node {node}: {message}")]
     Protocol {

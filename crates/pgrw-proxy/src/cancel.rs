@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rand::RngCore;
@@ -95,6 +96,19 @@ impl CancelRegistry {
                 .and_then(|slot| slot.lock().ok().and_then(|target| target.clone()))
         };
         let Some(target) = target else { return };
+        send_cancel(&target).await;
+    }
+}
+
+/// How long the proxy's own CancelRequest may take to reach a node: a node
+/// that does not take it in that time is hung, and its backend is closed
+/// anyway.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends a CancelRequest for the backend `target` names; gives up silently
+/// (as a client's cancel may fail silently) after [`CANCEL_TIMEOUT`].
+pub async fn send_cancel(target: &CancelTarget) {
+    let _ = tokio::time::timeout(CANCEL_TIMEOUT, async {
         let Ok(mut stream) = TcpStream::connect((target.host.as_str(), target.port)).await else {
             return;
         };
@@ -107,5 +121,14 @@ impl CancelRegistry {
             },
         );
         let _ = stream.write_all(&out).await;
-    }
+    })
+    .await;
+}
+
+/// Cancels what the backend `target` names is running, in the background:
+/// the proxy gives up on a statement (its client left, its node hangs, the
+/// proxy is shutting down) without waiting for the node, and the node stops
+/// working for nobody as soon as it can.
+pub fn spawn_cancel(target: Arc<CancelTarget>) {
+    tokio::spawn(async move { send_cancel(&target).await });
 }

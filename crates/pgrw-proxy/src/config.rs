@@ -57,6 +57,11 @@ pub struct ProxyConfig {
     /// needs for its backends.
     #[serde(default = "default_max_client_connections")]
     pub max_client_connections: u64,
+    /// On SIGTERM (or Ctrl-C), how long running transactions may take to
+    /// finish before their clients are disconnected (default 30000). Idle
+    /// clients are disconnected at once; see docs/proxy.md.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
     /// The PostgreSQL nodes; their roles are discovered, not configured.
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
@@ -155,6 +160,11 @@ pub struct PoolConfig {
     pub connect_timeout_ms: u64,
     /// How long a client waits for a free connection (default 5000).
     pub checkout_timeout_ms: u64,
+    /// How long a statement in flight may go without a byte from its node
+    /// before the proxy asks the node monitor whether the node still answers
+    /// (default 10000). Only a node that also fails the monitor's probes is
+    /// given up on: a long query on a healthy node is never cut short.
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for PoolConfig {
@@ -166,6 +176,7 @@ impl Default for PoolConfig {
             max_lifetime_secs: 3600,
             connect_timeout_ms: 5000,
             checkout_timeout_ms: 5000,
+            stall_timeout_ms: 10_000,
         }
     }
 }
@@ -186,6 +197,10 @@ impl PoolConfig {
     /// The checkout timeout.
     pub fn checkout_timeout(&self) -> Duration {
         Duration::from_millis(self.checkout_timeout_ms)
+    }
+    /// The stall timeout.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
     }
 }
 
@@ -321,6 +336,9 @@ fn default_login_timeout_ms() -> u64 {
 fn default_max_client_connections() -> u64 {
     10_000
 }
+fn default_shutdown_timeout_ms() -> u64 {
+    30_000
+}
 fn default_host() -> String {
     "127.0.0.1".to_string()
 }
@@ -395,6 +413,11 @@ impl ProxyConfig {
     /// How long a client may take to log in.
     pub fn login_timeout(&self) -> Duration {
         Duration::from_millis(self.login_timeout_ms)
+    }
+
+    /// How long a graceful shutdown waits for running transactions.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
     }
 
     /// The user called `name`.
@@ -492,6 +515,14 @@ impl ProxyConfig {
                     "set a positive value or remove the key for the default",
                 ));
             }
+        }
+        if self.pool.stall_timeout_ms == 0 {
+            return Err(invalid(
+                "pool.stall_timeout_ms".into(),
+                "= 0 would check a node's liveness at every wait and give it no time to answer"
+                    .into(),
+                "set a positive value (default 10000) or remove the key",
+            ));
         }
         self.tls.check(source_name)
     }

@@ -7,7 +7,8 @@
 //!
 //! [`protocol`] and [`auth`] are sans-I/O: framing, the few messages the proxy
 //! decodes, and the login state machines, with randomness passed in. The I/O
-//! shell drives them: [`server`] listens and holds what sessions share,
+//! shell drives them: [`server`] listens and holds what sessions share
+//! (`shutdown`: the phases a graceful stop goes through),
 //! `session` runs one client (a module per protocol phase), [`pool`] and
 //! [`backend`] hold the node connections, [`cancel`] routes CancelRequests,
 //! [`config`] reads `pgrw.toml`, [`limits`] raises the open-file limit it needs,
@@ -24,6 +25,7 @@ pub mod pool;
 pub mod protocol;
 pub mod server;
 mod session;
+mod shutdown;
 pub mod stats;
 pub mod tls;
 

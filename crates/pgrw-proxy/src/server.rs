@@ -21,6 +21,7 @@ use crate::cancel::CancelRegistry;
 use crate::config::{ProxyConfig, UserConfig};
 use crate::pool::{Pool, Pools};
 use crate::session;
+use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
 use crate::tls::ClientTls;
 
@@ -53,6 +54,12 @@ pub struct ProxyState {
     pub(crate) client_tls: ClientTls,
     /// Units routed per node and client connections, counted as they happen.
     pub(crate) stats: Arc<ProxyStats>,
+    /// Serving, draining or closing: what sessions watch to end on shutdown.
+    pub(crate) shutdown: Shutdown,
+    /// By node index: when the node last answered a stalled session's
+    /// liveness check (milliseconds on the monitor's clock, 0 never), so
+    /// that many sessions waiting on one busy node check it once, not each.
+    pub(crate) node_answered: Box<[AtomicU64]>,
 }
 
 impl ProxyState {
@@ -208,6 +215,8 @@ impl Proxy {
             cancels: CancelRegistry::default(),
             client_tls,
             stats: Arc::new(ProxyStats::new(node_count)),
+            shutdown: Shutdown::new(),
+            node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
         });
         Ok(Proxy { listener, state })
     }
@@ -229,23 +238,34 @@ impl Proxy {
         self.state.monitor.ready(timeout).await
     }
 
-    /// Serves clients until `shutdown` completes, then closes every session.
-    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
+    /// Serves clients until `shutdown` completes, then shuts down
+    /// gracefully: the listener closes at once (new connections are
+    /// refused), idle clients get FATAL 57P01 and are closed, and running
+    /// statements and transactions may finish for `shutdown_timeout_ms`; at
+    /// that deadline every remaining client gets 57P01 and is closed (its
+    /// statement cancelled). `stop_now`, polled only once the drain has
+    /// begun (a second signal), ends every session at once.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()>,
+        stop_now: impl Future<Output = ()>,
+    ) {
+        let Proxy { listener, state } = self;
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
+                accepted = listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
                         // Counted here, not in its task: a burst of accepts
                         // sees every connection before it.
-                        let open = self.state.stats.connection_opened();
-                        if open.open_then() > self.state.config.max_client_connections {
-                            sessions.spawn(session::refuse(stream, self.state.clone(), open));
+                        let open = state.stats.connection_opened();
+                        if open.open_then() > state.config.max_client_connections {
+                            sessions.spawn(session::refuse(stream, state.clone(), open));
                         } else {
-                            sessions.spawn(session::serve(stream, self.state.clone(), open));
+                            sessions.spawn(session::serve(stream, state.clone(), open));
                         }
                     }
                     // Out of file descriptors and the like: back off briefly.
@@ -254,28 +274,72 @@ impl Proxy {
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             }
         }
+        // Closed, not just no longer accepted: a new client is refused at
+        // once instead of waiting in the backlog for a proxy that is leaving.
+        drop(listener);
+        drain(&state, &mut sessions, stop_now).await;
         sessions.shutdown().await;
-        self.state.monitor.shutdown();
+        state.monitor.shutdown();
     }
 
-    /// Serves in a background task until the returned handle is dropped.
+    /// Serves in a background task until the returned handle says stop (or
+    /// is dropped).
     pub fn spawn(self) -> ProxyHandle {
         let address = self.local_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(self.serve_until(async move {
-            let _ = stopped.await;
-        }));
+        let state = self.state();
+        let (shutdown, shutdown_heard) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stop_heard) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve_until(
+            async move {
+                let _ = shutdown_heard.await;
+            },
+            async move {
+                let _ = stop_heard.await;
+            },
+        ));
         ProxyHandle {
             address,
+            state,
+            shutdown: Some(shutdown),
             stop: Some(stop),
             task,
         }
     }
 }
 
-/// A proxy serving in the background; dropping it stops it.
+/// How long sessions told to close at the drain's deadline get to write
+/// their FATAL before their tasks are ended.
+const CLOSING_GRACE: Duration = Duration::from_secs(2);
+
+/// Lets the sessions end on their own (see [`Proxy::serve_until`]); returns
+/// when all have, or at the deadline plus [`CLOSING_GRACE`], or on `stop_now`.
+async fn drain(state: &ProxyState, sessions: &mut JoinSet<()>, stop_now: impl Future<Output = ()>) {
+    state.shutdown.enter(Phase::Draining);
+    let timeout = state.config.shutdown_timeout();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline, stop_now);
+    let mut closing = false;
+    while !sessions.is_empty() {
+        tokio::select! {
+            () = &mut stop_now => return,
+            () = &mut deadline => {
+                if closing {
+                    return;
+                }
+                closing = true;
+                state.shutdown.enter(Phase::Closing);
+                deadline.as_mut().reset(tokio::time::Instant::now() + CLOSING_GRACE);
+            }
+            Some(_) = sessions.join_next() => {}
+        }
+    }
+}
+
+/// A proxy serving in the background; dropping it stops it at once.
 pub struct ProxyHandle {
     address: SocketAddr,
+    state: Arc<ProxyState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -286,20 +350,42 @@ impl ProxyHandle {
         self.address
     }
 
-    /// Stops it and waits until every session is closed.
+    /// The shared state (monitor, pools, stats), for status displays and tests.
+    pub fn state(&self) -> Arc<ProxyState> {
+        self.state.clone()
+    }
+
+    /// Begins a graceful shutdown, as a first SIGTERM does (see
+    /// [`Proxy::serve_until`]); [`ProxyHandle::stopped`] waits for its end.
+    pub fn shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits until it has stopped (after [`ProxyHandle::shutdown`]).
+    pub async fn stopped(mut self) {
+        let _ = (&mut self.task).await;
+    }
+
+    /// Stops it at once, as a second SIGTERM does, and waits until every
+    /// session is closed.
     pub async fn stop(mut self) {
+        self.stop_now();
+        let _ = (&mut self.task).await;
+    }
+
+    fn stop_now(&mut self) {
+        self.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
     }
 }
 
 impl Drop for ProxyHandle {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop_now();
     }
 }
 

@@ -1,5 +1,7 @@
 //! What the proxy has done so far, per node: units of work routed there, by
-//! kind; and client connections, open and in all. For status displays
+//! kind, and statements given up on because the node hung; statements
+//! cancelled because their client left; and client connections, open and in
+//! all. For status displays
 //! (`pgrw up`) and tests.
 //!
 //! Counting is on the hot path, so it is one relaxed `fetch_add` on a counter
@@ -21,6 +23,8 @@ pub struct ProxyStats {
     connections_open: AtomicU64,
     /// Client connections accepted since start.
     connections_total: AtomicU64,
+    /// Statements given up on because their client left mid-statement.
+    abandoned: AtomicU64,
 }
 
 /// One node's counters, alone on their cache line: sessions routing to
@@ -31,6 +35,7 @@ struct NodeCounters {
     reads: AtomicU64,
     writes: AtomicU64,
     other: AtomicU64,
+    stalled: AtomicU64,
 }
 
 /// Units of work routed to one node, by how the classifier saw them.
@@ -61,6 +66,12 @@ pub struct StatsSnapshot {
     pub connections_open: u64,
     /// Client connections accepted since the proxy started.
     pub connections_total: u64,
+    /// Per node, at the node's [`NodeId`] index: statements given up on
+    /// because the node sent nothing for `pool.stall_timeout_ms` and did not
+    /// answer a liveness check either.
+    pub stalled: Vec<u64>,
+    /// Statements cancelled because their client disconnected while they ran.
+    pub abandoned: u64,
 }
 
 impl StatsSnapshot {
@@ -77,6 +88,7 @@ impl ProxyStats {
             nodes: (0..nodes).map(|_| NodeCounters::default()).collect(),
             connections_open: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +113,18 @@ impl ProxyStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a statement on `node` given up on because the node hangs.
+    pub fn record_stalled(&self, node: NodeId) {
+        if let Some(counters) = self.nodes.get(node.index()) {
+            counters.stalled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a statement cancelled because its client left.
+    pub fn record_abandoned(&self) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a client connection as open until the returned guard is dropped.
     pub fn connection_opened(self: &Arc<ProxyStats>) -> OpenConnection {
         self.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -122,6 +146,12 @@ impl ProxyStats {
                 .collect(),
             connections_open: self.connections_open.load(Ordering::Relaxed),
             connections_total: self.connections_total.load(Ordering::Relaxed),
+            stalled: self
+                .nodes
+                .iter()
+                .map(|counters| counters.stalled.load(Ordering::Relaxed))
+                .collect(),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
         }
     }
 }

@@ -26,6 +26,8 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(config.listen, "127.0.0.1:6432");
     assert_eq!(config.login_timeout(), Duration::from_secs(60));
     assert_eq!(config.max_client_connections, 10_000);
+    assert_eq!(config.shutdown_timeout(), Duration::from_secs(30));
+    assert_eq!(config.pool.stall_timeout(), Duration::from_secs(10));
     assert_eq!(config.nodes[0].host, "127.0.0.1");
     assert_eq!(config.users[0].auth, AuthMethod::ScramSha256);
     assert_eq!(config.pool, PoolConfig::default());
@@ -154,6 +156,18 @@ fn a_login_timeout_of_zero_is_refused_with_the_key() {
     );
     let config = parse(&format!("login_timeout_ms = 1500\n{MINIMAL}")).unwrap();
     assert_eq!(config.login_timeout(), Duration::from_millis(1500));
+}
+
+#[test]
+fn a_stall_timeout_of_zero_is_refused_with_the_key() {
+    let text = error_text(&format!("{MINIMAL}\n[pool]\nstall_timeout_ms = 0\n"));
+    assert!(text.contains("`pool.stall_timeout_ms`"), "{text}");
+}
+
+#[test]
+fn a_shutdown_timeout_of_zero_closes_every_client_at_once_and_is_allowed() {
+    let config = parse(&format!("shutdown_timeout_ms = 0\n{MINIMAL}")).unwrap();
+    assert_eq!(config.shutdown_timeout(), Duration::ZERO);
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub(crate) enum SessionEnd {
     ClientGone,
     /// The client broke the protocol: tell it (08P01) and close.
     Protocol(ProtocolError),
+    /// The proxy is shutting down: the FATAL that says so is written, and
+    /// the connection closes.
+    Terminated,
 }
 
 impl From<std::io::Error> for SessionEnd {
@@ -208,6 +211,11 @@ impl ClientConnection {
         self.flush().await?;
         self.stream.write_all(bytes).await?;
         self.stream.flush().await
+    }
+
+    /// How many bytes the client sent are read but not consumed yet.
+    pub(crate) fn input_len(&self) -> usize {
+        self.read_buffer.len()
     }
 
     /// Whether bytes the client sent are read but not consumed yet.

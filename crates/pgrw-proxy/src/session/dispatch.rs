@@ -14,6 +14,7 @@ use pgrw_core::{RouteHint, StatementClass, TxAccess};
 
 use super::Session;
 use super::client::SessionEnd;
+use super::in_flight::bounded;
 use crate::config::PoolMode;
 use crate::pool::{CheckoutError, Pool, PooledBackend};
 use crate::protocol::Message;
@@ -63,10 +64,12 @@ impl Session {
     pub(super) async fn acquire(&mut self, unit: &Unit) -> Option<PooledBackend> {
         let mut backend = self.route_and_check_out(unit).await?;
         self.set_cancel_target(&mut backend);
-        match self.replay_settings(&mut backend).await {
+        let state = self.state.clone();
+        let node = backend.node();
+        let target = backend.connection().cancel_target.clone();
+        match bounded(&state, node, target, self.replay_settings(&mut backend)).await {
             Ok(()) => Some(backend),
             Err(error) => {
-                let node = backend.node();
                 drop(backend);
                 self.state.monitor.report_suspect(node);
                 self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
@@ -273,7 +276,9 @@ impl Session {
             self.pending_write = false;
             // Before the client hears the write is done: any read it (or anyone)
             // starts next must see this position.
-            match backend.connection().current_wal_lsn().await {
+            let target = backend.connection().cancel_target.clone();
+            let lsn = backend.connection().current_wal_lsn();
+            match bounded(&self.state, node, target, lsn).await {
                 Ok(lsn) => {
                     self.state.record_write(lsn);
                     self.routing.record_write(lsn);

@@ -16,6 +16,7 @@
 mod client;
 mod dispatch;
 mod extended;
+mod in_flight;
 mod pgrw_commands;
 mod pins;
 mod relay;
@@ -43,6 +44,7 @@ use crate::protocol::backend::{
 use crate::protocol::frontend::tag;
 use crate::protocol::sqlstate;
 use crate::server::ProxyState;
+use crate::shutdown::{Phase, ShutdownWatch, TERMINATING};
 use crate::stats::OpenConnection;
 use client::{ClientConnection, SessionEnd};
 use extended::PreparedStatement;
@@ -57,7 +59,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
     let login = tokio::time::timeout(login_timeout, startup::start(&mut client, &state)).await;
     let logged_in = match login {
         Ok(Ok(Some(logged_in))) => logged_in,
-        Ok(Ok(None) | Err(SessionEnd::ClientGone)) => return,
+        Ok(Ok(None) | Err(SessionEnd::ClientGone | SessionEnd::Terminated)) => return,
         Ok(Err(SessionEnd::Protocol(error))) => {
             protocol_violation(&mut client, &error.to_string()).await;
             return;
@@ -95,6 +97,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         transaction_lost: None,
         pools: Vec::new(),
         must_end: false,
+        shutdown: state.shutdown.watch(),
         state,
     };
     session.settings.extend(session.startup.statement());
@@ -102,7 +105,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         return;
     }
     match session.run().await {
-        Ok(()) | Err(SessionEnd::ClientGone) => {}
+        Ok(()) | Err(SessionEnd::ClientGone | SessionEnd::Terminated) => {}
         Err(SessionEnd::Protocol(error)) => {
             protocol_violation(&mut session.client, &error.to_string()).await
         }
@@ -197,6 +200,9 @@ pub(crate) struct Session {
     /// The session lost state it cannot rebuild (a FATAL is written): the
     /// connection ends after the current message.
     must_end: bool,
+    /// The proxy's phase: serving, draining (end when between
+    /// transactions) or closing (end now).
+    shutdown: ShutdownWatch,
 }
 
 impl Session {
@@ -282,13 +288,15 @@ impl Session {
 
     /// The message loop.
     async fn run(&mut self) -> Result<(), SessionEnd> {
+        let mut shutdown = self.shutdown.clone();
         loop {
+            self.heed_shutdown(shutdown.phase())?;
             // Held backends are watched while the client is idle; without
             // any, the read is the plain one (the common, fast path).
             let next = if self.held.is_empty() {
-                self.client.read_message().await?
+                self.read_message(&mut shutdown).await?
             } else {
-                self.read_message_holding().await?
+                self.read_message_holding(&mut shutdown).await?
             };
             let Some(message) = next else {
                 return Ok(());
@@ -317,6 +325,66 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// The client's next message, when the session holds no backend;
+    /// `None` when the client closed. Ends the session if the proxy starts
+    /// shutting down meanwhile (see [`Session::heed_shutdown`]).
+    async fn read_message(
+        &mut self,
+        shutdown: &mut ShutdownWatch,
+    ) -> Result<Option<Message>, SessionEnd> {
+        loop {
+            if let Some(message) = self.client.buffered()? {
+                return Ok(Some(message));
+            }
+            // About to wait for the client: everything owed to it goes out
+            // first (not inside the select: a write cut short would be
+            // written again).
+            self.client.flush().await?;
+            tokio::select! {
+                read = self.client.fill() => {
+                    if read? == 0 {
+                        return Ok(None);
+                    }
+                }
+                phase = shutdown.changed() => self.heed_shutdown(phase)?,
+            }
+        }
+    }
+
+    /// Ends the session, with FATAL 57P01 as PostgreSQL's fast shutdown
+    /// sends, when the proxy is shutting down and the session may end now:
+    /// while draining, once it is between transactions (no transaction, no
+    /// unfinished extended batch), so that nothing the client started is cut
+    /// short; once closing, whatever it is doing.
+    fn heed_shutdown(&mut self, phase: Phase) -> Result<(), SessionEnd> {
+        let end = match phase {
+            Phase::Serving => false,
+            Phase::Draining => self.between_transactions(),
+            Phase::Closing => true,
+        };
+        if end {
+            return Err(self.terminate());
+        }
+        Ok(())
+    }
+
+    /// Writes the FATAL 57P01 of a shutdown; the session ends with what
+    /// this returns.
+    fn terminate(&mut self) -> SessionEnd {
+        let fields = NoticeFields::new(Severity::Fatal, sqlstate::ADMIN_SHUTDOWN, TERMINATING);
+        encode_error_response(&mut self.client.out, &fields);
+        SessionEnd::Terminated
+    }
+
+    /// Whether nothing the client started is unfinished: no transaction and
+    /// no extended batch waiting for its Sync.
+    fn between_transactions(&self) -> bool {
+        self.routing.transaction.is_none()
+            && self.open_batch.is_none()
+            && self.batch.is_empty()
+            && !self.skip_until_sync
     }
 
     /// Appends an ErrorResponse the proxy itself raises.

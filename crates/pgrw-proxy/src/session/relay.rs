@@ -11,12 +11,15 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::Session;
 use super::client::SessionEnd;
+use super::in_flight::{Stall, Waited};
 use crate::backend::BackendError;
+use crate::cancel::spawn_cancel;
 use crate::pool::PooledBackend;
 use crate::protocol::Message;
 use crate::protocol::backend::{
@@ -24,6 +27,7 @@ use crate::protocol::backend::{
 };
 use crate::protocol::frontend::{encode_flush, tag as frontend_tag};
 use crate::protocol::sqlstate;
+use crate::shutdown::ShutdownWatch;
 
 /// One message sent to the backend (or answered by the proxy) whose answer
 /// the relay waits for.
@@ -80,6 +84,8 @@ impl Session {
     ) -> Result<Relayed, SessionEnd> {
         let mut copy_in = CopyIn::Off;
         self.exchange_errored = false;
+        let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut stall = Stall::new(self.state.config.pool.stall_timeout(), timer);
         loop {
             self.answer_due_steps(&mut exchange);
             if exchange.ready_left == 0 && exchange.steps.is_empty() {
@@ -98,21 +104,23 @@ impl Session {
                         }
                     }
                     self.client.flush().await?;
-                    if copy_in != CopyIn::Off {
-                        tokio::select! {
-                            filled = backend.connection().fill() => {
-                                if let Err(error) = filled {
-                                    return Ok(Relayed::Failed(backend, error));
-                                }
-                            }
-                            read = self.client.fill() => {
-                                if read? == 0 {
-                                    return Err(SessionEnd::ClientGone);
-                                }
-                            }
+                    let copying = copy_in != CopyIn::Off;
+                    match self
+                        .wait_for_backend(&mut backend, &mut stall, copying)
+                        .await
+                    {
+                        Waited::Filled | Waited::ClientSent => {}
+                        Waited::Failed(error) | Waited::Hung(error) => {
+                            return Ok(Relayed::Failed(backend, error));
                         }
-                    } else if let Err(error) = backend.connection().fill().await {
-                        return Ok(Relayed::Failed(backend, error));
+                        Waited::ClientGone => {
+                            self.abandon(backend, &exchange, copying).await;
+                            return Err(SessionEnd::ClientGone);
+                        }
+                        Waited::Closing => {
+                            spawn_cancel(backend.connection().cancel_target.clone());
+                            return Err(self.terminate());
+                        }
                     }
                     continue;
                 }
@@ -332,7 +340,10 @@ impl Session {
     /// the held backends, and forwards NotificationResponse, NoticeResponse
     /// and ParameterStatus at once. A session with no held backend never
     /// comes here: it waits on the client alone.
-    pub(super) async fn read_message_holding(&mut self) -> Result<Option<Message>, SessionEnd> {
+    pub(super) async fn read_message_holding(
+        &mut self,
+        shutdown: &mut ShutdownWatch,
+    ) -> Result<Option<Message>, SessionEnd> {
         loop {
             if let Some(message) = self.client.buffered()? {
                 match self.transaction_lost.take() {
@@ -348,8 +359,13 @@ impl Session {
             }
             self.client.flush().await?;
             if self.held.is_empty() {
-                if self.client.fill().await? == 0 {
-                    return Ok(None);
+                tokio::select! {
+                    read = self.client.fill() => {
+                        if read? == 0 {
+                            return Ok(None);
+                        }
+                    }
+                    phase = shutdown.changed() => self.heed_shutdown(phase)?,
                 }
                 continue;
             }
@@ -367,6 +383,7 @@ impl Session {
                         return Ok(None);
                     }
                 }
+                phase = shutdown.changed() => self.heed_shutdown(phase)?,
             }
         }
     }
