@@ -243,12 +243,13 @@ impl Monitor {
     }
 }
 
-/// Whether a replica that is up has replayed `lsn`.
+/// Whether a replica that is up (and follows the primary) has replayed `lsn`.
 fn replica_has_replayed(topology: &Topology, lsn: Lsn, only: Option<NodeId>) -> bool {
     topology.iter().any(|(id, node)| {
         only.is_none_or(|only| only == id)
             && node.role == Role::Replica
             && node.is_up()
+            && node.follows_primary()
             && node.replay_lsn >= lsn
     })
 }
