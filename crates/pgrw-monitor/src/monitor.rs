@@ -190,7 +190,8 @@ impl Monitor {
     }
 
     /// Probes every node now, without waiting for the interval. A node the
-    /// monitor cannot connect to keeps its reconnection backoff (at most 1 s).
+    /// monitor cannot connect to is tried at its own pace (every interval, or
+    /// up to 1 s apart while its server refuses the login).
     pub fn refresh(&self) {
         for index in 0..self.running.state.addresses.len() {
             self.running.state.wake(NodeId(index as u16));
