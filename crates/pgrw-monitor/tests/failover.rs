@@ -103,3 +103,52 @@ async fn a_restarted_old_primary_is_a_split_brain_from_its_first_answer_until_it
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_login_without_pg_read_all_stats_sees_replicas_follow_and_an_orphan_without_upstream() {
+    let cluster = TestCluster::start(2).await;
+    let primary = cluster.connect_primary().await;
+    primary
+        .batch_execute("CREATE ROLE plain_app LOGIN PASSWORD 'plain-app-pw'")
+        .await
+        .expect("creating an unprivileged role");
+    let nodes = cluster
+        .nodes()
+        .iter()
+        .map(|node| {
+            let mut address = pgrw_monitor::NodeAddress::from_dsn(&node.name, &node.dsn)
+                .expect("the harness prints valid DSNs");
+            address.user = "plain_app".to_string();
+            address.password = "plain-app-pw".to_string();
+            address
+        })
+        .collect();
+    // The role reaches the replicas by replication; until then their login fails.
+    let monitor = pgrw_monitor::Monitor::start(nodes, default_config());
+    wait_for_topology(
+        &monitor,
+        PATIENCE,
+        "both replicas are up and follow, their receivers' details hidden",
+        |topology| {
+            ["replica1", "replica2"].iter().all(|name| {
+                let replica = node(topology, name);
+                replica.is_up() && replica.role == Role::Replica && replica.follows_primary()
+            })
+        },
+    )
+    .await;
+
+    // A receiver that is gone shows no row, whatever the login may read.
+    cluster.stop("primary").await;
+    cluster.promote("replica1").await;
+    wait_for_topology(
+        &monitor,
+        PATIENCE,
+        "replica1 is the primary and replica2 an orphan",
+        |topology| {
+            topology.writable_primary().ok() == topology.find("replica1")
+                && !node(topology, "replica2").follows_primary()
+        },
+    )
+    .await;
+}
