@@ -60,6 +60,8 @@ pub struct NodeStatus {
     pub role: Role,
     /// Up, down or banned.
     pub health: Health,
+    /// For a replica, whether it follows the current primary (an orphan gets no reads).
+    pub follows_primary: bool,
     /// How far behind the primary it replays (replicas).
     pub lag: Lag,
     /// Statements (units of work) routed to it since the proxy started.
@@ -104,6 +106,7 @@ impl StatusBlock {
                     address: addresses.get(id.index()).cloned().unwrap_or_default(),
                     role: node.role,
                     health: node.health,
+                    follows_primary: node.follows_primary(),
                     lag: node.lag,
                     routed,
                     per_second,
@@ -122,7 +125,7 @@ impl StatusBlock {
     fn shape(&self) -> Vec<(Role, &'static str)> {
         self.nodes
             .iter()
-            .map(|node| (node.role, health_text(node.health)))
+            .map(|node| (node.role, node.health_text()))
             .collect()
     }
 
@@ -141,7 +144,7 @@ impl StatusBlock {
                     node.name.clone(),
                     node.address.clone(),
                     node.role.to_string(),
-                    health_text(node.health).to_string(),
+                    node.health_text().to_string(),
                     format!("lag {}", lag_text(node.role, node.lag)),
                     node.routed.to_string(),
                     match node.per_second {
@@ -175,12 +178,16 @@ impl StatusBlock {
     }
 }
 
-/// `up`, `down` or `banned` (a ban's end is a monotonic time, meaningless to a reader).
-fn health_text(health: Health) -> &'static str {
-    match health {
-        Health::Up => "up",
-        Health::Down => "down",
-        Health::Banned { .. } => "banned",
+impl NodeStatus {
+    /// `up`, `orphan` (up, but not following the current primary), `down` or
+    /// `banned` (a ban's end is a monotonic time, meaningless to a reader).
+    fn health_text(&self) -> &'static str {
+        match self.health {
+            Health::Up if !self.follows_primary => "orphan",
+            Health::Up => "up",
+            Health::Down => "down",
+            Health::Banned { .. } => "banned",
+        }
     }
 }
 
@@ -443,6 +450,16 @@ mod tests {
         let lines = StatusBlock::new(&addresses(), None, &current).lines();
         assert!(lines[3].contains("  banned  "), "{}", lines[3]);
         assert!(!lines[3].contains("99"), "{}", lines[3]);
+    }
+
+    #[test]
+    fn a_replica_that_does_not_follow_the_primary_reads_orphan() {
+        let mut current = reading(Instant::now(), Health::Up, [0, 0, 0]);
+        let mut topology = Topology::clone(&current.topology);
+        topology.nodes[2].orphan = Some(pgrw_core::route::Orphan::NotStreaming);
+        current.topology = Arc::new(topology);
+        let lines = StatusBlock::new(&addresses(), None, &current).lines();
+        assert!(lines[3].contains("  orphan  "), "{}", lines[3]);
     }
 
     #[test]

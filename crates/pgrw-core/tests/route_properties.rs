@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pgrw_core::route::{
-    self, Balancer, Balancing, Health, Lag, LastRead, Node, NodeId, Pin, PinReason, Policy,
+    self, Balancer, Balancing, Health, Lag, LastRead, Node, NodeId, Orphan, Pin, PinReason, Policy,
     PrimaryReads, Role, Route, RouteMode, RouteRequest, SessionState, StaleRead, Target, Topology,
     Transaction,
 };
@@ -33,15 +33,29 @@ fn node() -> impl Strategy<Value = Node> {
         proptest::option::of(0u64..2_000),
     )
         .prop_map(|(bytes, millis)| Lag { bytes, millis });
-    (role(), health(), lsn(), lag, 0u32..5).prop_map(|(role, health, replay_lsn, lag, weight)| {
-        Node {
+    let orphan = proptest::option::weighted(
+        0.2,
+        prop_oneof![
+            Just(Orphan::NotStreaming),
+            Just(Orphan::ReceiveStalled),
+            Just(Orphan::OtherTimeline {
+                replica: 1,
+                primary: 2
+            }),
+        ],
+    );
+    let follow = (any::<bool>(), orphan);
+    (role(), health(), lsn(), lag, 0u32..5, follow).prop_map(
+        |(role, health, replay_lsn, lag, weight, (answering, orphan))| Node {
             health,
             replay_lsn,
             lag,
             weight,
+            answering,
+            orphan,
             ..Node::new("node", role)
-        }
-    })
+        },
+    )
 }
 
 fn topology() -> impl Strategy<Value = Topology> {
@@ -227,6 +241,7 @@ fn eligible_replica(node: &Node, session: &SessionState, policy: &Policy) -> boo
     };
     node.role == Role::Replica
         && node.health == Health::Up
+        && node.orphan.is_none()
         && within(node.lag.bytes, policy.max_lag_bytes)
         && within(
             node.lag.millis,
@@ -358,6 +373,30 @@ proptest! {
         if let Target::AwaitPrimaryPosition { since, until } = decided.target {
             prop_assert!(until > request.now);
             prop_assert!(topology.primary_lsn_since(since).is_none());
+        }
+    }
+
+    #[test]
+    fn a_read_outside_transactions_and_pins_never_goes_to_an_orphan(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let session = SessionState { transaction: None, pin: None, ..session };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        if let Some(node) = decided.node().and_then(|id| topology.node(id)) {
+            prop_assert!(node.role != Role::Replica || node.follows_primary(), "{decided:?} on {node:?}");
+        }
+    }
+
+    #[test]
+    fn writes_are_refused_while_two_live_nodes_claim_the_primary_role(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        let request = RouteRequest { class: StatementClass::Write, ..request };
+        let session = SessionState { transaction: None, pin: None, ..session };
+        let claimants = topology.nodes.iter().filter(|node| node.claims_primary()).count();
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        if claimants > 1 {
+            prop_assert_eq!(decided.node(), None, "{:?}", decided);
         }
     }
 

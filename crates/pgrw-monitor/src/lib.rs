@@ -1,14 +1,18 @@
 //! pgrw's node monitor: the I/O shell around pgrw-core's node health and topology.
-//! One task per PostgreSQL node probes its role, WAL positions and replay lag; the
-//! [`Monitor`] publishes the resulting [`Topology`] that the proxy and the library route by.
+//! One task per PostgreSQL node probes its role, WAL position, timeline and WAL
+//! receiver; the [`Monitor`] publishes the resulting [`Topology`] that the proxy and
+//! the library route by.
 //!
 //! - [`address`]: where a node is ([`NodeAddress`], read from a connection string).
 //! - [`Monitor`]: start it, read or subscribe to the topology, report failures,
 //!   wait for a replica to replay a position.
 //!
-//! Every probe is one query (`pg_is_in_recovery()`, `pg_current_wal_lsn()` on a
-//! primary, receive and replay LSNs and the replay timestamp on a replica); its
-//! outcome goes through [`pgrw_core::route::NodeHealth`], which bans and unbans.
+//! Every probe is one query (`pg_is_in_recovery()`; `pg_current_wal_lsn()` and the
+//! timeline on a primary; the replay LSN and `pg_stat_wal_receiver` on a replica);
+//! its outcome goes through [`pgrw_core::route::NodeHealth`], which bans and unbans.
+//! Each replica's lag in time is measured against the primary's progress, and
+//! core's [`pgrw_core::route::follows`] says whether it follows the current primary
+//! (an orphan gets no reads).
 
 pub mod address;
 mod monitor;

@@ -190,7 +190,8 @@ impl Monitor {
     }
 
     /// Probes every node now, without waiting for the interval. A node the
-    /// monitor cannot connect to keeps its reconnection backoff (at most 1 s).
+    /// monitor cannot connect to is tried at its own pace (every interval, or
+    /// up to 1 s apart while its server refuses the login).
     pub fn refresh(&self) {
         for index in 0..self.running.state.addresses.len() {
             self.running.state.wake(NodeId(index as u16));
@@ -293,12 +294,13 @@ impl Monitor {
     }
 }
 
-/// Whether a replica that is up has replayed `lsn`.
+/// Whether a replica that is up (and follows the primary) has replayed `lsn`.
 fn replica_has_replayed(topology: &Topology, lsn: Lsn, only: Option<NodeId>) -> bool {
     topology.iter().any(|(id, node)| {
         only.is_none_or(|only| only == id)
             && node.role == Role::Replica
             && node.is_up()
+            && node.follows_primary()
             && node.replay_lsn >= lsn
     })
 }

@@ -1,5 +1,10 @@
-//! The task that watches one node: keeps a connection open (reconnecting with
-//! backoff), probes every interval or when woken, and records each outcome.
+//! The task that watches one node: keeps a connection open (reconnecting every
+//! interval, or with backoff when the server refuses the login), probes every
+//! interval or when woken, and records each outcome.
+//!
+//! A node that is down is tried again every interval: a connection refused
+//! costs nothing, and a node that comes back (a restarted old primary above
+//! all) must be seen within one interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +15,8 @@ use tokio::time::Instant;
 use crate::probe::{ProbeConnection, ProbeError};
 use crate::state::{MonitorState, Outcome};
 
-/// The longest wait between two connection attempts to a node that is down.
+/// The longest wait between two connection attempts to a node whose server
+/// refuses the login (a wrong password, too many connections, a timeout).
 pub(crate) const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Watches `node` until the task is aborted.
@@ -30,11 +36,18 @@ pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
                     open
                 }
                 Err(error) => {
+                    let wait = if error.calls_for_backoff() {
+                        let wait = backoff;
+                        backoff = backoff.saturating_mul(2).min(MAX_RECONNECT_BACKOFF);
+                        wait
+                    } else {
+                        backoff = interval;
+                        interval
+                    };
                     state.record(node, outcome_of(error));
                     // Wakes are not honoured here: a node that refuses
                     // connections is not hammered by eager callers.
-                    tokio::time::sleep_until(started + backoff).await;
-                    backoff = backoff.saturating_mul(2).min(MAX_RECONNECT_BACKOFF);
+                    tokio::time::sleep_until(started + wait).await;
                     continue;
                 }
             },
@@ -57,7 +70,7 @@ pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
 
 fn outcome_of(error: ProbeError) -> Outcome {
     match error {
-        ProbeError::Connect(why) => Outcome::ConnectFailed(why),
+        ProbeError::Connect { why, .. } => Outcome::ConnectFailed(why),
         ProbeError::Query(why) => Outcome::ProbeFailed(why),
     }
 }

@@ -1,38 +1,51 @@
 //! The probe: one connection per node and one cheap query that says what the
-//! node is (`pg_is_in_recovery()`) and where its WAL stands.
+//! node is (`pg_is_in_recovery()`), where its WAL stands, and for a replica,
+//! what its WAL receiver streams.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgrw_core::Lsn;
-use pgrw_core::route::Role;
+use pgrw_core::route::{Role, WalReceiver};
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use crate::address::NodeAddress;
 
-/// Role, WAL positions and replay age in one round trip. `pg_current_wal_lsn()`
-/// fails during recovery, so it is only called on a primary; the receive and
-/// replay functions return NULL there.
+/// Role, WAL positions, timeline and WAL receiver in one round trip.
+///
+/// `pg_current_wal_lsn()` and `pg_walfile_name()` fail during recovery, so
+/// they are only called on a primary; the replay function returns NULL there.
+/// The primary's timeline is the first 8 hex digits of its current WAL file's
+/// name (PostgreSQL 15 names it by the timeline WAL is inserted on). A replica's
+/// WAL receiver is `pg_stat_wal_receiver`, no row when none runs; roles without
+/// `pg_read_all_stats` see only its pid.
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
-     pg_last_wal_receive_lsn()::text, \
      pg_last_wal_replay_lsn()::text, \
-     (extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::bigint";
+     CASE WHEN pg_is_in_recovery() THEN NULL \
+          ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END, \
+     receiver.pid, receiver.status, receiver.received_tli, receiver.written_lsn::text, \
+     receiver.sender_host, receiver.sender_port \
+     FROM (VALUES (1)) AS one LEFT JOIN pg_stat_wal_receiver AS receiver ON true";
 
 /// What one successful probe read from a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reading {
     /// Not in recovery.
     Primary {
         /// `pg_current_wal_lsn()`.
         current_lsn: Lsn,
+        /// The timeline it writes, when it could be read.
+        timeline: Option<u32>,
     },
-    /// In recovery (a streaming standby).
+    /// In recovery (a standby).
     Replica {
         /// `pg_last_wal_replay_lsn()`.
         replay_lsn: Lsn,
-        /// Milliseconds since the last replayed transaction committed, or 0
-        /// when the replica has replayed all it has received.
-        replay_age_ms: Option<u64>,
+        /// Its WAL receiver.
+        receiver: WalReceiver,
+        /// Where its WAL receiver streams from (`host:port`), for the logs.
+        upstream: Option<Arc<str>>,
     },
 }
 
@@ -48,7 +61,7 @@ impl Reading {
     /// The position the node has applied: a primary's current LSN, a replica's replay LSN.
     pub(crate) fn applied_lsn(&self) -> Lsn {
         match *self {
-            Reading::Primary { current_lsn } => current_lsn,
+            Reading::Primary { current_lsn, .. } => current_lsn,
             Reading::Replica { replay_lsn, .. } => replay_lsn,
         }
     }
@@ -58,10 +71,34 @@ impl Reading {
 #[derive(Debug)]
 pub(crate) enum ProbeError {
     /// No connection (refused, timed out, authentication failed).
-    Connect(String),
+    Connect {
+        /// What failed.
+        why: String,
+        /// Whether the server itself said no (a login refused, too many
+        /// connections): asking again at once would only fill its log. Not
+        /// for a server starting up or down (57P03), nor for nothing listening.
+        refused_by_server: bool,
+    },
     /// Connected, but the query failed or timed out.
     Query(String),
 }
+
+impl ProbeError {
+    /// Whether to wait longer before connecting again (see `refused_by_server`).
+    pub(crate) fn calls_for_backoff(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::Connect {
+                refused_by_server: true,
+                ..
+            }
+        )
+    }
+}
+
+/// The SQLSTATE of a server starting up, shutting down or not yet
+/// accepting connections: it will, soon.
+const CANNOT_CONNECT_NOW: &str = "57P03";
 
 /// A monitor connection to one node, with the probe prepared on it.
 pub(crate) struct ProbeConnection {
@@ -87,10 +124,16 @@ impl ProbeConnection {
         .await;
         match opened {
             Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(error)) => Err(ProbeError::Connect(error.to_string())),
-            Err(_) => Err(ProbeError::Connect(format!(
-                "no connection within {timeout:?}"
-            ))),
+            Ok(Err(error)) => Err(ProbeError::Connect {
+                refused_by_server: error
+                    .as_db_error()
+                    .is_some_and(|db| db.code().code() != CANNOT_CONNECT_NOW),
+                why: error.to_string(),
+            }),
+            Err(_) => Err(ProbeError::Connect {
+                why: format!("no connection within {timeout:?}"),
+                refused_by_server: true,
+            }),
         }
     }
 
@@ -111,28 +154,52 @@ impl ProbeConnection {
 
 /// Decodes the probe's row.
 fn reading_of(row: &Row) -> Result<Reading, String> {
-    let column = |index: usize| -> Result<Option<Lsn>, String> {
-        let text: Option<String> = row.try_get(index).map_err(|error| error.to_string())?;
-        text.map(|text| text.parse::<Lsn>().map_err(|error| error.to_string()))
+    let text = |index: usize| -> Result<Option<String>, String> {
+        row.try_get(index).map_err(|error| error.to_string())
+    };
+    let lsn = |index: usize| -> Result<Option<Lsn>, String> {
+        text(index)?
+            .map(|text| text.parse::<Lsn>().map_err(|error| error.to_string()))
             .transpose()
     };
+    let int = |index: usize| -> Result<Option<i32>, String> {
+        row.try_get(index).map_err(|error| error.to_string())
+    };
     let in_recovery: bool = row.try_get(0).map_err(|error| error.to_string())?;
-    let current_lsn = column(1)?;
-    let receive_lsn = column(2)?;
-    let replay_lsn = column(3)?;
-    let replay_age_ms: Option<i64> = row.try_get(4).map_err(|error| error.to_string())?;
-    // Clocks can disagree by a little: a timestamp from "the future" is no age.
-    let replay_age_ms = replay_age_ms.map(|age| age.max(0) as u64);
+    let current_lsn = lsn(1)?;
+    let replay_lsn = lsn(2)?;
+    let timeline = text(3)?.and_then(|name| u32::from_str_radix(&name, 16).ok());
+    let receiver_pid = int(4)?;
+    let status = text(5)?;
+    let received_tli = int(6)?;
+    let written_lsn = lsn(7)?;
+    let sender_host = text(8)?;
+    let sender_port = int(9)?;
     match (in_recovery, current_lsn) {
         // Promoted between the two pg_is_in_recovery() calls: a primary now.
-        (_, Some(current_lsn)) => Ok(Reading::Primary { current_lsn }),
+        (_, Some(current_lsn)) => Ok(Reading::Primary {
+            current_lsn,
+            timeline,
+        }),
         (false, None) => Err("a primary returned no pg_current_wal_lsn()".to_string()),
         (true, None) => {
-            let replay_lsn = replay_lsn.unwrap_or(Lsn::INVALID);
-            let caught_up = receive_lsn.is_some_and(|receive| replay_lsn >= receive);
+            let receiver = match (receiver_pid, status) {
+                (None, _) => WalReceiver::Absent,
+                (Some(_), None) => WalReceiver::Hidden,
+                (Some(_), Some(status)) => WalReceiver::Running {
+                    streaming: status == "streaming",
+                    timeline: received_tli.and_then(|tli| u32::try_from(tli).ok()),
+                    received_lsn: written_lsn.unwrap_or(Lsn::INVALID),
+                },
+            };
+            let upstream = sender_host.map(|host| match sender_port {
+                Some(port) => Arc::from(format!("{host}:{port}")),
+                None => Arc::from(host),
+            });
             Ok(Reading::Replica {
-                replay_lsn,
-                replay_age_ms: if caught_up { Some(0) } else { replay_age_ms },
+                replay_lsn: replay_lsn.unwrap_or(Lsn::INVALID),
+                receiver,
+                upstream,
             })
         }
     }

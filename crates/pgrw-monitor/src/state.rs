@@ -1,13 +1,16 @@
 //! What the monitor knows about every node, shared by the node tasks and the
 //! [`crate::Monitor`] handles: each outcome goes through core's
-//! [`NodeHealth`], then a new [`Topology`] is published if anything changed.
+//! [`NodeHealth`]; every replica is judged against the current primary (core's
+//! [`follows`], and its lag in time against the [`PrimaryProgress`] kept
+//! here); then a new [`Topology`] is published if anything changed.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pgrw_core::Lsn;
 use pgrw_core::route::{
-    Health, Lag, NoPrimary, Node, NodeHealth, NodeId, Observation, Role, Topology,
+    CurrentPrimary, Health, Lag, NoPrimary, Node, NodeHealth, NodeId, Observation, Orphan,
+    PrimaryProgress, Role, Topology, follows,
 };
 use tokio::sync::{Notify, watch};
 
@@ -38,13 +41,30 @@ struct NodeState {
     last: Option<Reading>,
     /// When the probe running now (or the last one) began.
     probe_began: Duration,
+    /// For a replica that answers, why it does not follow the current primary.
+    orphan: Option<Orphan>,
 }
 
 impl NodeState {
     fn role(&self) -> Role {
-        self.last.map_or(Role::Unknown, |reading| reading.role())
+        self.last.as_ref().map_or(Role::Unknown, Reading::role)
+    }
+
+    /// Whether it says it is the primary and is alive (up, or banned but
+    /// answering), as [`Node::claims_primary`].
+    fn claims_primary(&self) -> bool {
+        self.role() == Role::Primary
+            && match self.health.health() {
+                Health::Up => true,
+                Health::Banned { .. } => self.health.answering(),
+                Health::Down => false,
+            }
     }
 }
+
+/// How much of the primary's progress is kept at least: replicas further
+/// behind are reported at least this far behind.
+const PROGRESS_WINDOW: Duration = Duration::from_secs(300);
 
 /// Everything behind the lock.
 #[derive(Debug)]
@@ -57,6 +77,9 @@ struct Nodes {
     primary_lsn_at: Option<Duration>,
     /// Whether the last topology had two primaries up.
     split_brain: bool,
+    /// When the primary was first seen at each position: the replicas' lag
+    /// in time is measured against it.
+    progress: PrimaryProgress,
 }
 
 /// The state the node tasks feed and the handles read.
@@ -82,11 +105,20 @@ impl MonitorState {
             .iter()
             .map(|address| Arc::from(address.name.as_str()))
             .collect();
+        let window = [
+            PROGRESS_WINDOW,
+            config.health.max_lag.unwrap_or_default() * 2,
+            config.health.max_receive_stall * 2,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(PROGRESS_WINDOW);
         let nodes = Nodes {
             states: addresses.iter().map(|_| NodeState::default()).collect(),
             primary_lsn: Lsn::INVALID,
             primary_lsn_at: None,
             split_brain: false,
+            progress: PrimaryProgress::new(window),
         };
         let state = MonitorState {
             epoch: Instant::now(),
@@ -98,7 +130,7 @@ impl MonitorState {
             topology: watch::Sender::new(Arc::default()),
             probes: watch::Sender::new(0),
         };
-        let first = state.topology_of(&state.lock());
+        let first = state.topology_of(&state.lock(), Duration::ZERO);
         state.topology.send_replace(Arc::new(first));
         state
     }
@@ -147,33 +179,34 @@ impl MonitorState {
     /// Takes one outcome for `node` at the current time: updates its health,
     /// logs what changed, and publishes the new topology if it differs.
     pub(crate) fn record(&self, node: NodeId, outcome: Outcome) {
+        self.record_at(node, outcome, self.now());
+    }
+
+    /// [`MonitorState::record`] at monotonic time `now`.
+    fn record_at(&self, node: NodeId, outcome: Outcome, now: Duration) {
         let Some(name) = self.names.get(node.index()).cloned() else {
             tracing::warn!(%node, ?outcome, "outcome for a node the monitor does not have");
             return;
         };
-        let now = self.now();
         let mut nodes = self.lock();
         let before_health = nodes.states[node.index()].health.health();
         let before_role = nodes.states[node.index()].role();
         let probed = !matches!(outcome, Outcome::DriverFailed(_));
+        let answered_primary =
+            matches!(&outcome, Outcome::Answered(reading) if reading.role() == Role::Primary);
         let (observation, reason) = match outcome {
             Outcome::Answered(reading) => {
+                let role = reading.role();
+                let is_primary = role == Role::Primary;
                 nodes.states[node.index()].last = Some(reading);
-                if let Reading::Primary { .. } = reading {
-                    nodes.primary_lsn = primary_lsn(&nodes);
-                    // Only one primary's position is the question's answer:
-                    // with two up, writes stop and so does the answer.
-                    let began = nodes.states[node.index()].probe_began;
-                    nodes.primary_lsn_at = nodes.primary_lsn_at.max(Some(began));
+                if is_primary {
+                    note_primary_lsn(&mut nodes, now);
                 }
-                let lag = lag_of(reading, nodes.primary_lsn);
-                (
-                    Observation::ProbeOk {
-                        role: reading.role(),
-                        lag,
-                    },
-                    None,
-                )
+                let lag = nodes.states[node.index()]
+                    .last
+                    .as_ref()
+                    .map_or(Lag::default(), |reading| lag_of(reading, &nodes, now));
+                (Observation::ProbeOk { role, lag }, None)
             }
             Outcome::ProbeFailed(why) => (Observation::ProbeFailed, Some(why)),
             Outcome::ConnectFailed(why) => (Observation::ConnectFailed, Some(why)),
@@ -196,9 +229,16 @@ impl MonitorState {
         );
         if health == Health::Up && before_health != Health::Up {
             // A primary coming back counts for the primary LSN again.
-            nodes.primary_lsn = primary_lsn(&nodes);
+            note_primary_lsn(&mut nodes, now);
         }
-        let topology = self.topology_of(&nodes);
+        if answered_primary && health == Health::Up {
+            // Its position now counts in `primary_lsn`: every write
+            // acknowledged before this probe began is at or before it.
+            let began = nodes.states[node.index()].probe_began;
+            nodes.primary_lsn_at = nodes.primary_lsn_at.max(Some(began));
+        }
+        self.judge_replicas(&mut nodes, now);
+        let topology = self.topology_of(&nodes, now);
         self.note_split_brain(&mut nodes, &topology);
         self.topology.send_if_modified(|current| {
             let changed = **current != topology;
@@ -210,6 +250,55 @@ impl MonitorState {
         drop(nodes);
         if probed {
             self.probes.send_modify(|count| *count += 1);
+        }
+    }
+
+    /// Decides for every replica that answers whether it follows the current
+    /// primary, logging each replica that stops or starts again.
+    fn judge_replicas(&self, nodes: &mut Nodes, now: Duration) {
+        let primary = current_primary(nodes);
+        let limits = self.config.health.follow_limits();
+        let Nodes {
+            states, progress, ..
+        } = nodes;
+        for (state, name) in states.iter_mut().zip(&self.names) {
+            let judged = match &state.last {
+                Some(Reading::Replica {
+                    receiver, upstream, ..
+                }) if state.health.answering() => {
+                    let orphan = follows(*receiver, primary, progress, now, &limits).err();
+                    Some((orphan, upstream.clone()))
+                }
+                _ => None,
+            };
+            let Some((orphan, upstream)) = judged else {
+                // Not answering (or not a replica): not judged, and no reads anyway.
+                state.orphan = None;
+                continue;
+            };
+            let upstream = upstream.as_deref().unwrap_or("nothing");
+            match (state.orphan, orphan) {
+                (None, Some(why)) => tracing::warn!(
+                    node = %name,
+                    reason = %why,
+                    upstream,
+                    "replica does not follow the primary: it gets no reads"
+                ),
+                (Some(was), None) => tracing::warn!(
+                    node = %name,
+                    was = %was,
+                    upstream,
+                    "replica follows the primary again: it gets reads"
+                ),
+                (Some(was), Some(why)) if was != why => tracing::warn!(
+                    node = %name,
+                    reason = %why,
+                    upstream,
+                    "replica still does not follow the primary"
+                ),
+                _ => {}
+            }
+            state.orphan = orphan;
         }
     }
 
@@ -231,16 +320,16 @@ impl MonitorState {
         nodes.split_brain = split.is_some();
     }
 
-    /// The topology the nodes' states make, each node at its [`NodeId`].
-    fn topology_of(&self, nodes: &Nodes) -> Topology {
+    /// The topology the nodes' states make at `now`, each node at its [`NodeId`].
+    fn topology_of(&self, nodes: &Nodes, now: Duration) -> Topology {
         let topology_nodes = nodes
             .states
             .iter()
             .zip(&self.addresses)
             .zip(&self.names)
             .map(|((state, address), name)| {
-                let (replay_lsn, lag) = match state.last {
-                    Some(reading) => (reading.applied_lsn(), lag_of(reading, nodes.primary_lsn)),
+                let (replay_lsn, lag) = match &state.last {
+                    Some(reading) => (reading.applied_lsn(), lag_of(reading, nodes, now)),
                     None => (Lsn::INVALID, Lag::default()),
                 };
                 Node {
@@ -250,6 +339,8 @@ impl MonitorState {
                     replay_lsn,
                     lag,
                     weight: address.weight,
+                    answering: state.health.answering(),
+                    orphan: state.orphan,
                 }
             })
             .collect();
@@ -278,6 +369,13 @@ impl MonitorState {
     }
 }
 
+/// Recomputes the primary LSN and notes it in the primary's progress.
+fn note_primary_lsn(nodes: &mut Nodes, now: Duration) {
+    nodes.primary_lsn = primary_lsn(nodes);
+    let lsn = nodes.primary_lsn;
+    nodes.progress.record(now, lsn);
+}
+
 /// The primary LSN replicas' byte lag is measured against.
 fn primary_lsn(nodes: &Nodes) -> Lsn {
     nodes
@@ -285,28 +383,52 @@ fn primary_lsn(nodes: &Nodes) -> Lsn {
         .iter()
         .filter(|state| state.health.health() == Health::Up)
         .filter_map(|state| match state.last {
-            Some(Reading::Primary { current_lsn }) => Some(current_lsn),
+            Some(Reading::Primary { current_lsn, .. }) => Some(current_lsn),
             _ => None,
         })
         .max()
         .unwrap_or(nodes.primary_lsn)
 }
 
-/// A node's lag: none for a primary; for a replica, measured against the
-/// primary's LSN when one is known (bytes unknown otherwise).
-fn lag_of(reading: Reading, primary_lsn: Lsn) -> Lag {
-    match reading {
+/// The primary replicas must follow: `None` when no node claims the role
+/// (nothing to follow). With two claimants (a split brain), the latest
+/// timeline: a promotion always moves to a new, higher one.
+fn current_primary(nodes: &Nodes) -> Option<CurrentPrimary> {
+    let mut claimants = nodes
+        .states
+        .iter()
+        .filter(|state| state.claims_primary())
+        .map(|state| match state.last {
+            Some(Reading::Primary { timeline, .. }) => timeline,
+            _ => None,
+        })
+        .peekable();
+    claimants.peek()?;
+    Some(CurrentPrimary {
+        timeline: claimants.flatten().max(),
+    })
+}
+
+/// A node's lag at `now`: none for a primary; for a replica, the bytes to
+/// the primary's LSN when one is known, and how long the primary has had WAL
+/// it has not replayed.
+fn lag_of(reading: &Reading, nodes: &Nodes, now: Duration) -> Lag {
+    match *reading {
         Reading::Primary { .. } => Lag::NONE,
-        Reading::Replica {
-            replay_lsn,
-            replay_age_ms,
-        } if primary_lsn.is_valid() && replay_lsn.is_valid() => {
-            Lag::of_replica(primary_lsn, replay_lsn, replay_age_ms)
+        Reading::Replica { replay_lsn, .. } => {
+            let behind_ms = nodes
+                .progress
+                .behind_for(replay_lsn, now)
+                .map(|behind| u64::try_from(behind.as_millis()).unwrap_or(u64::MAX));
+            if nodes.primary_lsn.is_valid() && replay_lsn.is_valid() {
+                Lag::of_replica(nodes.primary_lsn, replay_lsn, behind_ms)
+            } else {
+                Lag {
+                    bytes: None,
+                    millis: behind_ms,
+                }
+            }
         }
-        Reading::Replica { replay_age_ms, .. } => Lag {
-            bytes: None,
-            millis: replay_age_ms,
-        },
     }
 }
 
@@ -341,7 +463,7 @@ fn log_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgrw_core::route::HealthPolicy;
+    use pgrw_core::route::{HealthPolicy, WalReceiver};
 
     fn state_of(names: &[&str]) -> MonitorState {
         let addresses = names
@@ -352,16 +474,48 @@ mod tests {
     }
 
     fn primary_at(lsn: u64) -> Outcome {
+        primary_on(1, lsn)
+    }
+
+    fn primary_on(timeline: u32, lsn: u64) -> Outcome {
         Outcome::Answered(Reading::Primary {
             current_lsn: Lsn(lsn),
+            timeline: Some(timeline),
         })
     }
 
-    fn replica_at(lsn: u64, replay_age_ms: u64) -> Outcome {
+    /// A replica streaming timeline 1, having received and replayed `lsn`.
+    fn replica_at(lsn: u64) -> Outcome {
+        replica_with(lsn, streaming(1, lsn))
+    }
+
+    fn replica_with(lsn: u64, receiver: WalReceiver) -> Outcome {
         Outcome::Answered(Reading::Replica {
             replay_lsn: Lsn(lsn),
-            replay_age_ms: Some(replay_age_ms),
+            receiver,
+            upstream: Some(Arc::from("127.0.0.1:5432")),
         })
+    }
+
+    fn streaming(timeline: u32, received: u64) -> WalReceiver {
+        WalReceiver::Running {
+            streaming: true,
+            timeline: Some(timeline),
+            received_lsn: Lsn(received),
+        }
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// A primary on timeline 1 at 1000 and two replicas streaming it, caught up.
+    fn healthy_cluster() -> MonitorState {
+        let state = state_of(&["primary", "replica1", "replica2"]);
+        state.record_at(NodeId(0), primary_at(1_000), ms(0));
+        state.record_at(NodeId(1), replica_at(1_000), ms(10));
+        state.record_at(NodeId(2), replica_at(1_000), ms(20));
+        state
     }
 
     fn topology(state: &MonitorState) -> Arc<Topology> {
@@ -383,10 +537,11 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_lags_by_the_bytes_between_the_primary_and_its_replay_position() {
+    fn a_replica_lags_by_the_bytes_and_the_time_since_the_primary_passed_its_replay_position() {
         let state = state_of(&["primary", "replica1"]);
-        state.record(NodeId(0), primary_at(1_000));
-        state.record(NodeId(1), replica_at(400, 250));
+        state.record_at(NodeId(0), primary_at(400), ms(0));
+        state.record_at(NodeId(0), primary_at(1_000), ms(100));
+        state.record_at(NodeId(1), replica_at(400), ms(350));
         let topology = topology(&state);
         let replica = &topology.nodes[1];
         assert_eq!((replica.role, replica.health), (Role::Replica, Health::Up));
@@ -403,10 +558,153 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_seen_before_any_primary_has_no_byte_lag_yet() {
+    fn a_replica_stuck_where_it_is_lags_more_with_every_probe_though_it_replayed_all_it_received() {
+        let state = state_of(&["primary", "replica1"]);
+        state.record_at(NodeId(0), primary_at(1_000), ms(0));
+        state.record_at(NodeId(0), primary_at(2_000), ms(100));
+        // Replayed all it received: its own replay age would read 0.
+        let stuck = || replica_with(1_000, streaming(1, 1_000));
+        state.record_at(NodeId(1), stuck(), ms(1_100));
+        assert_eq!(topology(&state).nodes[1].lag.millis, Some(1_000));
+        state.record_at(NodeId(1), stuck(), ms(3_100));
+        assert_eq!(topology(&state).nodes[1].lag.millis, Some(3_000));
+    }
+
+    #[test]
+    fn a_replica_that_has_replayed_the_primarys_position_has_no_lag() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(1), replica_at(1_000), ms(60_000));
+        assert_eq!(topology(&state).nodes[1].lag, Lag::NONE);
+    }
+
+    #[test]
+    fn a_replica_over_the_time_limit_is_banned() {
+        let addresses = ["primary", "replica1"]
+            .iter()
+            .map(|name| NodeAddress::from_dsn(name, "user=u").expect("a valid DSN"))
+            .collect();
+        let config = MonitorConfig {
+            health: HealthPolicy {
+                max_lag: Some(Duration::from_secs(5)),
+                ..HealthPolicy::default()
+            },
+            ..MonitorConfig::default()
+        };
+        let state = MonitorState::new(addresses, config);
+        state.record_at(NodeId(0), primary_at(1_000), ms(0));
+        state.record_at(NodeId(1), replica_at(1_000), ms(0));
+        state.record_at(NodeId(0), primary_at(2_000), ms(100));
+        state.record_at(NodeId(1), replica_at(1_000), ms(5_100));
+        assert!(
+            topology(&state).nodes[1].is_up(),
+            "5 s behind: at the limit"
+        );
+        state.record_at(NodeId(1), replica_at(1_000), ms(5_200));
+        assert!(matches!(
+            topology(&state).nodes[1].health,
+            Health::Banned { .. }
+        ));
+    }
+
+    #[test]
+    fn a_replica_seen_before_any_primary_has_no_lag_yet() {
         let state = state_of(&["replica1", "primary"]);
-        state.record(NodeId(0), replica_at(400, 0));
-        assert_eq!(topology(&state).nodes[0].lag.bytes, None);
+        state.record(NodeId(0), replica_at(400));
+        assert_eq!(topology(&state).nodes[0].lag, Lag::default());
+    }
+
+    #[test]
+    fn replicas_streaming_the_primary_follow_it() {
+        let state = healthy_cluster();
+        let topology = topology(&state);
+        assert!(
+            topology.nodes.iter().all(Node::follows_primary),
+            "{topology:?}"
+        );
+    }
+
+    #[test]
+    fn after_a_promotion_the_replica_left_without_an_upstream_is_an_orphan() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(0), Outcome::ConnectFailed("refused".into()), ms(100));
+        // Both replicas lose their upstream; with no primary, nothing to follow.
+        state.record_at(NodeId(1), replica_with(1_000, WalReceiver::Absent), ms(110));
+        state.record_at(NodeId(2), replica_with(1_000, WalReceiver::Absent), ms(120));
+        assert!(topology(&state).nodes.iter().all(Node::follows_primary));
+        // replica1 is promoted to timeline 2.
+        state.record_at(NodeId(1), primary_on(2, 1_200), ms(200));
+        state.record_at(NodeId(2), replica_with(1_000, WalReceiver::Absent), ms(220));
+        let topology = topology(&state);
+        assert_eq!(topology.writable_primary(), Ok(NodeId(1)));
+        assert_eq!(topology.nodes[2].orphan, Some(Orphan::NotStreaming));
+        assert!(topology.nodes[2].is_up(), "up, but an orphan");
+    }
+
+    #[test]
+    fn a_replica_is_judged_again_when_the_primary_changes_without_probing_it() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(0), Outcome::ConnectFailed("refused".into()), ms(100));
+        state.record_at(NodeId(2), replica_with(1_000, WalReceiver::Absent), ms(120));
+        state.record_at(NodeId(1), primary_on(2, 1_200), ms(200));
+        assert_eq!(topology(&state).nodes[2].orphan, Some(Orphan::NotStreaming));
+    }
+
+    #[test]
+    fn a_replica_streaming_an_old_timeline_is_an_orphan_and_follows_again_once_it_switches() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(0), Outcome::ConnectFailed("refused".into()), ms(100));
+        state.record_at(NodeId(1), primary_on(2, 1_200), ms(200));
+        state.record_at(NodeId(2), replica_with(1_000, streaming(1, 1_000)), ms(220));
+        assert_eq!(
+            topology(&state).nodes[2].orphan,
+            Some(Orphan::OtherTimeline {
+                replica: 1,
+                primary: 2
+            })
+        );
+        state.record_at(NodeId(2), replica_with(1_200, streaming(2, 1_200)), ms(320));
+        assert_eq!(topology(&state).nodes[2].orphan, None);
+    }
+
+    #[test]
+    fn a_streaming_replica_that_receives_nothing_of_the_primarys_wal_is_an_orphan() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(0), primary_at(2_000), ms(100));
+        let stalled = || replica_with(1_000, streaming(1, 1_000));
+        state.record_at(NodeId(1), stalled(), ms(5_000));
+        assert_eq!(topology(&state).nodes[1].orphan, None);
+        state.record_at(NodeId(1), stalled(), ms(5_200));
+        assert_eq!(
+            topology(&state).nodes[1].orphan,
+            Some(Orphan::ReceiveStalled)
+        );
+    }
+
+    #[test]
+    fn a_restarted_old_primary_still_banned_makes_writes_ambiguous_at_its_first_answer() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(0), Outcome::ConnectFailed("refused".into()), ms(100));
+        state.record_at(NodeId(1), primary_on(2, 1_200), ms(200));
+        assert_eq!(topology(&state).writable_primary(), Ok(NodeId(1)));
+        // The old primary starts again, within its ban.
+        state.record_at(NodeId(0), primary_on(1, 1_000), ms(300));
+        let topology = topology(&state);
+        assert!(matches!(topology.nodes[0].health, Health::Banned { .. }));
+        assert_eq!(
+            topology.writable_primary(),
+            Err(NoPrimary::Ambiguous(NodeId(0), NodeId(1)))
+        );
+        // Stopped again: one primary.
+        state.record_at(NodeId(0), Outcome::ConnectFailed("refused".into()), ms(400));
+        assert_eq!(self::topology(&state).writable_primary(), Ok(NodeId(1)));
+    }
+
+    #[test]
+    fn a_replica_whose_receiver_details_are_hidden_is_judged_by_its_lag_alone() {
+        let state = healthy_cluster();
+        state.record_at(NodeId(1), replica_with(1_000, WalReceiver::Hidden), ms(50));
+        let replica = &topology(&state).nodes[1];
+        assert_eq!((replica.orphan, replica.lag), (None, Lag::NONE));
     }
 
     #[test]
@@ -452,7 +750,7 @@ mod tests {
     #[test]
     fn failed_probes_in_a_row_keep_the_last_role_but_take_the_node_down() {
         let state = state_of(&["primary", "replica1"]);
-        state.record(NodeId(1), replica_at(400, 0));
+        state.record(NodeId(1), replica_at(400));
         for _ in 0..HealthPolicy::default().probe_failures_before_down {
             state.record(NodeId(1), Outcome::ProbeFailed("closed".to_string()));
         }

@@ -256,9 +256,11 @@ pub struct PolicyConfig {
     pub balancing: BalancingConfig,
     /// Whether the primary serves reads.
     pub primary_reads: PrimaryReadsConfig,
-    /// A replica further behind than this many WAL bytes serves no reads.
+    /// A replica further behind than this many WAL bytes serves no reads
+    /// (default: no limit in bytes; 0 is no limit too).
     pub max_lag_bytes: Option<u64>,
-    /// A replica further behind than this many milliseconds serves no reads.
+    /// A replica whose data is older than the primary's by more than this
+    /// many milliseconds serves no reads (default 5000; 0 is no limit).
     pub max_lag_ms: Option<u64>,
     /// What a read must see (default `proxy`: every write committed through
     /// this proxy before it began).
@@ -278,7 +280,9 @@ impl Default for PolicyConfig {
             balancing: BalancingConfig::LeastOutstanding,
             primary_reads: PrimaryReadsConfig::WhenNoReplica,
             max_lag_bytes: None,
-            max_lag_ms: None,
+            max_lag_ms: Policy::default()
+                .max_lag
+                .map(|limit| limit.as_millis() as u64),
             consistency: ConsistencyConfig::Proxy,
             read_your_writes: true,
             read_your_writes_wait_ms: DEFAULT_READ_YOUR_WRITES_WAIT_MS,
@@ -304,8 +308,12 @@ impl PolicyConfig {
                 PrimaryReadsConfig::Always => PrimaryReads::Always,
                 PrimaryReadsConfig::WhenNoReplica => PrimaryReads::WhenNoReplica,
             },
-            max_lag_bytes: self.max_lag_bytes,
-            max_lag: self.max_lag_ms.map(Duration::from_millis),
+            // 0 turns a limit off, as in ProxySQL and MaxScale.
+            max_lag_bytes: self.max_lag_bytes.filter(|&limit| limit > 0),
+            max_lag: self
+                .max_lag_ms
+                .filter(|&limit| limit > 0)
+                .map(Duration::from_millis),
             read_your_writes: self.consistency().own_writes(),
             stale_read: match self.read_your_writes_wait_ms {
                 0 => StaleRead::Primary,

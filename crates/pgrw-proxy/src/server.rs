@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pgrw_core::route::{NodeId, Topology};
 use pgrw_core::{FunctionCatalog, Lsn};
-use pgrw_monitor::{Monitor, MonitorConfig, NodeAddress};
+use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig, NodeAddress};
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -186,7 +186,12 @@ impl Proxy {
                 address: config.listen.clone(),
                 source,
             })?;
-        let monitor = Monitor::start(monitor_addresses(&config), MonitorConfig::default());
+        // The monitor bans a replica over the same lag limits routing uses.
+        let monitor_config = MonitorConfig {
+            health: HealthPolicy::with_lag_limits_of(&config.policy.policy()),
+            ..MonitorConfig::default()
+        };
+        let monitor = Monitor::start(monitor_addresses(&config), monitor_config);
         let node_count = config.nodes.len();
         let verifiers = config
             .users

@@ -173,7 +173,9 @@ impl RwPoolBuilder {
         self
     }
 
-    /// How the node monitor probes the nodes.
+    /// How the node monitor probes the nodes, and how long it bans them. Its
+    /// lag limits are the policy's ([`RwPoolBuilder::policy`]: by default a
+    /// replica more than 5 s behind serves no reads), whatever `config` says.
     pub fn monitor_config(mut self, config: MonitorConfig) -> RwPoolBuilder {
         self.monitor = config;
         self

@@ -126,7 +126,10 @@ impl RwPool {
                 }
             })
             .collect();
-        let monitor = Monitor::start(addresses, builder.monitor);
+        // The monitor bans a replica over the same lag limits routing uses.
+        let mut monitor_config = builder.monitor;
+        monitor_config.health = monitor_config.health.lag_limits_of(&builder.policy);
+        let monitor = Monitor::start(addresses, monitor_config);
         // Not ready with a primary up means a replica is still unprobed or
         // down: reads go elsewhere until it comes up.
         if let Err(not_ready) = monitor.ready(builder.startup_timeout).await

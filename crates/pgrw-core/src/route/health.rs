@@ -3,27 +3,38 @@
 //! The monitor probes each node (`pg_is_in_recovery()`, LSNs, replay time) and
 //! feeds the outcome and the current monotonic time to [`NodeHealth::observe`],
 //! which decides [`Health`]: a failed connection or too much lag bans the node
-//! for a while (doubling on each ban in a row, up to a limit); a few failed
-//! probes in a row mark it down (one slow probe on a loaded node does not);
-//! a healthy probe after the ban has run out lets it back.
+//! for a while (doubling on each ban in a row, up to a short limit); a few
+//! failed probes in a row mark it down (one slow probe on a loaded node does
+//! not); a healthy probe after the ban has run out lets it back and forgets
+//! the bans before it. However long a node was away, it serves again within
+//! the longest ban (1 s) of answering healthily.
 
 use std::time::Duration;
 
 use crate::route::policy::Policy;
+use crate::route::replication::FollowLimits;
 use crate::route::topology::{Health, Lag, Role};
 
-/// How long bans last and what lag bans a replica.
+/// How long bans last, what lag bans a replica, and when a streaming replica
+/// counts as not following the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HealthPolicy {
-    /// The first ban's length (default 2 s).
+    /// The first ban's length (default 500 ms).
     pub ban_for: Duration,
-    /// The longest ban, however many come in a row (default 60 s). A node that
-    /// stays up this long after a ban starts again from `ban_for`.
+    /// The longest ban, however many come in a row (default 1 s): a node
+    /// healthy again serves within this, whatever its outage. A healthy
+    /// probe after a ban starts the next one from `ban_for` again.
     pub max_ban_for: Duration,
-    /// A replica further behind than this many WAL bytes is banned.
+    /// A replica further behind than this many WAL bytes is banned (default:
+    /// no limit, as [`Policy::default`]).
     pub max_lag_bytes: Option<u64>,
-    /// A replica further behind than this is banned.
+    /// A replica further behind than this is banned (default
+    /// [`crate::route::policy::DEFAULT_MAX_LAG`], as [`Policy::default`]).
     pub max_lag: Option<Duration>,
+    /// A streaming replica that has not received WAL the primary wrote this
+    /// long ago does not follow it (default 5 s; see
+    /// [`crate::route::Orphan::ReceiveStalled`]).
+    pub max_receive_stall: Duration,
     /// Failed probes in a row (on a connection that was open) before the node
     /// is down (default 3). A node that refuses connections is banned at once
     /// instead; this only spares a live node one slow answer under load.
@@ -32,11 +43,13 @@ pub struct HealthPolicy {
 
 impl Default for HealthPolicy {
     fn default() -> HealthPolicy {
+        let routing = Policy::default();
         HealthPolicy {
-            ban_for: Duration::from_secs(2),
-            max_ban_for: Duration::from_secs(60),
-            max_lag_bytes: None,
-            max_lag: None,
+            ban_for: Duration::from_millis(500),
+            max_ban_for: Duration::from_secs(1),
+            max_lag_bytes: routing.max_lag_bytes,
+            max_lag: routing.max_lag,
+            max_receive_stall: Duration::from_secs(5),
             probe_failures_before_down: 3,
         }
     }
@@ -45,10 +58,23 @@ impl Default for HealthPolicy {
 impl HealthPolicy {
     /// The default bans, with the routing policy's lag limits.
     pub fn with_lag_limits_of(policy: &Policy) -> HealthPolicy {
+        HealthPolicy::default().lag_limits_of(policy)
+    }
+
+    /// These bans, with the routing policy's lag limits: the monitor bans a
+    /// replica over the same limits routing excludes it at.
+    pub fn lag_limits_of(self, policy: &Policy) -> HealthPolicy {
         HealthPolicy {
             max_lag_bytes: policy.max_lag_bytes,
             max_lag: policy.max_lag,
-            ..HealthPolicy::default()
+            ..self
+        }
+    }
+
+    /// What [`crate::route::follows`] judges a replica's WAL receiver by.
+    pub fn follow_limits(&self) -> FollowLimits {
+        FollowLimits {
+            max_receive_stall: self.max_receive_stall,
         }
     }
 
@@ -92,11 +118,13 @@ pub enum BanCause {
 pub struct NodeHealth {
     health: Health,
     cause: Option<BanCause>,
-    /// Bans in a row (not separated by a long enough healthy spell).
+    /// Bans in a row (not separated by a healthy probe).
     strikes: u32,
     /// Failed probes since the last answer or ban.
     failed_probes: u32,
-    up_since: Option<Duration>,
+    /// Whether the last probe answered (kept over one failed probe, as the
+    /// health is).
+    answering: bool,
 }
 
 impl Default for NodeHealth {
@@ -113,7 +141,7 @@ impl NodeHealth {
             cause: None,
             strikes: 0,
             failed_probes: 0,
-            up_since: None,
+            answering: false,
         }
     }
 
@@ -127,6 +155,12 @@ impl NodeHealth {
         self.cause
     }
 
+    /// Whether the node answers probes, whatever its health: true after a
+    /// probe answered, false once a connection fails or it is down.
+    pub const fn answering(&self) -> bool {
+        self.answering
+    }
+
     /// Takes one probe's outcome at monotonic time `now` and returns the new health.
     pub fn observe(
         &mut self,
@@ -137,6 +171,11 @@ impl NodeHealth {
         self.failed_probes = match observation {
             Observation::ProbeFailed => self.failed_probes.saturating_add(1),
             _ => 0,
+        };
+        self.answering = match observation {
+            Observation::ProbeOk { .. } => true,
+            Observation::ConnectFailed => false,
+            Observation::ProbeFailed => self.answering,
         };
         match observation {
             Observation::ConnectFailed => self.ban(BanCause::ConnectFailed, now, policy),
@@ -150,8 +189,11 @@ impl NodeHealth {
                 if down && !self.serving_ban(now) {
                     self.set(Health::Down, None);
                 }
+                if self.health == Health::Down {
+                    self.answering = false;
+                }
             }
-            Observation::ProbeOk { .. } => self.healthy(now, policy),
+            Observation::ProbeOk { .. } => self.healthy(now),
         }
         self.health
     }
@@ -178,26 +220,18 @@ impl NodeHealth {
         );
     }
 
-    fn healthy(&mut self, now: Duration, policy: &HealthPolicy) {
+    fn healthy(&mut self, now: Duration) {
         if self.serving_ban(now) {
             return;
         }
+        // Healthy again: the next ban starts short, however long this outage was.
+        self.strikes = 0;
         if self.health != Health::Up {
             self.set(Health::Up, None);
-            self.up_since = Some(now);
-        }
-        let stable = self
-            .up_since
-            .is_some_and(|since| now.saturating_sub(since) >= policy.max_ban_for);
-        if stable {
-            self.strikes = 0;
         }
     }
 
     fn set(&mut self, health: Health, cause: Option<BanCause>) {
-        if health != Health::Up {
-            self.up_since = None;
-        }
         self.health = health;
         self.cause = cause;
     }
@@ -246,26 +280,42 @@ mod tests {
         let policy = HealthPolicy::default();
         node.observe(OK_REPLICA, secs(0), &policy);
         let health = node.observe(Observation::ConnectFailed, secs(10), &policy);
-        assert_eq!(health, Health::Banned { until: secs(12) });
+        assert_eq!(
+            health,
+            Health::Banned {
+                until: secs(10) + policy.ban_for
+            }
+        );
         assert_eq!(node.ban_cause(), Some(BanCause::ConnectFailed));
+    }
+
+    /// Two-second first bans, easier to read in the tests below.
+    fn two_second_bans() -> HealthPolicy {
+        HealthPolicy {
+            ban_for: secs(2),
+            max_ban_for: secs(60),
+            ..HealthPolicy::default()
+        }
     }
 
     #[test]
     fn a_healthy_probe_during_the_ban_keeps_it_banned() {
         let mut node = NodeHealth::new();
-        let policy = HealthPolicy::default();
+        let policy = two_second_bans();
         node.observe(Observation::ConnectFailed, secs(10), &policy);
         assert_eq!(
             node.observe(OK_REPLICA, secs(11), &policy),
             Health::Banned { until: secs(12) }
         );
+        assert!(node.answering(), "banned, but answering");
     }
 
     #[test]
     fn a_healthy_probe_after_the_ban_lets_the_node_back() {
         let mut node = NodeHealth::new();
-        let policy = HealthPolicy::default();
+        let policy = two_second_bans();
         node.observe(Observation::ConnectFailed, secs(10), &policy);
+        assert!(!node.answering());
         assert_eq!(node.observe(OK_REPLICA, secs(12), &policy), Health::Up);
         assert_eq!(node.ban_cause(), None);
     }
@@ -294,14 +344,14 @@ mod tests {
     #[test]
     fn failures_during_a_ban_do_not_lengthen_it() {
         let mut node = NodeHealth::new();
-        let policy = HealthPolicy::default();
+        let policy = two_second_bans();
         node.observe(Observation::ConnectFailed, secs(0), &policy);
         let again = node.observe(Observation::ConnectFailed, secs(1), &policy);
         assert_eq!(again, Health::Banned { until: secs(2) });
     }
 
     #[test]
-    fn a_long_healthy_spell_resets_the_backoff() {
+    fn one_healthy_probe_resets_the_backoff() {
         let mut node = NodeHealth::new();
         let policy = HealthPolicy {
             ban_for: secs(2),
@@ -309,10 +359,33 @@ mod tests {
             ..HealthPolicy::default()
         };
         node.observe(Observation::ConnectFailed, secs(0), &policy);
-        node.observe(OK_REPLICA, secs(2), &policy);
-        node.observe(OK_REPLICA, secs(12), &policy);
-        let health = node.observe(Observation::ConnectFailed, secs(13), &policy);
-        assert_eq!(health, Health::Banned { until: secs(15) });
+        node.observe(Observation::ConnectFailed, secs(2), &policy);
+        node.observe(OK_REPLICA, secs(6), &policy);
+        let health = node.observe(Observation::ConnectFailed, secs(7), &policy);
+        assert_eq!(health, Health::Banned { until: secs(9) });
+    }
+
+    #[test]
+    fn by_default_a_node_down_for_long_is_back_within_a_second_of_answering() {
+        let policy = HealthPolicy::default();
+        let mut node = NodeHealth::new();
+        node.observe(OK_REPLICA, Duration::ZERO, &policy);
+        // Down for 40 s, its connection refused every 100 ms.
+        let mut now = Duration::ZERO;
+        while now < secs(40) {
+            node.observe(Observation::ConnectFailed, now, &policy);
+            now += Duration::from_millis(100);
+        }
+        // Back: probed every 100 ms until it is up.
+        let back = now;
+        while node.observe(OK_REPLICA, now, &policy) != Health::Up {
+            now += Duration::from_millis(100);
+        }
+        assert!(
+            now - back <= policy.max_ban_for,
+            "up {:?} after",
+            now - back
+        );
     }
 
     #[test]
@@ -320,7 +393,7 @@ mod tests {
         let mut node = NodeHealth::new();
         let policy = HealthPolicy {
             max_lag_bytes: Some(1000),
-            ..HealthPolicy::default()
+            ..two_second_bans()
         };
         node.observe(OK_REPLICA, secs(0), &policy);
         assert_eq!(node.observe(lagging_by(1000), secs(1), &policy), Health::Up);
@@ -365,6 +438,7 @@ mod tests {
             node.observe(Observation::ProbeFailed, secs(1), &policy),
             Health::Up
         );
+        assert!(node.answering(), "one slow probe says nothing");
         assert_eq!(
             node.observe(Observation::ProbeFailed, secs(2), &policy),
             Health::Up
@@ -373,6 +447,7 @@ mod tests {
             node.observe(Observation::ProbeFailed, secs(3), &policy),
             Health::Down
         );
+        assert!(!node.answering());
         assert_eq!(node.observe(OK_PRIMARY, secs(4), &policy), Health::Up);
     }
 

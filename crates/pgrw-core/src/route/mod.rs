@@ -3,6 +3,8 @@
 //!
 //! - [`topology`]: the nodes as the monitor last saw them ([`Topology`], [`NodeId`]).
 //! - [`health`]: the state machine that turns probes into [`Health`] (bans, unbans).
+//! - [`replication`]: whether a replica follows the current primary ([`Orphan`]),
+//!   and its lag in time against the primary's progress ([`PrimaryProgress`]).
 //! - [`session`]: what a session holds routing to ([`SessionState`]: transaction,
 //!   pin, read-your-writes LSN, causal token, `pgrw.route`).
 //! - [`policy`]: balancing, primary reads, lag limits, stale-read handling.
@@ -29,6 +31,7 @@ pub mod balance;
 pub mod decision;
 pub mod health;
 pub mod policy;
+pub mod replication;
 pub mod rules;
 pub mod session;
 pub mod topology;
@@ -37,6 +40,9 @@ pub use balance::Balancer;
 pub use decision::{Explained, Pick, Route, RouteReason, Target, Unavailable};
 pub use health::{BanCause, HealthPolicy, NodeHealth, Observation};
 pub use policy::{Balancing, Consistency, Policy, PrimaryReads, StaleRead};
+pub use replication::{
+    CurrentPrimary, FollowLimits, Orphan, PrimaryProgress, WalReceiver, follows,
+};
 pub use rules::{RouteRequest, route};
 pub use session::{
     ConsistencyToken, LastRead, Pin, PinReason, RouteMode, SessionState, Transaction,

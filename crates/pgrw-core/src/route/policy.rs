@@ -113,12 +113,21 @@ impl fmt::Display for Consistency {
     }
 }
 
+/// The default [`Policy::max_lag`]: a replica whose data is more than 5 s
+/// older than the primary's serves no reads. A healthy streaming replica is
+/// milliseconds behind; one 5 s behind is paused, held back by a query
+/// conflicting with replay (PostgreSQL waits up to `max_standby_streaming_delay`,
+/// 30 s by default), or left following nothing. Readers that did not ask for
+/// read-your-writes still never see data older than this.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
+
 /// The routing policy.
 ///
 /// Defaults: least-outstanding balancing (ties, as among idle replicas,
 /// broken at random: the origin's `random.choice` until load differs), the
 /// primary reads only when no replica can,
-/// no lag limit, read-your-writes on, and a read no replica can serve
+/// a replica more than [`DEFAULT_MAX_LAG`] behind serves no reads (no limit in
+/// bytes), read-your-writes on, and a read no replica can serve
 /// consistently goes to the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Policy {
@@ -142,7 +151,7 @@ impl Default for Policy {
             balancing: Balancing::LeastOutstanding,
             primary_reads: PrimaryReads::WhenNoReplica,
             max_lag_bytes: None,
-            max_lag: None,
+            max_lag: Some(DEFAULT_MAX_LAG),
             read_your_writes: true,
             stale_read: StaleRead::Primary,
         }

@@ -254,9 +254,13 @@ struct ReadPlacement<'a> {
 }
 
 impl ReadPlacement<'_> {
-    /// A replica that may serve reads, whatever the session requires.
+    /// A replica that may serve reads, whatever the session requires: up,
+    /// following the current primary, and within the lag limits.
     fn serves(&self, node: &Node) -> bool {
-        node.role == Role::Replica && node.is_up() && lag_within_limits(node.lag, self.policy)
+        node.role == Role::Replica
+            && node.is_up()
+            && node.follows_primary()
+            && lag_within_limits(node.lag, self.policy)
     }
 
     fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lsn::Lsn;
+use crate::route::replication::Orphan;
 
 /// A node's place in its [`Topology`]: a small copyable index.
 ///
@@ -87,8 +88,10 @@ impl fmt::Display for Health {
 pub struct Lag {
     /// WAL bytes between the primary's current LSN and the replica's replay LSN.
     pub bytes: Option<u64>,
-    /// Milliseconds since the last transaction the replica replayed committed,
-    /// counted as 0 when it has replayed everything the primary has written.
+    /// Milliseconds since the primary first had WAL the replica has not
+    /// replayed (see [`crate::route::PrimaryProgress`]): 0 when it has replayed
+    /// everything the primary has written, and growing for a replica that is
+    /// paused or follows nothing, whether or not the primary writes.
     pub millis: Option<u64>,
 }
 
@@ -101,14 +104,14 @@ impl Lag {
 
     /// A replica's lag from the monitor's readings: the primary's
     /// `pg_current_wal_lsn()`, the replica's `pg_last_wal_replay_lsn()`, and
-    /// `now() - pg_last_xact_replay_timestamp()` in milliseconds.
+    /// how long the primary has had WAL past that position, in milliseconds
+    /// ([`crate::route::PrimaryProgress::behind_for`]).
     ///
-    /// The replay timestamp keeps ageing while the primary is idle, so a
-    /// replica that has replayed all of the primary's WAL counts as 0 ms behind
-    /// whatever the timestamp says.
-    pub fn of_replica(primary_lsn: Lsn, replay_lsn: Lsn, replay_age_ms: Option<u64>) -> Lag {
+    /// A replica that has replayed all of the primary's WAL counts as 0 ms
+    /// behind, however long ago its last replayed transaction committed.
+    pub fn of_replica(primary_lsn: Lsn, replay_lsn: Lsn, behind_ms: Option<u64>) -> Lag {
         let bytes = primary_lsn.bytes_since(replay_lsn);
-        let millis = if bytes == 0 { Some(0) } else { replay_age_ms };
+        let millis = if bytes == 0 { Some(0) } else { behind_ms };
         Lag {
             bytes: Some(bytes),
             millis,
@@ -132,6 +135,13 @@ pub struct Node {
     /// Relative share of reads under weighted balancing (0: only when no other
     /// candidate has weight).
     pub weight: u32,
+    /// Whether its last probe answered, whatever its health. A banned node
+    /// that answers as primary (an old primary restarted, still serving a
+    /// ban from its outage) makes writes ambiguous at once.
+    pub answering: bool,
+    /// For a replica, why it does not follow the current primary (no reads
+    /// go to it); `None` when it follows, or when that is not known.
+    pub orphan: Option<Orphan>,
 }
 
 impl Node {
@@ -144,12 +154,26 @@ impl Node {
             replay_lsn: Lsn::INVALID,
             lag: Lag::NONE,
             weight: 1,
+            answering: true,
+            orphan: None,
         }
     }
 
     /// Whether its health lets anything be routed to it.
     pub fn is_up(&self) -> bool {
         self.health == Health::Up
+    }
+
+    /// Whether it follows the current primary (see [`Node::orphan`]).
+    pub fn follows_primary(&self) -> bool {
+        self.orphan.is_none()
+    }
+
+    /// Whether it says it is the primary and is alive: up, or banned but
+    /// still answering probes. Two such nodes are a split brain.
+    pub fn claims_primary(&self) -> bool {
+        self.role == Role::Primary
+            && (self.is_up() || (self.answering && matches!(self.health, Health::Banned { .. })))
     }
 }
 
@@ -174,8 +198,9 @@ pub enum NoPrimary {
     NoneConfigured,
     /// The only primary is not up.
     NotUp(NodeId, Health),
-    /// More than one node that is up says it is the primary (a promotion with
-    /// the old primary still running): writing to either could lose data.
+    /// More than one live node says it is the primary (a promotion with the
+    /// old primary still running, even one still banned from its outage):
+    /// writing to either could lose data.
     Ambiguous(NodeId, NodeId),
 }
 
@@ -222,21 +247,27 @@ impl Topology {
     }
 
     /// The one primary that is up, or why there is none to write to.
+    ///
+    /// A second node that claims the primary role ([`Node::claims_primary`]:
+    /// up, or banned but answering) makes it [`NoPrimary::Ambiguous`].
     pub fn writable_primary(&self) -> Result<NodeId, NoPrimary> {
-        let mut found: Option<NodeId> = None;
-        let mut down: Option<(NodeId, Health)> = None;
+        let mut claimant: Option<NodeId> = None;
+        let mut not_up: Option<(NodeId, Health)> = None;
         for (id, node) in self.iter().filter(|(_, node)| node.role == Role::Primary) {
             if !node.is_up() {
-                down.get_or_insert((id, node.health));
+                not_up.get_or_insert((id, node.health));
+            }
+            if !node.claims_primary() {
                 continue;
             }
-            if let Some(first) = found {
+            if let Some(first) = claimant {
                 return Err(NoPrimary::Ambiguous(first, id));
             }
-            found = Some(id);
+            claimant = Some(id);
         }
-        match (found, down) {
-            (Some(id), _) => Ok(id),
+        match (claimant, not_up) {
+            (Some(id), _) if self.nodes[id.index()].is_up() => Ok(id),
+            (Some(id), _) => Err(NoPrimary::NotUp(id, self.nodes[id.index()].health)),
             (None, Some((id, health))) => Err(NoPrimary::NotUp(id, health)),
             (None, None) => Err(NoPrimary::NoneConfigured),
         }
@@ -292,6 +323,43 @@ mod tests {
         );
         let topology = Topology::new(vec![replica], Lsn::INVALID);
         assert_eq!(topology.writable_primary(), Err(NoPrimary::NoneConfigured));
+    }
+
+    #[test]
+    fn a_banned_primary_that_answers_beside_an_up_primary_is_a_split_brain() {
+        let mut old = Node::new("old", Role::Primary);
+        old.health = Health::Banned {
+            until: Duration::from_secs(9),
+        };
+        let topology = Topology::new(
+            vec![old.clone(), Node::new("new", Role::Primary)],
+            Lsn::INVALID,
+        );
+        assert_eq!(
+            topology.writable_primary(),
+            Err(NoPrimary::Ambiguous(NodeId(0), NodeId(1)))
+        );
+        old.answering = false;
+        let topology = Topology::new(vec![old, Node::new("new", Role::Primary)], Lsn::INVALID);
+        assert_eq!(
+            topology.writable_primary(),
+            Ok(NodeId(1)),
+            "a banned primary that does not answer is the dead old one"
+        );
+    }
+
+    #[test]
+    fn a_lone_primary_banned_but_answering_is_not_writable() {
+        let mut only = Node::new("primary", Role::Primary);
+        let banned = Health::Banned {
+            until: Duration::from_secs(9),
+        };
+        only.health = banned;
+        let topology = Topology::new(vec![only], Lsn::INVALID);
+        assert_eq!(
+            topology.writable_primary(),
+            Err(NoPrimary::NotUp(NodeId(0), banned))
+        );
     }
 
     #[test]

@@ -210,3 +210,21 @@ fn the_debug_form_hides_passwords() {
     let config = parse(MINIMAL).unwrap();
     assert!(!format!("{config:?}").contains("secret"));
 }
+
+#[test]
+fn replicas_more_than_five_seconds_behind_serve_no_reads_unless_zero_turns_the_limit_off() {
+    let default = parse(MINIMAL).unwrap().policy.policy();
+    assert_eq!(default.max_lag, Some(Duration::from_secs(5)));
+    assert_eq!(default.max_lag_bytes, None);
+    let off = parse(&format!(
+        "{MINIMAL}
+        [policy]
+        max_lag_ms = 0
+        max_lag_bytes = 0
+        "
+    ))
+    .unwrap()
+    .policy
+    .policy();
+    assert_eq!((off.max_lag, off.max_lag_bytes), (None, None));
+}
