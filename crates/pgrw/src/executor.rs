@@ -80,14 +80,20 @@ fn may_resend(class: StatementClass, placed: &Placed, error: &sqlx::Error) -> bo
     class == StatementClass::Read && placed.on_replica && is_node_failure(error)
 }
 
-/// After a statement ran: a session that wrote records the primary's position.
+/// After a statement ran: a session that wrote records the primary's
+/// position; one that read, where (monotonic reads).
 async fn after_success(
+    shared: &Shared,
     session: Option<&Session>,
     class: StatementClass,
     placed: &Placed,
     connection: &mut PgConnection,
 ) {
     let Some(session) = session else { return };
+    if class == StatementClass::Read {
+        session.record_read(placed.node, shared.monitor.now());
+        return;
+    }
     if class != StatementClass::Write || placed.on_replica {
         return;
     }
@@ -113,7 +119,7 @@ fn fetch_optional<'e, 'q: 'e>(
             let (placed, mut connection) = placement.acquire().await?;
             match connection.fetch_optional(statement.attempt(class)).await {
                 Ok(row) => {
-                    after_success(session, class, &placed, &mut connection).await;
+                    after_success(shared, session, class, &placed, &mut connection).await;
                     return Ok(row);
                 }
                 Err(error) => {
@@ -163,7 +169,7 @@ fn fetch_many<'e, 'q: 'e>(
             }
             match failure {
                 None => {
-                    after_success(session, class, &placed, &mut connection).await;
+                    after_success(shared, session, class, &placed, &mut connection).await;
                     break 'placing;
                 }
                 Some(error) => {

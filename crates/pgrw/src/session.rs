@@ -5,9 +5,10 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use pgrw_core::Lsn;
-use pgrw_core::route::{ConsistencyToken, SessionState};
+use pgrw_core::route::{ConsistencyToken, NodeId, SessionState};
 use pgrw_core::{StatementClass, TxAccess};
 use sqlx::{PgConnection, Postgres, Transaction};
 
@@ -92,6 +93,12 @@ impl Session {
     /// Records that this session's write committed with the primary at `lsn`.
     pub(crate) fn record_write(&self, lsn: Lsn) {
         self.lock().record_write(lsn);
+    }
+
+    /// Records that a statement of this session read on `node`, finishing at
+    /// monitor time `at`: its later reads never see an older state.
+    pub(crate) fn record_read(&self, node: NodeId, at: Duration) {
+        self.lock().record_read(node, at);
     }
 
     /// Records that this session wrote but its position could not be read:
