@@ -18,6 +18,7 @@
 //! PostgreSQL does.
 
 mod backend_statements;
+mod shape;
 mod statement_names;
 
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ pub(crate) struct PreparedStatement {
     /// for the unnamed statement.
     backend_name: String,
     unit: Unit,
+    /// The description the client was given for it (see [`shape`]).
+    pub(crate) shape: shape::Shape,
     /// While the exchange holding its Parse runs: how many steps from the end
     /// of that exchange the Parse is (an error that many steps from the end,
     /// or fewer, means the Parse never happened). 0 once it is settled.
@@ -91,7 +94,7 @@ struct BatchSettings {
 
 /// How a batch ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BatchEnd {
+pub(super) enum BatchEnd {
     Sync,
     Flush,
 }
@@ -179,6 +182,17 @@ impl Session {
                         self.skip_until_sync = true;
                     }
                     return Ok(());
+                }
+                match self.result_shape_changed(&mut backend, &batch).await? {
+                    Ok(false) => {}
+                    Ok(true) => return self.refuse_changed_shape(backend, end).await,
+                    Err(error) => {
+                        self.backend_failed(backend, error.to_string());
+                        if end == BatchEnd::Flush {
+                            self.skip_until_sync = true;
+                        }
+                        return Ok(());
+                    }
                 }
                 (backend, unit)
             }
@@ -409,11 +423,11 @@ impl Session {
                         Target::Statement,
                         backend_side(on_backend.as_deref(), name),
                     );
-                    exchange.steps.push_back(Step::Describe);
+                    exchange.steps.push_back(Step::Describe(on_backend));
                 }
                 FrontendMessage::Describe { .. } => {
                     out.extend_from_slice(message.as_bytes());
-                    exchange.steps.push_back(Step::Describe);
+                    exchange.steps.push_back(Step::Describe(None));
                 }
                 FrontendMessage::Execute { .. } => {
                     out.extend_from_slice(message.as_bytes());
@@ -481,6 +495,7 @@ impl Session {
             ),
             param_types: parse.param_types,
             unit: unit_of(&classification),
+            shape: shape::Shape::default(),
             unsettled: AtomicUsize::new(0),
         });
         let on_backend = &statement.backend_name;

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use bytes::Bytes;
 
 use super::Session;
 use super::client::SessionEnd;
+use super::extended::PreparedStatement;
 use super::in_flight::{Stall, Waited};
 use crate::backend::BackendError;
 use crate::cancel::spawn_cancel;
@@ -43,8 +45,9 @@ pub(super) enum Step {
     },
     /// Bind: BindComplete.
     Bind,
-    /// Describe: RowDescription or NoData (after ParameterDescription for a statement).
-    Describe,
+    /// Describe: RowDescription or NoData (after ParameterDescription for a
+    /// statement), which a client statement's description records.
+    Describe(Option<Arc<PreparedStatement>>),
     /// Execute: CommandComplete, EmptyQueryResponse or PortalSuspended.
     Execute,
     /// Close: CloseComplete.
@@ -172,7 +175,10 @@ impl Session {
                 tag::BIND_COMPLETE => pop_if(&mut exchange, |step| matches!(step, Step::Bind)),
                 tag::CLOSE_COMPLETE => pop_if(&mut exchange, |step| matches!(step, Step::Close)),
                 tag::ROW_DESCRIPTION | tag::NO_DATA => {
-                    pop_if(&mut exchange, |step| matches!(step, Step::Describe))
+                    if let Some(Step::Describe(Some(statement))) = exchange.steps.front() {
+                        statement.shape.record(message.as_bytes());
+                    }
+                    pop_if(&mut exchange, |step| matches!(step, Step::Describe(_)))
                 }
                 tag::COMMAND_COMPLETE | tag::EMPTY_QUERY_RESPONSE | tag::PORTAL_SUSPENDED => {
                     pop_if(&mut exchange, |step| matches!(step, Step::Execute))

@@ -68,6 +68,13 @@ fn generation_of(backend_name: &str) -> Option<u64> {
     generation.parse().ok()
 }
 
+/// Whether `backend_name` was made in an older generation than the current
+/// one: the statement was parsed before DDL, and a backend that prepares it
+/// now may plan a different result.
+pub(super) fn is_older_than_current(backend_name: &str) -> bool {
+    generation_of(backend_name).is_some_and(|generation| generation < current())
+}
+
 /// Whether a CommandComplete tag reports a command that may change what a
 /// statement's SQL resolves to (a relation's columns, a type, a function, a
 /// new table earlier in the search path).
