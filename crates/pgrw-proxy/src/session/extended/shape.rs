@@ -28,7 +28,9 @@ use crate::backend::BackendError;
 use crate::config::PoolMode;
 use crate::pool::PooledBackend;
 use crate::protocol::Message;
-use crate::protocol::backend::{BackendMessage, TransactionStatus, tag};
+use crate::protocol::backend::{
+    BackendMessage, NoticeFields, Severity, TransactionStatus, encode_error_response, tag,
+};
 use crate::protocol::frontend::FrontendMessage;
 use crate::protocol::frontend::{
     Target, encode_close, encode_describe, encode_flush, encode_parse, encode_sync,
@@ -186,10 +188,18 @@ impl Session {
         mut backend: PooledBackend,
         end: BatchEnd,
     ) -> Result<(), SessionEnd> {
-        self.error(
+        // The routine PostgreSQL names: drivers recognise the error by it
+        // (asyncpg's InvalidCachedStatementError), not by the localised message.
+        let mut fields = NoticeFields::new(
+            Severity::Error,
             sqlstate::FEATURE_NOT_SUPPORTED,
             "cached plan must not change result type",
         );
+        fields.other = vec![
+            (b'F', "plancache.c".to_string()),
+            (b'R', "RevalidateCachedQuery".to_string()),
+        ];
+        encode_error_response(&mut self.client.out, &fields);
         let idle = backend.connection().status == TransactionStatus::Idle;
         let pinned_here = self
             .routing
