@@ -228,30 +228,38 @@ impl TestCluster {
     /// Waits (up to 30 s) until every replica has replayed the primary's
     /// WAL as it stands now: what was committed before is on every node.
     pub async fn wait_for_replicas_to_catch_up(&self) {
+        let replicas: Vec<String> = self
+            .nodes()
+            .into_iter()
+            .filter(|node| node.name != "primary")
+            .map(|node| node.name)
+            .collect();
+        for replica in replicas {
+            self.wait_for_replay_on(&replica).await;
+        }
+    }
+
+    /// Waits (up to 30 s) until `replica` has replayed the primary's WAL as
+    /// it stands now.
+    pub async fn wait_for_replay_on(&self, replica: &str) {
         let primary = self.connect_primary().await;
         let target: String = primary
             .query_one("SELECT pg_current_wal_lsn()::text", &[])
             .await
             .unwrap_or_else(|error| panic!("reading the primary's WAL position: {error}"))
             .get(0);
-        for node in self
-            .nodes()
-            .into_iter()
-            .filter(|node| node.name != "primary")
-        {
-            let replica = self.connect(&node.name).await;
-            let description = format!("{} replays {target}", node.name);
-            wait_until(Duration::from_secs(30), &description, async || {
-                replica
-                    .query_one(
-                        "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                        &[&target],
-                    )
-                    .await
-                    .is_ok_and(|row| row.get::<_, Option<bool>>(0) == Some(true))
-            })
-            .await;
-        }
+        let client = self.connect(replica).await;
+        let description = format!("{replica} replays {target}");
+        wait_until(Duration::from_secs(30), &description, async || {
+            client
+                .query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&target],
+                )
+                .await
+                .is_ok_and(|row| row.get::<_, Option<bool>>(0) == Some(true))
+        })
+        .await;
     }
 
     fn node(&self, name: &str) -> &NodeLayout {

@@ -29,17 +29,7 @@ async fn a_sessions_reads_never_go_back_in_time() {
         .batch_execute("INSERT INTO t VALUES (1)")
         .await
         .unwrap();
-    let replica1 = fixture.cluster.connect("replica1").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while replica1
-        .query_opt("SELECT 1 FROM t", &[])
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "replica1 never replayed the row");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    fixture.cluster.wait_for_replay_on("replica1").await;
     let session = pool.session();
     let sees = async || {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t")
