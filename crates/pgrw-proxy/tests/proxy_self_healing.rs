@@ -18,7 +18,12 @@ use tokio_postgres::SimpleQueryMessage;
 /// A cluster with one replica, an unlogged table `scratch` of two rows, and
 /// the replica caught up (it knows the table, but cannot read it).
 async fn with_unlogged_table() -> ProxiedCluster {
-    let proxied = ProxiedCluster::start(1, "").await;
+    with_unlogged_table_and("").await
+}
+
+/// As [`with_unlogged_table`], with `extra` proxy configuration.
+async fn with_unlogged_table_and(extra: &str) -> ProxiedCluster {
+    let proxied = ProxiedCluster::start(1, extra).await;
     let client = proxied.connect().await;
     client
         .batch_execute(
@@ -263,4 +268,64 @@ async fn a_read_cancelled_by_a_conflict_with_replay_is_answered_by_the_primary()
     let stats = proxied.proxy.state().stats();
     assert_eq!(stats.reruns.recovery_conflict, 1);
     assert_eq!(stats.shapes_learned, 0, "a conflict is a matter of timing");
+}
+
+#[tokio::test]
+async fn in_session_pooling_a_rerun_keeps_the_session_usable_on_both_nodes() {
+    let proxied = with_unlogged_table_and("[pool]\nmode = \"session\"").await;
+    let client = proxied.connect().await;
+    let row = client
+        .query_one(
+            "SELECT count(*)::int AS n, current_setting('port')::int AS port FROM scratch",
+            &[],
+        )
+        .await
+        .expect("the read is answered");
+    assert_eq!(row.get::<_, i32>("n"), 2);
+    assert_eq!(proxied.node_at(row.get("port")), "primary");
+    assert_eq!(proxied.proxy.state().stats().reruns.recovery_relation, 1);
+    // The replica's backend, kept for the session, still serves its reads
+    // (once monotonic reads let the session back onto the replica).
+    wait_until(
+        Duration::from_secs(20),
+        "a read runs on the replica",
+        async || {
+            let row = client
+                .query_one("SELECT current_setting('port')::int AS port", &[])
+                .await
+                .expect("the session carries on");
+            proxied.node_at(row.get("port")) == "replica1"
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rerun_that_fails_on_the_primary_reports_the_primarys_error() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let client = proxied.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE positive (n int CHECK (n > 0)); \
+             CREATE FUNCTION bump() RETURNS int LANGUAGE sql VOLATILE \
+               AS 'INSERT INTO positive VALUES (-1) RETURNING n'; \
+             CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql STABLE AS 'SELECT bump()'",
+        )
+        .await
+        .unwrap();
+    proxied.cluster.wait_for_replicas_to_catch_up().await;
+    // The replica answers 25006; the primary, where it runs again, 23514.
+    let error = client
+        .simple_query("SELECT /* pgrw:replica */ sneaky()")
+        .await
+        .expect_err("the insert violates the check on the primary");
+    assert_eq!(
+        error.code().map(|code| code.code()),
+        Some("23514"),
+        "{error}"
+    );
+    assert_eq!(
+        proxied.proxy.state().stats().reruns.read_only_transaction,
+        1
+    );
 }
