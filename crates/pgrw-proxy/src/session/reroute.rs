@@ -191,16 +191,27 @@ impl Session {
             .get(node.index())
             .map_or("?", |node| node.name.as_str());
         let text = String::from_utf8_lossy(&sql[..sql.len().min(200)]);
-        tracing::debug!(node = node_name, ?reason, statement = %text, "a replica refused a read: running it on the primary");
+        tracing::debug!(
+            node = node_name,
+            ?reason,
+            statement = %text,
+            "a replica refused a read: running it on the primary"
+        );
         if reason.is_lasting() {
+            let shape = shape(sql);
             let learned = self
                 .state
                 .primary_only
                 .lock()
-                .is_ok_and(|mut memory| memory.remember(shape(sql)));
+                .is_ok_and(|mut memory| memory.remember(shape));
             if learned {
                 self.state.stats.record_shape_learned();
-                tracing::info!(node = node_name, ?reason, statement = %text, "statements of this shape run only on the primary from now on");
+                tracing::info!(
+                    node = node_name,
+                    ?reason,
+                    statement = %text,
+                    "statements of this shape go to the primary from now on"
+                );
             }
         }
         Unit {
