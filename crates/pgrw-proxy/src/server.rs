@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pgrw_core::route::{NodeId, Topology};
+use pgrw_core::sql::shape::ShapeMemory;
 use pgrw_core::{FunctionCatalog, Lsn};
 use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig, NodeAddress};
 use rand::RngCore;
@@ -24,6 +25,10 @@ use crate::session;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
 use crate::tls::ClientTls;
+
+/// How many statement shapes learned to run only on the primary are kept
+/// (the least recently used is forgotten first): a shape is a few dozen bytes.
+const PRIMARY_ONLY_SHAPES: usize = 4096;
 
 /// What every session of one proxy shares.
 pub struct ProxyState {
@@ -60,6 +65,9 @@ pub struct ProxyState {
     /// liveness check (milliseconds on the monitor's clock, 0 never), so
     /// that many sessions waiting on one busy node check it once, not each.
     pub(crate) node_answered: Box<[AtomicU64]>,
+    /// The shapes of reads a replica refused because they run only on the
+    /// primary: routed to the primary from then on (`session::reroute`).
+    pub(crate) primary_only: Mutex<ShapeMemory>,
 }
 
 impl ProxyState {
@@ -222,6 +230,7 @@ impl Proxy {
             stats: Arc::new(ProxyStats::new(node_count)),
             shutdown: Shutdown::new(),
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
+            primary_only: Mutex::new(ShapeMemory::new(PRIMARY_ONLY_SHAPES)),
         });
         Ok(Proxy { listener, state })
     }

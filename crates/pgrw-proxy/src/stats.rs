@@ -1,8 +1,8 @@
 //! What the proxy has done so far, per node: units of work routed there, by
 //! kind, and statements given up on because the node hung; statements
-//! cancelled because their client left; and client connections, open and in
-//! all. For status displays
-//! (`pgrw up`) and tests.
+//! cancelled because their client left; reads a replica refused and the
+//! primary ran again, by reason; and client connections, open and in all.
+//! For status displays (`pgrw up`) and tests.
 //!
 //! Counting is on the hot path, so it is one relaxed `fetch_add` on a counter
 //! made at startup: no lock, no allocation. The counters are independent, so a
@@ -25,6 +25,58 @@ pub struct ProxyStats {
     connections_total: AtomicU64,
     /// Statements given up on because their client left mid-statement.
     abandoned: AtomicU64,
+    /// Reads rerun on the primary, by [`RerunReason`] (its index).
+    reruns: [AtomicU64; 3],
+    /// Statement shapes learned to run only on the primary.
+    shapes_learned: AtomicU64,
+}
+
+/// Why a read a replica refused before answering anything was run again on
+/// the primary (docs/proxy.md, "Self-healing routes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RerunReason {
+    /// `25006`: it writes (a function the classifier took for read-only).
+    ReadOnlyTransaction,
+    /// `0A000`: it reads an unlogged (or another session's temporary)
+    /// relation, which a node in recovery cannot access.
+    RecoveryRelation,
+    /// It was cancelled by a conflict with the replica's WAL replay.
+    RecoveryConflict,
+}
+
+impl RerunReason {
+    fn index(self) -> usize {
+        match self {
+            RerunReason::ReadOnlyTransaction => 0,
+            RerunReason::RecoveryRelation => 1,
+            RerunReason::RecoveryConflict => 2,
+        }
+    }
+
+    /// Whether the statement's shape should be remembered: true when it can
+    /// never run on a replica, false for a conflict, which is a matter of
+    /// timing.
+    pub fn is_lasting(self) -> bool {
+        !matches!(self, RerunReason::RecoveryConflict)
+    }
+}
+
+/// Reads rerun on the primary, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reruns {
+    /// [`RerunReason::ReadOnlyTransaction`].
+    pub read_only_transaction: u64,
+    /// [`RerunReason::RecoveryRelation`].
+    pub recovery_relation: u64,
+    /// [`RerunReason::RecoveryConflict`].
+    pub recovery_conflict: u64,
+}
+
+impl Reruns {
+    /// Every rerun.
+    pub fn total(&self) -> u64 {
+        self.read_only_transaction + self.recovery_relation + self.recovery_conflict
+    }
 }
 
 /// One node's counters, alone on their cache line: sessions routing to
@@ -72,6 +124,10 @@ pub struct StatsSnapshot {
     pub stalled: Vec<u64>,
     /// Statements cancelled because their client disconnected while they ran.
     pub abandoned: u64,
+    /// Reads a replica refused before answering anything, run again on the primary.
+    pub reruns: Reruns,
+    /// Statement shapes learned to run only on the primary (each once).
+    pub shapes_learned: u64,
 }
 
 impl StatsSnapshot {
@@ -89,6 +145,8 @@ impl ProxyStats {
             connections_open: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
+            reruns: Default::default(),
+            shapes_learned: AtomicU64::new(0),
         }
     }
 
@@ -125,6 +183,16 @@ impl ProxyStats {
         self.abandoned.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a read run again on the primary for `reason`.
+    pub fn record_rerun(&self, reason: RerunReason) {
+        self.reruns[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a statement shape learned to run only on the primary.
+    pub fn record_shape_learned(&self) {
+        self.shapes_learned.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a client connection as open until the returned guard is dropped.
     pub fn connection_opened(self: &Arc<ProxyStats>) -> OpenConnection {
         self.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +220,12 @@ impl ProxyStats {
                 .map(|counters| counters.stalled.load(Ordering::Relaxed))
                 .collect(),
             abandoned: self.abandoned.load(Ordering::Relaxed),
+            reruns: Reruns {
+                read_only_transaction: self.reruns[0].load(Ordering::Relaxed),
+                recovery_relation: self.reruns[1].load(Ordering::Relaxed),
+                recovery_conflict: self.reruns[2].load(Ordering::Relaxed),
+            },
+            shapes_learned: self.shapes_learned.load(Ordering::Relaxed),
         }
     }
 }
@@ -233,6 +307,26 @@ mod tests {
         drop(second);
         assert_eq!(stats.snapshot().connections_open, 0);
         assert_eq!(stats.snapshot().connections_total, 2);
+    }
+
+    #[test]
+    fn a_rerun_counts_under_its_reason() {
+        let stats = ProxyStats::new(1);
+        stats.record_rerun(RerunReason::RecoveryRelation);
+        stats.record_rerun(RerunReason::RecoveryRelation);
+        stats.record_rerun(RerunReason::RecoveryConflict);
+        stats.record_shape_learned();
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            snapshot.reruns,
+            Reruns {
+                read_only_transaction: 0,
+                recovery_relation: 2,
+                recovery_conflict: 1,
+            }
+        );
+        assert_eq!(snapshot.reruns.total(), 3);
+        assert_eq!(snapshot.shapes_learned, 1);
     }
 
     #[test]

@@ -4,4 +4,5 @@ pub mod classify;
 pub(crate) mod hints;
 pub(crate) mod keywords;
 pub mod lexer;
+pub mod shape;
 pub(crate) mod wordtable;

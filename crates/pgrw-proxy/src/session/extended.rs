@@ -18,6 +18,7 @@
 //! PostgreSQL does.
 
 mod backend_statements;
+mod batch_settings;
 mod shape;
 mod statement_names;
 
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use bytes::{Bytes, BytesMut};
-use pgrw_core::classification::Effect;
 use pgrw_core::sql::classify::{Classification, classify};
 use pgrw_core::{Reason, StatementClass};
 
@@ -34,7 +34,6 @@ use super::Session;
 use super::client::SessionEnd;
 use super::dispatch::Unit;
 use super::relay::{Exchange, Relayed, Step};
-use super::settings;
 use crate::pool::PooledBackend;
 use crate::protocol::Message;
 use crate::protocol::backend::{encode_close_complete, encode_parse_complete};
@@ -79,17 +78,6 @@ struct Building {
     parsing: Vec<String>,
     /// Whether the backend's unnamed statement is now the client's.
     unnamed_parsed: bool,
-}
-
-/// What [`Session::settings_in`] finds in a batch.
-#[derive(Default)]
-struct BatchSettings {
-    /// The settings statements and transaction control it executes, in order.
-    statements: Vec<Bytes>,
-    /// It executes a settings statement with bound parameters.
-    parameterized: bool,
-    /// It executes a transaction control statement.
-    transaction_control: bool,
 }
 
 /// How a batch ends.
@@ -141,7 +129,8 @@ impl Session {
         // An error in an earlier part of this batch (before a Flush) is the
         // whole batch's: its implicit transaction is rolled back at the Sync.
         let errored_before = self.open_batch.is_some() && self.exchange_errored;
-        let (mut backend, unit) = match self.open_batch.take() {
+        let continued = self.open_batch.is_some();
+        let (backend, unit) = match self.open_batch.take() {
             // The rest of a batch after a Flush: part of the same unit.
             Some((backend, mut unit)) => {
                 if !batch.is_empty() {
@@ -167,6 +156,11 @@ impl Session {
                     return Ok(());
                 }
                 let mut unit = self.batch_unit(&batch)?;
+                if self.may_recall_shape(&unit)
+                    && let Some(sql) = self.executed_sql(&batch)?
+                {
+                    self.recall_shape(&sql, &mut unit);
+                }
                 self.unit_settings.clear();
                 self.follow_settings(&batch, &mut unit)?;
                 let Some(mut backend) = self.acquire(&unit).await else {
@@ -197,36 +191,104 @@ impl Session {
                 (backend, unit)
             }
         };
-        let built = self.build(&mut backend, &batch, end)?;
-        if let Err(error) = backend.connection().send(&built.out).await {
-            self.forget_statements(&built.parsed);
-            self.backend_failed(backend, error.to_string());
-            return Ok(());
-        }
-        let relayed = self.relay(backend, built.exchange).await?;
-        self.exchange_errored |= errored_before;
-        match relayed {
-            Relayed::Ready(backend, ready) => {
-                self.settle_statements(&built.parsed);
-                self.settle(backend, &unit, ready).await
-            }
-            Relayed::Flushed(backend) => {
-                self.settle_statements(&built.parsed);
-                // After an error the backend ignores everything up to Sync,
-                // answering nothing: so does the proxy.
-                self.skip_until_sync |= self.exchange_errored;
-                self.open_batch = Some((backend, unit));
-                Ok(())
-            }
-            Relayed::Failed(backend, error) => {
+        // Only a whole batch (to its Sync) that closes nothing can be sent
+        // again as it was.
+        let rerunnable = !continued
+            && end == BatchEnd::Sync
+            && !closes_anything(&batch)?
+            && self.may_rerun(&unit, backend.node());
+        self.send_batch(backend, unit, &batch, end, errored_before, rerunnable)
+            .await
+    }
+
+    /// Sends `batch` on `backend`, relays the answer and settles; a
+    /// `rerunnable` one refused by a replica is sent again to the primary.
+    async fn send_batch(
+        &mut self,
+        mut backend: PooledBackend,
+        mut unit: Unit,
+        batch: &[Message],
+        end: BatchEnd,
+        errored_before: bool,
+        mut rerunnable: bool,
+    ) -> Result<(), SessionEnd> {
+        loop {
+            let node = backend.node();
+            let mut built = self.build(&mut backend, batch, end)?;
+            built.exchange.rerunnable = rerunnable;
+            if let Err(error) = backend.connection().send(&built.out).await {
                 self.forget_statements(&built.parsed);
                 self.backend_failed(backend, error.to_string());
-                if end == BatchEnd::Flush {
-                    self.skip_until_sync = true;
+                return Ok(());
+            }
+            let relayed = self.relay(backend, built.exchange).await?;
+            self.exchange_errored |= errored_before;
+            match relayed {
+                Relayed::Ready(backend, ready) => {
+                    self.settle_statements(&built.parsed);
+                    return self.settle(backend, &unit, ready).await;
                 }
-                Ok(())
+                Relayed::Flushed(backend) => {
+                    self.settle_statements(&built.parsed);
+                    // After an error the backend ignores everything up to Sync,
+                    // answering nothing: so does the proxy.
+                    self.skip_until_sync |= self.exchange_errored;
+                    self.open_batch = Some((backend, unit));
+                    return Ok(());
+                }
+                Relayed::Failed(backend, error) => {
+                    self.forget_statements(&built.parsed);
+                    self.backend_failed(backend, error.to_string());
+                    if end == BatchEnd::Flush {
+                        self.skip_until_sync = true;
+                    }
+                    return Ok(());
+                }
+                Relayed::Rerun(refused, reason) => {
+                    // Its Parses are made again on the primary.
+                    self.forget_statements(&built.parsed);
+                    self.release_refused(refused).await?;
+                    let sql = self.executed_sql(batch)?.unwrap_or_default();
+                    unit = self.note_rerun(reason, &sql, node, &unit);
+                    rerunnable = false;
+                    let Some(mut primary) = self.acquire(&unit).await else {
+                        self.ready();
+                        return Ok(());
+                    };
+                    if let Err(error) = retire_statements(&mut primary).await {
+                        self.backend_failed(primary, error.to_string());
+                        return Ok(());
+                    }
+                    backend = primary;
+                }
             }
         }
+    }
+
+    /// The SQL of the statement the batch's first Execute runs (through its
+    /// portal's Bind), or of its first Parse: what a rerun remembers it by.
+    fn executed_sql(&self, batch: &[Message]) -> Result<Option<Bytes>, SessionEnd> {
+        let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut bound = None;
+        for message in batch {
+            match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Parse(parse) => parsed.push((parse.statement, parse.sql)),
+                FrontendMessage::Bind(bind) => {
+                    bound = parsed
+                        .iter()
+                        .rev()
+                        .find(|(name, _)| *name == bind.statement)
+                        .map(|(_, sql)| Bytes::copy_from_slice(sql))
+                        .or_else(|| {
+                            let known = self.statements.get(bind.statement)?;
+                            Some(known.sql.clone())
+                        });
+                }
+                FrontendMessage::Execute { .. } if bound.is_some() => return Ok(bound),
+                _ => {}
+            }
+        }
+        Ok(parsed.first().map(|(_, sql)| Bytes::copy_from_slice(sql)))
     }
 
     /// Answers a batch of nothing but Closes of named statements, outside a
@@ -291,83 +353,6 @@ impl Session {
             hint: None,
             effects: pgrw_core::classification::SessionEffects::NONE,
         }))
-    }
-
-    /// The settings statements a batch executes, with its transaction
-    /// control, in the order it executes them: which statement an Execute
-    /// runs is followed through its portal's Bind to the statement parsed in
-    /// this batch or earlier. A statement parsed and never executed changes
-    /// nothing. (A portal bound in an earlier batch is not followed.) A
-    /// settings statement run with parameters (`set_config($1, $2, false)`)
-    /// cannot be replayed from its text: it is not among them, and the
-    /// backend is asked for its settings once the session is idle.
-    fn settings_in(&self, batch: &[Message]) -> Result<BatchSettings, SessionEnd> {
-        let mut parsed: Vec<(&[u8], &[u8])> = Vec::new();
-        let mut portals: Vec<(&[u8], &[u8], bool)> = Vec::new();
-        let mut found = BatchSettings::default();
-        for message in batch {
-            match FrontendMessage::decode(message.view())? {
-                FrontendMessage::Parse(parse) => {
-                    parsed.retain(|(name, _)| *name != parse.statement);
-                    parsed.push((parse.statement, parse.sql));
-                }
-                FrontendMessage::Bind(bind) => {
-                    let sql = match parsed
-                        .iter()
-                        .rev()
-                        .find(|(name, _)| *name == bind.statement)
-                    {
-                        Some((_, sql)) => Some(*sql),
-                        None => self
-                            .statements
-                            .get(bind.statement)
-                            .map(|known| &known.sql[..]),
-                    };
-                    portals.retain(|(portal, _, _)| *portal != bind.portal);
-                    if let Some(sql) = sql {
-                        portals.push((bind.portal, sql, bind.parameter_count() > 0));
-                    }
-                }
-                FrontendMessage::Execute { portal, .. } => {
-                    let Some((_, sql, with_parameters)) =
-                        portals.iter().find(|(name, _, _)| *name == portal)
-                    else {
-                        continue;
-                    };
-                    let unit = self.classify(sql);
-                    let controls_transaction = settings::controls_transaction(unit.class);
-                    found.transaction_control |= controls_transaction;
-                    if settings::changes_settings(&unit.effects) && *with_parameters {
-                        found.parameterized = true;
-                    } else if settings::changes_settings(&unit.effects) || controls_transaction {
-                        found
-                            .statements
-                            .extend(settings::replayable(sql, &self.state.catalog));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(found)
-    }
-
-    /// Adds the settings statements `batch` executes to the unit's, when
-    /// `unit` changes settings. Transaction control among them makes the
-    /// unit a sequence, followed statement by statement as a multi-statement
-    /// query string is (a SET between BEGIN and ROLLBACK does not last).
-    fn follow_settings(&mut self, batch: &[Message], unit: &mut Unit) -> Result<(), SessionEnd> {
-        if !settings::changes_settings(&unit.effects) {
-            return Ok(());
-        }
-        let found = self.settings_in(batch)?;
-        if found.parameterized {
-            self.transaction_settings.read_back_when_idle();
-        }
-        if found.transaction_control {
-            unit.effects.insert(Effect::TRANSACTION_CONTROL);
-        }
-        self.unit_settings.extend(found.statements);
-        Ok(())
     }
 
     fn classify(&self, sql: &[u8]) -> Unit {
@@ -570,6 +555,16 @@ fn parse_on_backend(
 /// backend then reports the error).
 fn backend_side<'a>(statement: Option<&'a PreparedStatement>, client_name: &'a [u8]) -> &'a [u8] {
     statement.map_or(client_name, |statement| statement.backend_name.as_bytes())
+}
+
+/// Whether `batch` has a Close (which changes what a second run would find).
+fn closes_anything(batch: &[Message]) -> Result<bool, SessionEnd> {
+    for message in batch {
+        if let FrontendMessage::Close { .. } = FrontendMessage::decode(message.view())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn unit_of(classification: &Classification) -> Unit {

@@ -10,6 +10,8 @@
 //!   `SHOW pgrw.lsn`, `SET pgrw.min_lsn`, `SET pgrw.route`).
 //! - [`extended`]: Parse/Bind/Describe/Execute/Close batches and prepared
 //!   statements that follow the client from backend to backend.
+//! - [`reroute`]: a read a replica refused because only the primary can run
+//!   it, run again there unseen, and its shape remembered.
 //!
 //! A malformed message ends this session only (08P01); no other client notices.
 
@@ -20,6 +22,7 @@ mod in_flight;
 mod pgrw_commands;
 mod pins;
 mod relay;
+mod reroute;
 mod settings;
 mod simple;
 mod startup;

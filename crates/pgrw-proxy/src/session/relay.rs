@@ -20,6 +20,7 @@ use super::Session;
 use super::client::SessionEnd;
 use super::extended::PreparedStatement;
 use super::in_flight::{Stall, Waited};
+use super::reroute::{self, Held};
 use crate::backend::BackendError;
 use crate::cancel::spawn_cancel;
 use crate::pool::PooledBackend;
@@ -30,6 +31,7 @@ use crate::protocol::backend::{
 use crate::protocol::frontend::{encode_flush, tag as frontend_tag};
 use crate::protocol::sqlstate;
 use crate::shutdown::ShutdownWatch;
+use crate::stats::RerunReason;
 
 /// One message sent to the backend (or answered by the proxy) whose answer
 /// the relay waits for.
@@ -65,6 +67,10 @@ pub(super) struct Exchange {
     pub(super) steps: VecDeque<Step>,
     /// ReadyForQuery messages still to come (a simple Query or a Sync each).
     pub(super) ready_left: usize,
+    /// Whether the replica's answer is held back until it is more than
+    /// preliminary, so that a refusal can be rerun on the primary unseen
+    /// (`super::reroute`).
+    pub(super) rerunnable: bool,
 }
 
 /// How an exchange ended.
@@ -75,6 +81,10 @@ pub(super) enum Relayed {
     Flushed(PooledBackend),
     /// The backend failed; it is returned for the caller to discard.
     Failed(PooledBackend, BackendError),
+    /// A rerunnable exchange was refused for `RerunReason` before the client
+    /// saw any of it: nothing of it was forwarded, and the backend is idle
+    /// again (its ReadyForQuery was read).
+    Rerun(PooledBackend, RerunReason),
 }
 
 impl Session {
@@ -89,6 +99,14 @@ impl Session {
         self.exchange_errored = false;
         let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         let mut stall = Stall::new(self.state.config.pool.stall_timeout(), timer);
+        // While the answer is held: where it starts in the client's buffer
+        // (what was owed to the client before goes out first).
+        let mut hold = None;
+        if exchange.rerunnable {
+            self.client.flush().await?;
+            hold = Some(self.client.out.len());
+        }
+        let mut rerun = None;
         loop {
             self.answer_due_steps(&mut exchange);
             if exchange.ready_left == 0 && exchange.steps.is_empty() {
@@ -106,7 +124,9 @@ impl Session {
                             Err(error) => return Ok(Relayed::Failed(backend, error)),
                         }
                     }
-                    self.client.flush().await?;
+                    if hold.is_none() {
+                        self.client.flush().await?;
+                    }
                     let copying = copy_in != CopyIn::Off;
                     match self
                         .wait_for_backend(&mut backend, &mut stall, copying)
@@ -130,6 +150,17 @@ impl Session {
                 Err(error) => return Ok(Relayed::Failed(backend, error)),
             };
             self.observe_backend_message(&message, &exchange);
+            if let Some(from) = hold {
+                match reroute::held(&message, self.client.out.len() - from) {
+                    Held::Keep => {}
+                    Held::Release => hold = None,
+                    Held::Rerun(reason) => {
+                        self.client.out.truncate(from);
+                        hold = None;
+                        rerun = Some(reason);
+                    }
+                }
+            }
             match message.tag() {
                 tag::READY_FOR_QUERY => {
                     let status = match BackendMessage::decode(message.view()) {
@@ -144,6 +175,9 @@ impl Session {
                     }
                     exchange.ready_left = exchange.ready_left.saturating_sub(1);
                     if exchange.ready_left == 0 {
+                        if let Some(reason) = rerun {
+                            return Ok(Relayed::Rerun(backend, reason));
+                        }
                         return Ok(Relayed::Ready(backend, message));
                     }
                 }
@@ -193,8 +227,14 @@ impl Session {
                 }
                 _ => {}
             }
+            if rerun.is_some() {
+                // The refused answer is dropped: the primary's replaces it.
+                continue;
+            }
             self.client.out.extend_from_slice(message.as_bytes());
-            self.client.flush_if_full().await?;
+            if hold.is_none() {
+                self.client.flush_if_full().await?;
+            }
         }
     }
 

@@ -38,11 +38,12 @@ impl Session {
             self.ready();
             return Ok(());
         }
-        let unit = Unit {
+        let mut unit = Unit {
             class: classification.class,
             hint: classification.hint,
             effects: classification.effects,
         };
+        self.recall_shape(sql, &mut unit);
         self.unit_settings.clear();
         if settings::changes_settings(&classification.effects) {
             self.unit_settings = settings::replayable(sql, &self.state.catalog);
@@ -68,29 +69,45 @@ impl Session {
 
     /// Routes `unit`, sends `message` (a whole unit of work ended by one
     /// ReadyForQuery) as it is, relays the answer and settles the session.
-    async fn forward_unit(&mut self, message: Message, unit: Unit) -> Result<(), SessionEnd> {
-        let Some(mut backend) = self.acquire(&unit).await else {
-            self.ready();
-            return Ok(());
-        };
-        if let Err(error) = backend.connection().send(message.as_bytes()).await {
-            self.backend_failed(backend, error.to_string());
-            return Ok(());
-        }
-        let exchange = Exchange {
-            ready_left: 1,
-            ..Exchange::default()
-        };
-        match self.relay(backend, exchange).await? {
-            Relayed::Ready(backend, ready) => self.settle(backend, &unit, ready).await,
-            Relayed::Failed(backend, error) => {
+    /// A read a replica refuses before answering anything because only the
+    /// primary can run it is sent again, to the primary (`super::reroute`).
+    async fn forward_unit(&mut self, message: Message, mut unit: Unit) -> Result<(), SessionEnd> {
+        let mut may_rerun = true;
+        loop {
+            let Some(mut backend) = self.acquire(&unit).await else {
+                self.ready();
+                return Ok(());
+            };
+            let node = backend.node();
+            if let Err(error) = backend.connection().send(message.as_bytes()).await {
                 self.backend_failed(backend, error.to_string());
-                Ok(())
+                return Ok(());
             }
-            Relayed::Flushed(backend) => {
-                // Only extended batches end without ReadyForQuery.
-                self.backend_failed(backend, "the node ended a query early".to_string());
-                Ok(())
+            let exchange = Exchange {
+                ready_left: 1,
+                rerunnable: may_rerun && self.may_rerun(&unit, node),
+                ..Exchange::default()
+            };
+            match self.relay(backend, exchange).await? {
+                Relayed::Ready(backend, ready) => return self.settle(backend, &unit, ready).await,
+                Relayed::Failed(backend, error) => {
+                    self.backend_failed(backend, error.to_string());
+                    return Ok(());
+                }
+                Relayed::Flushed(backend) => {
+                    // Only extended batches end without ReadyForQuery.
+                    self.backend_failed(backend, "the node ended a query early".to_string());
+                    return Ok(());
+                }
+                Relayed::Rerun(backend, reason) => {
+                    self.release_refused(backend).await?;
+                    let sql = match FrontendMessage::decode(message.view())? {
+                        FrontendMessage::Query { sql } => sql,
+                        _ => &[],
+                    };
+                    unit = self.note_rerun(reason, sql, node, &unit);
+                    may_rerun = false;
+                }
             }
         }
     }
