@@ -159,9 +159,11 @@ fn to_primary(reason: RouteReason, topology: &Topology) -> Route {
     }
 }
 
-/// The least a read pinned to a replica waits for it to replay the session's
-/// writes (the policy's wait when longer): it cannot go to the primary
-/// instead, as its session's state is on the replica, and is refused after.
+/// How long a read pinned to a replica waits for it to replay the session's
+/// writes when the policy asks for no wait ([`StaleRead::Primary`]): it cannot
+/// go to the primary instead, as its session's state is on the replica. A
+/// waiting policy's own wait applies otherwise (a replica far behind is
+/// banned by the lag limit anyway, 5 s by default).
 pub const PINNED_REPLICA_WAIT: Duration = Duration::from_secs(5);
 
 /// A read in a session pinned to a replica (a hold cursor, a SQL prepared
@@ -178,7 +180,7 @@ fn pinned_replica_read(
     let reason = RouteReason::Pinned(pin.reason);
     let now = request.now;
     let until = request.waited_until.unwrap_or(match policy.stale_read {
-        StaleRead::Wait(wait) => now.saturating_add(wait.max(PINNED_REPLICA_WAIT)),
+        StaleRead::Wait(wait) => now.saturating_add(wait),
         StaleRead::Primary => now.saturating_add(PINNED_REPLICA_WAIT),
     });
     let mut required = session.required_lsn(policy);
