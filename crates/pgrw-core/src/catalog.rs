@@ -74,10 +74,15 @@ pub enum PrimaryBecause {
 }
 
 impl PrimaryBecause {
-    /// Whether a `pgrw:replica` hint may override this: only for user and
-    /// unknown functions, which the application knows better than we do.
+    /// Whether a `pgrw:replica` hint may override this: for user and
+    /// unknown functions, which the application knows better than we do, and
+    /// for questions about the server (an operator asking a replica about
+    /// itself on purpose: such a call only reads).
     pub fn hint_may_override(self) -> bool {
-        matches!(self, PrimaryBecause::Volatile | PrimaryBecause::Unknown)
+        matches!(
+            self,
+            PrimaryBecause::Volatile | PrimaryBecause::Unknown | PrimaryBecause::AsksTheNode
+        )
     }
 }
 

@@ -450,9 +450,12 @@ fn asking_the_server_about_itself_goes_to_the_primary() {
 }
 
 #[test]
-fn a_replica_hint_does_not_move_a_question_about_the_server() {
-    assert_primary("/* pgrw:replica */ SELECT pg_backend_pid()");
-    assert_primary("/* pgrw:replica */ SELECT count(*) FROM pg_prepared_xacts");
+fn a_replica_hint_asks_a_replica_about_itself_on_purpose() {
+    assert_replica("/* pgrw:replica */ SELECT pg_backend_pid()");
+    assert_replica("/* pgrw:replica */ SELECT count(*) FROM pg_prepared_xacts");
+    // …but never hides a write next to it.
+    assert_primary("/* pgrw:replica */ SELECT pg_backend_pid(), nextval('s')");
+    assert_primary("/* pgrw:replica */ SELECT * FROM pg_locks FOR UPDATE");
 }
 
 #[test]

@@ -13,6 +13,8 @@ pub enum FunctionEffect {
     /// Writes, takes a lock, changes session or server state, or cannot run on
     /// a standby: the primary only.
     Primary,
+    /// Asks about this server: the primary's answer, unless a replica hint.
+    AsksTheServer,
     /// Not in either list (a user-defined or extension function): its
     /// volatility is unknown, so the primary.
     Unknown,
@@ -107,8 +109,12 @@ pub const PRIMARY_FUNCTIONS: &[&str] = &[
     "gin_clean_pending_list",
     // extensions that write elsewhere
     "dblink_exec",
-    // questions about this server (its role, sessions, locks, replication
-    // state, backend pid): the application must get the primary's answer
+];
+
+/// Functions that ask about this server (its role, sessions, locks,
+/// replication state, backend pid): they only read, but the application must
+/// get the primary's answer unless it asks a replica on purpose.
+pub const SERVER_STATE_FUNCTIONS: &[&str] = &[
     "pg_backend_pid",
     "pg_is_in_recovery",
     "pg_last_wal_replay_lsn",

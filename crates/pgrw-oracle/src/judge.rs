@@ -20,7 +20,8 @@ pub enum Effect {
     /// primary only, whatever any hint says. The string says why.
     Primary(String),
     /// Reads, but calls a function the oracle cannot judge (user-defined or
-    /// extension; only `pg_proc` knows its volatility): the primary unless the
+    /// extension; only `pg_proc` knows its volatility), or asks about this
+    /// server (whose answer must be the primary's): the primary unless the
     /// user vouches for it with a `/* pgrw:replica */` hint or an allow-list.
     MaybeWrites(String),
     /// Neither reads nor writes by itself (transaction control, cursor use, or
@@ -77,7 +78,7 @@ fn judge_statement(stmt: &NodeEnum) -> Effect {
     use pg_query::protobuf::{TransactionStmtKind as Tx, VariableSetKind};
     match stmt {
         NodeEnum::VariableShowStmt(show) if asks_the_server(&show.name) => {
-            Effect::Primary(format!("SHOW {}: a standby answers differently", show.name))
+            Effect::MaybeWrites(format!("SHOW {}: a standby answers differently", show.name))
         }
         NodeEnum::SelectStmt(_) | NodeEnum::VariableShowStmt(_) => judge_subtree(stmt),
         NodeEnum::ExplainStmt(explain) => {
@@ -220,7 +221,7 @@ fn find_primary_need(value: &Value, maybe: &mut Option<String>) -> Option<String
                 return Some(why);
             }
             if let Some(why) = server_state_relation_need(map) {
-                return Some(why);
+                maybe.get_or_insert(why);
             }
             map.values()
                 .find_map(|child| find_primary_need(child, maybe))
@@ -252,7 +253,7 @@ fn function_call_effect(map: &serde_json::Map<String, Value>) -> Option<Function
             .and_then(|arg| arg.pointer("/node/AConst/val/Sval/sval"))
             .and_then(Value::as_str);
         if first.is_some_and(asks_the_server) {
-            return Some(FunctionEffect::Primary(
+            return Some(FunctionEffect::Unknown(
                 "current_setting of a setting a standby answers differently".to_owned(),
             ));
         }
@@ -280,6 +281,9 @@ fn function_call_effect(map: &serde_json::Map<String, Value>) -> Option<Function
         )),
         Known::Unknown => {
             FunctionEffect::Unknown(format!("calls {name}(), not known to be read-only"))
+        }
+        Known::AsksTheServer => {
+            FunctionEffect::Unknown(format!("calls {name}(), which asks about this server"))
         }
     })
 }
@@ -414,7 +418,7 @@ mod tests {
             "SELECT current_setting('transaction_read_only')",
             "SHOW transaction_read_only",
         ] {
-            assert!(matches!(effect(sql), Effect::Primary(_)), "{sql}");
+            assert!(matches!(effect(sql), Effect::MaybeWrites(_)), "{sql}");
         }
         assert_eq!(effect("SELECT inet_server_port()"), Effect::Read);
         assert_eq!(effect("SELECT current_setting('port')"), Effect::Read);

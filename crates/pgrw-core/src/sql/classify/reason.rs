@@ -112,12 +112,13 @@ pub enum Reason {
 
 impl Reason {
     /// Whether a `pgrw:replica` hint may override this reason: only doubts
-    /// about user or unknown functions and operators can be overridden, never
-    /// a write the classifier is sure of or text it could not read.
+    /// about user or unknown functions and operators, and questions about
+    /// the server (which only read: the hint asks a replica about itself on
+    /// purpose), never a write the classifier is sure of or text it could not read.
     pub fn hint_may_override(&self) -> bool {
         match self {
             Reason::Function { because, .. } => because.hint_may_override(),
-            Reason::Operator(_) => true,
+            Reason::Operator(_) | Reason::NodeState(_) => true,
             _ => false,
         }
     }

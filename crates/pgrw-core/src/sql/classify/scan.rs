@@ -211,12 +211,17 @@ impl<'a> StatementScan<'a> {
         };
         match setting {
             Some(name) if !is_node_state_setting(name) => {}
-            Some(name) => {
-                self.keyword_write(Reason::NodeState(super::reason::InlineName::new(name)))
-            }
-            None => self.keyword_write(Reason::NodeState(super::reason::InlineName::new(
-                b"current_setting of a setting pgrw cannot name",
-            ))),
+            Some(name) => self.node_state(name),
+            None => self.node_state(b"current_setting of a setting pgrw cannot name"),
+        }
+    }
+
+    /// Records a question about the server: the primary answers it, unless a
+    /// replica hint asks a replica on purpose (so it ranks with function doubts).
+    fn node_state(&mut self, name: &[u8]) {
+        if self.function_write_is_open(false) {
+            self.findings.function_write =
+                Some(Reason::NodeState(super::reason::InlineName::new(name)));
         }
     }
 
@@ -308,7 +313,7 @@ impl<'a> StatementScan<'a> {
             text
         };
         if is_node_state_relation(sig.kind, bare) {
-            self.keyword_write(Reason::NodeState(super::reason::InlineName::new(bare)));
+            self.node_state(bare);
         }
         if bare.len() >= 7
             && bare[..7].eq_ignore_ascii_case(b"pg_temp")
