@@ -117,6 +117,43 @@ async fn a_serializable_default_in_the_startup_options_keeps_reads_on_the_primar
 }
 
 #[tokio::test]
+async fn a_serializable_default_set_by_alter_database_keeps_reads_on_the_primary() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let direct = direct_to_primary(&proxied).await;
+    direct
+        .batch_execute("CREATE DATABASE serial")
+        .await
+        .unwrap();
+    direct
+        .batch_execute("ALTER DATABASE serial SET default_transaction_isolation = 'serializable'")
+        .await
+        .unwrap();
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/serial",
+        proxied.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("logging in to the serializable database");
+    tokio::spawn(connection);
+    for _ in 0..3 {
+        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
+        assert_eq!(node, "primary", "a standby refuses a serializable read");
+    }
+    client
+        .batch_execute("SET default_transaction_isolation = 'read committed'")
+        .await
+        .unwrap();
+    assert!(reads_on_a_replica_again(&proxied, &client).await);
+    client.batch_execute("DISCARD ALL").await.unwrap();
+    let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
+    assert_eq!(
+        node, "primary",
+        "DISCARD ALL is back at the database's default"
+    );
+}
+
+#[tokio::test]
 async fn locks_held_on_the_primary_are_seen_through_the_proxy() {
     let proxied = ProxiedCluster::start(1, "").await;
     let holder = direct_to_primary(&proxied).await;

@@ -242,10 +242,10 @@ impl StartupSettings {
         statement
     }
 
-    /// Whether the client asks for serializable transactions by default
-    /// (`-c default_transaction_isolation=serializable`): a hot standby
-    /// refuses them, so the session must read on the primary.
-    pub(crate) fn serializable_by_default(&self) -> bool {
+    /// The default isolation the client's startup settings ask for, if any
+    /// (`-c default_transaction_isolation=serializable`): `Some(true)` for
+    /// serializable, which a hot standby refuses.
+    pub(crate) fn serializable_by_default(&self) -> Option<bool> {
         self.settings
             .iter()
             .rev()
@@ -254,7 +254,7 @@ impl StartupSettings {
                     .name
                     .eq_ignore_ascii_case("default_transaction_isolation")
             })
-            .is_some_and(|setting| setting.value.trim().eq_ignore_ascii_case("serializable"))
+            .map(|setting| setting.value.trim().eq_ignore_ascii_case("serializable"))
     }
 
     /// Whether the client sent no setting.
@@ -349,9 +349,13 @@ impl Session {
         &mut self,
         server: &[(String, String)],
     ) -> Result<bool, SessionEnd> {
-        // Defaults set by `ALTER ROLE/DATABASE … SET` are not seen here (see docs/proxy.md).
-        self.routing
-            .set_login_serializable(self.startup.serializable_by_default());
+        // The startup packet's default isolation, else the role's or
+        // database's (learned at the pair's first login).
+        let serializable = self.startup.serializable_by_default().unwrap_or_else(|| {
+            self.state
+                .login_serializable(&self.user.name, &self.database)
+        });
+        self.routing.set_login_serializable(serializable);
         if self.startup.is_empty() || self.startup.known_from(server) {
             return Ok(true);
         }
@@ -486,12 +490,26 @@ mod tests {
         let settings = |options: &str| {
             StartupSettings::new(startup_settings(&params(&[("options", options)])).unwrap())
         };
-        assert!(
-            settings("-c default_transaction_isolation=serializable").serializable_by_default()
+        let asked = |options: &str| settings(options).serializable_by_default();
+        assert_eq!(
+            asked("-c default_transaction_isolation=serializable"),
+            Some(true)
         );
-        assert!(settings("--default-transaction-isolation=SERIALIZABLE").serializable_by_default());
-        assert!(!settings("-c default_transaction_isolation=serializable -c default_transaction_isolation=read\\ committed").serializable_by_default());
-        assert!(!settings("-c search_path=app").serializable_by_default());
+        assert_eq!(
+            asked("--default-transaction-isolation=SERIALIZABLE"),
+            Some(true)
+        );
+        assert_eq!(
+            asked(
+                "-c default_transaction_isolation=serializable -c default_transaction_isolation=read\\ committed"
+            ),
+            Some(false)
+        );
+        assert_eq!(
+            asked("-c search_path=app"),
+            None,
+            "no setting: the role's default"
+        );
     }
 
     #[test]
