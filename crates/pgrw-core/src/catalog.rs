@@ -59,6 +59,10 @@ pub enum PrimaryBecause {
     ChangesSession,
     /// A built-in that fails on a standby (`pg_current_wal_lsn`).
     PrimaryOnly,
+    /// A built-in that asks about this server (`pg_is_in_recovery`,
+    /// `pg_backend_pid`, `pg_lock_status`): the primary's answer is the one
+    /// the application must see.
+    AsksTheNode,
     /// A user function `pg_proc` marks volatile.
     Volatile,
     /// Known nowhere: volatile, as PostgreSQL makes user functions by default.
@@ -70,10 +74,15 @@ pub enum PrimaryBecause {
 }
 
 impl PrimaryBecause {
-    /// Whether a `pgrw:replica` hint may override this: only for user and
-    /// unknown functions, which the application knows better than we do.
+    /// Whether a `pgrw:replica` hint may override this: for user and
+    /// unknown functions, which the application knows better than we do, and
+    /// for questions about the server (an operator asking a replica about
+    /// itself on purpose: such a call only reads).
     pub fn hint_may_override(self) -> bool {
-        matches!(self, PrimaryBecause::Volatile | PrimaryBecause::Unknown)
+        matches!(
+            self,
+            PrimaryBecause::Volatile | PrimaryBecause::Unknown | PrimaryBecause::AsksTheNode
+        )
     }
 }
 
@@ -84,6 +93,7 @@ impl fmt::Display for PrimaryBecause {
             PrimaryBecause::TakesLock => "takes a lock",
             PrimaryBecause::ChangesSession => "changes session state",
             PrimaryBecause::PrimaryOnly => "only works on the primary",
+            PrimaryBecause::AsksTheNode => "asks about this server (the primary answers)",
             PrimaryBecause::Volatile => "is volatile",
             PrimaryBecause::Unknown => "is unknown (volatile by default)",
             PrimaryBecause::Configured => "is configured primary-only",
@@ -161,6 +171,7 @@ fn builtin_verdict(builtin: Builtin) -> FunctionVerdict {
             Some(Effect::SESSION_FUNCTION),
         ),
         Builtin::PrimaryOnly => primary(PrimaryBecause::PrimaryOnly, None),
+        Builtin::NodeLocal => primary(PrimaryBecause::AsksTheNode, None),
     }
 }
 

@@ -53,5 +53,6 @@ pub enum RouteHint {
 }
 
 pub use crate::sql::classify::{
-    Classification, Effect, Reason, RouteSetting, RouteSettingChange, SessionEffects,
+    Classification, DefaultIsolation, Effect, Reason, RouteSetting, RouteSettingChange,
+    SessionEffects,
 };

@@ -428,7 +428,107 @@ fn a_keyword_named_call_after_an_operator_construct_is_a_call() {
 }
 
 #[test]
-fn asking_the_node_who_it_is_stays_a_read() {
-    assert_replica("SELECT inet_server_port(), inet_server_addr(), pg_is_in_recovery()");
-    assert_replica("SELECT inet_client_port(), pg_backend_pid()");
+fn asking_the_server_about_itself_goes_to_the_primary() {
+    for sql in [
+        "SELECT pg_is_in_recovery()",
+        "SELECT pg_backend_pid()",
+        "SELECT pg_catalog.pg_backend_pid()",
+        "SELECT pg_last_wal_replay_lsn()",
+        "SELECT pg_last_xact_replay_timestamp()",
+        "SELECT pg_current_wal_lsn()",
+        "SELECT pg_blocking_pids(42)",
+        "SELECT pg_stat_get_backend_pid(1)",
+        "SELECT * FROM pg_lock_status()",
+    ] {
+        assert_primary(sql);
+    }
+    let c = verdict("SELECT pg_is_in_recovery()");
+    assert_eq!(
+        c.reason.to_string(),
+        "function pg_is_in_recovery asks about this server (the primary answers)"
+    );
+}
+
+#[test]
+fn a_replica_hint_asks_a_replica_about_itself_on_purpose() {
+    assert_replica("/* pgrw:replica */ SELECT pg_backend_pid()");
+    assert_replica("/* pgrw:replica */ SELECT count(*) FROM pg_prepared_xacts");
+    // …but never hides a write next to it.
+    assert_primary("/* pgrw:replica */ SELECT pg_backend_pid(), nextval('s')");
+    assert_primary("/* pgrw:replica */ SELECT * FROM pg_locks FOR UPDATE");
+}
+
+#[test]
+fn where_a_statement_ran_stays_observable_on_a_replica() {
+    // Tests and operators read these to see which node served a read.
+    assert_replica("SELECT inet_server_port(), inet_server_addr()");
+    assert_replica("SELECT current_setting('port'), inet_client_port()");
+}
+
+#[test]
+fn reading_node_local_views_goes_to_the_primary() {
+    for sql in [
+        "SELECT count(*) FROM pg_prepared_xacts",
+        "SELECT gid FROM pg_catalog.pg_prepared_xacts",
+        "SELECT * FROM pg_locks WHERE locktype = 'advisory'",
+        "select pid, state from PG_STAT_ACTIVITY",
+        "SELECT * FROM pg_stat_replication",
+        "SELECT * FROM pg_replication_slots",
+        "SELECT * FROM pg_stat_wal_receiver",
+        "SELECT * FROM pg_stat_user_tables",
+        "SELECT * FROM pg_statio_user_tables",
+        r#"SELECT * FROM "pg_locks""#,
+        "SELECT name FROM pg_prepared_statements",
+    ] {
+        let c = verdict(sql);
+        assert_eq!(c.class, StatementClass::Write, "{sql}: {}", c.reason);
+        assert!(
+            c.reason.to_string().starts_with("asks about this server"),
+            "{sql}: {}",
+            c.reason
+        );
+    }
+    // Replicated catalogs and statistics about data are the same everywhere.
+    assert_replica("SELECT * FROM pg_stats WHERE tablename = 't'");
+    assert_replica("SELECT * FROM pg_statistic_ext");
+    assert_replica("SELECT * FROM pg_class");
+    assert_replica(r#"SELECT * FROM "PG_LOCKS""#);
+}
+
+#[test]
+fn the_read_only_state_of_a_transaction_is_asked_of_the_primary() {
+    assert_primary("SELECT current_setting('transaction_read_only')");
+    assert_primary("SELECT pg_catalog.current_setting('TRANSACTION_READ_ONLY')");
+    assert_primary("SELECT current_setting('in_hot_standby')");
+    assert_primary("SELECT name, current_setting(name) FROM pg_settings");
+    assert_primary("SHOW transaction_read_only");
+    assert_primary("SHOW in_hot_standby");
+    assert_primary("SHOW ALL");
+    assert_replica("SELECT current_setting('search_path')");
+    assert_replica("SHOW search_path");
+}
+
+#[test]
+fn explaining_a_node_local_read_only_plans_it() {
+    assert_replica("EXPLAIN SELECT * FROM pg_locks");
+}
+
+#[test]
+fn a_function_named_with_unicode_escapes_is_a_write() {
+    assert_primary(r#"SELECT U&"!006eextval" UESCAPE '!' ('rt_seq')"#);
+    assert_primary(r#"SELECT U&"\0073etval"('rt_seq', 1)"#);
+    assert_primary(r#"SELECT U&"\006Cower"('A')"#);
+    assert_primary(r#"SELECT U&"pg!005fcatalog" UESCAPE '!'.nextval('s')"#);
+    assert_primary(r#"SELECT U&"pg!005fcatalog" UESCAPE '!'.lower('s')"#);
+    let c = verdict(r#"SELECT U&"!006eextval" UESCAPE '!' ('rt_seq')"#);
+    assert!(!c.reason.hint_may_override(), "{}", c.reason);
+    // An escaped column name is no call.
+    assert_replica(r#"SELECT U&"d\0061ta" FROM t"#);
+}
+
+#[test]
+fn a_builtin_name_qualified_to_another_schema_is_unknown() {
+    assert_primary("SELECT public.lower('A')");
+    assert_primary("SELECT shadow.upper(name) FROM users");
+    assert_replica("SELECT pg_catalog.lower('A')");
 }

@@ -228,3 +228,27 @@ fn multi_statement_with_transaction_control_goes_to_primary() {
     assert_eq!(c.reason, Reason::MultiStatement("transaction control"));
     assert!(c.effects.contains(Effect::TRANSACTION_CONTROL));
 }
+
+#[test]
+fn a_whole_read_only_transaction_in_one_string_is_a_read() {
+    for sql in [
+        "BEGIN READ ONLY; SELECT 1; COMMIT",
+        "START TRANSACTION READ ONLY; SELECT 1; SELECT 2; ROLLBACK;",
+        "BEGIN READ ONLY; COMMIT",
+    ] {
+        let c = verdict(sql);
+        assert_eq!(c.class, StatementClass::Read, "{sql}: {c:?}");
+        assert!(c.effects.contains(Effect::TRANSACTION_CONTROL), "{sql}");
+    }
+    for sql in [
+        "BEGIN READ ONLY; SELECT 1",
+        "BEGIN; SELECT 1; COMMIT",
+        "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY; SELECT 1; COMMIT",
+        "BEGIN READ ONLY; SELECT 1; COMMIT; SELECT 2",
+        "BEGIN READ ONLY; SELECT nextval('s'); COMMIT",
+        "BEGIN READ ONLY; SET search_path = x; COMMIT",
+        "/* pgrw:primary */ BEGIN READ ONLY; SELECT 1; COMMIT",
+    ] {
+        assert!(!verdict(sql).replica_eligible(), "{sql}");
+    }
+}

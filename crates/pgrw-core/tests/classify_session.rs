@@ -1,6 +1,8 @@
 //! Session commands and the effects they report.
 
-use pgrw_core::sql::classify::{Effect, RouteSetting, RouteSettingChange, classify};
+use pgrw_core::sql::classify::{
+    DefaultIsolation, Effect, RouteSetting, RouteSettingChange, classify,
+};
 use pgrw_core::{Classification, FunctionCatalog, Reason, StatementClass, TxAccess};
 
 fn verdict(sql: &str) -> Classification {
@@ -153,4 +155,86 @@ fn effects_print_as_labels() {
         c.effects.to_string(),
         "session advisory lock, sequence state"
     );
+}
+
+#[test]
+fn a_serializable_transaction_never_starts_on_a_replica() {
+    // psycopg2's set_session(readonly=True, isolation_level=SERIALIZABLE).
+    for sql in [
+        "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
+        "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE",
+        "begin transaction read only isolation level serializable deferrable",
+        "START TRANSACTION ISOLATION LEVEL SERIALIZABLE READ ONLY",
+    ] {
+        let c = verdict(sql);
+        assert_eq!(
+            c.class,
+            StatementClass::Begin(TxAccess::Unspecified),
+            "{sql}"
+        );
+        assert!(!c.replica_eligible(), "{sql}");
+    }
+    let c = verdict("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY");
+    assert!(!c.replica_eligible());
+    // Other levels may run on a standby.
+    assert!(verdict("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").replica_eligible());
+}
+
+#[test]
+fn setting_the_default_isolation_is_an_effect() {
+    let cases = [
+        (
+            "SET default_transaction_isolation = 'serializable'",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SET SESSION default_transaction_isolation TO SERIALIZABLE",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SET default_transaction_isolation = 'SERIALIZABLE'",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SET default_transaction_isolation = E'serializable'",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SET default_transaction_isolation = 'read committed'",
+            Some(DefaultIsolation::Other),
+        ),
+        (
+            "SET default_transaction_isolation TO 'repeatable read'",
+            Some(DefaultIsolation::Other),
+        ),
+        (
+            "SET default_transaction_isolation TO DEFAULT",
+            Some(DefaultIsolation::LoginDefault),
+        ),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY, ISOLATION LEVEL READ COMMITTED",
+            Some(DefaultIsolation::Other),
+        ),
+        ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", None),
+        (
+            "RESET default_transaction_isolation",
+            Some(DefaultIsolation::LoginDefault),
+        ),
+        ("RESET ALL", Some(DefaultIsolation::LoginDefault)),
+        ("DISCARD ALL", Some(DefaultIsolation::LoginDefault)),
+        (
+            "SET LOCAL default_transaction_isolation = 'serializable'",
+            None,
+        ),
+        ("SET search_path = public", None),
+    ];
+    for (sql, expected) in cases {
+        let c = verdict(sql);
+        assert_eq!(c.class, StatementClass::Session, "{sql}");
+        assert_eq!(c.effects.default_isolation, expected, "{sql}");
+    }
 }

@@ -122,9 +122,19 @@ fn session() -> impl Strategy<Value = SessionState> {
         prop_oneof![Just(Lsn::INVALID), lsn()],
         mode,
         last_read,
+        proptest::bool::weighted(0.2),
     )
         .prop_map(
-            |(transaction, pin, last_write_lsn, min_lsn, shared_lsn, route_mode, last_read)| {
+            |(
+                transaction,
+                pin,
+                last_write_lsn,
+                min_lsn,
+                shared_lsn,
+                route_mode,
+                last_read,
+                serializable,
+            )| {
                 SessionState {
                     transaction,
                     pin,
@@ -133,6 +143,8 @@ fn session() -> impl Strategy<Value = SessionState> {
                     shared_lsn,
                     route_mode,
                     last_read,
+                    serializable_default: serializable,
+                    serializable_at_login: false,
                 }
             },
         )
@@ -288,6 +300,18 @@ proptest! {
     }
 
     #[test]
+    fn a_session_whose_default_isolation_is_serializable_never_starts_on_a_replica(
+        (request, session, topology, policy, seed) in case()
+    ) {
+        // A hot standby refuses serializable transactions, whatever the hint or mode.
+        let session = SessionState { transaction: None, pin: None, serializable_default: true, ..session };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        if let Some(id) = decided.node() {
+            prop_assert_eq!(topology.writable_primary(), Ok(id), "{:?}", decided);
+        }
+    }
+
+    #[test]
     fn reads_never_see_a_replica_behind_the_sessions_required_lsn(
         (request, session, topology, policy, seed) in case()
     ) {
@@ -335,7 +359,7 @@ proptest! {
     fn reads_stay_off_the_primary_when_it_never_reads_and_a_replica_can_serve(
         (request, session, topology, policy, seed) in case()
     ) {
-        let session = SessionState { transaction: None, pin: None, route_mode: RouteMode::Auto, last_read: None, ..session };
+        let session = SessionState { transaction: None, pin: None, route_mode: RouteMode::Auto, last_read: None, serializable_default: false, ..session };
         let request = RouteRequest { class: StatementClass::Read, hint: None, fresh_since: None, ..request };
         let policy = Policy { primary_reads: PrimaryReads::Never, ..policy };
         let mut topology = topology;

@@ -282,3 +282,84 @@ fn session_statements_and_stray_transaction_control_go_to_the_primary() {
         );
     }
 }
+
+fn serializable_session() -> SessionState {
+    let mut session = SessionState::new();
+    session.change_default_isolation(pgrw_core::classification::DefaultIsolation::Serializable);
+    session
+}
+
+#[test]
+fn a_session_whose_default_isolation_is_serializable_reads_on_the_primary() {
+    let topology = cluster();
+    let session = serializable_session();
+    for class in [
+        StatementClass::Read,
+        StatementClass::Begin(TxAccess::ReadOnly),
+    ] {
+        let shown = explain(class, &session, &topology, &Policy::default());
+        assert_eq!(
+            shown,
+            "primary: read, default isolation serializable (a hot standby refuses it)"
+        );
+    }
+}
+
+#[test]
+fn a_replica_hint_does_not_send_a_serializable_session_to_a_replica() {
+    let topology = cluster();
+    let mut session = serializable_session();
+    session.route_mode = RouteMode::Replica;
+    let request = RouteRequest::new(
+        StatementClass::Read,
+        Some(RouteHint::Replica),
+        Duration::ZERO,
+    );
+    let decided = route::route(
+        &request,
+        &session,
+        &topology,
+        &Policy::default(),
+        &mut Balancer::with_seed(1),
+    );
+    assert_eq!(decided.node(), Some(PRIMARY));
+    assert_eq!(decided.reason, RouteReason::SerializableSession);
+}
+
+#[test]
+fn a_session_back_at_its_default_isolation_reads_on_replicas_again() {
+    let topology = cluster();
+    let mut session = serializable_session();
+    session.change_default_isolation(pgrw_core::classification::DefaultIsolation::LoginDefault);
+    let decided = decide(
+        StatementClass::Read,
+        &session,
+        &topology,
+        &Policy::default(),
+    );
+    assert_ne!(decided.node(), Some(PRIMARY));
+    // A login whose default is serializable (startup options) comes back to it.
+    session.set_login_serializable(true);
+    session.change_default_isolation(pgrw_core::classification::DefaultIsolation::Other);
+    assert_ne!(
+        decide(
+            StatementClass::Read,
+            &session,
+            &topology,
+            &Policy::default()
+        )
+        .node(),
+        Some(PRIMARY)
+    );
+    session.change_default_isolation(pgrw_core::classification::DefaultIsolation::LoginDefault);
+    assert_eq!(
+        decide(
+            StatementClass::Read,
+            &session,
+            &topology,
+            &Policy::default()
+        )
+        .node(),
+        Some(PRIMARY)
+    );
+}

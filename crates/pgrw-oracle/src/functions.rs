@@ -13,6 +13,8 @@ pub enum FunctionEffect {
     /// Writes, takes a lock, changes session or server state, or cannot run on
     /// a standby: the primary only.
     Primary,
+    /// Asks about this server: the primary's answer, unless a replica hint.
+    AsksTheServer,
     /// Not in either list (a user-defined or extension function): its
     /// volatility is unknown, so the primary.
     Unknown,
@@ -107,6 +109,27 @@ pub const PRIMARY_FUNCTIONS: &[&str] = &[
     "gin_clean_pending_list",
     // extensions that write elsewhere
     "dblink_exec",
+];
+
+/// Functions that ask about this server (its role, sessions, locks,
+/// replication state, backend pid): they only read, but the application must
+/// get the primary's answer unless it asks a replica on purpose.
+pub const SERVER_STATE_FUNCTIONS: &[&str] = &[
+    "pg_backend_pid",
+    "pg_is_in_recovery",
+    "pg_last_wal_replay_lsn",
+    "pg_last_wal_receive_lsn",
+    "pg_last_xact_replay_timestamp",
+    "pg_is_wal_replay_paused",
+    "pg_get_wal_replay_pause_state",
+    "pg_postmaster_start_time",
+    "pg_conf_load_time",
+    "pg_blocking_pids",
+    "pg_safe_snapshot_blocking_pids",
+    "pg_lock_status",
+    "pg_prepared_xact",
+    "pg_get_replication_slots",
+    "pg_notification_queue_usage",
 ];
 
 /// Built-in functions that only read and may run on a hot standby: the ones
@@ -379,16 +402,7 @@ pub const READ_ONLY_FUNCTIONS: &[&str] = &[
     "current_database",
     "current_schema",
     "current_schemas",
-    "pg_backend_pid",
-    "pg_postmaster_start_time",
-    "pg_conf_load_time",
-    "pg_is_in_recovery",
-    "pg_last_wal_replay_lsn",
-    "pg_last_wal_receive_lsn",
-    "pg_last_xact_replay_timestamp",
     "pg_wal_lsn_diff",
-    "pg_is_wal_replay_paused",
-    "pg_get_wal_replay_pause_state",
     "txid_current_snapshot",
     "pg_current_snapshot",
     "txid_snapshot_xmin",
@@ -462,9 +476,6 @@ pub const READ_ONLY_FUNCTIONS: &[&str] = &[
     "to_regtype",
     "to_regproc",
     "to_regnamespace",
-    "pg_stat_get_numscans",
-    "pg_stat_get_live_tuples",
-    "pg_stat_get_dead_tuples",
     "pg_get_object_address",
     "pg_identify_object",
     "pg_describe_object",
@@ -477,7 +488,11 @@ pub const READ_ONLY_FUNCTIONS: &[&str] = &[
 
 /// What calling the function named `name` does, as far as the oracle knows.
 pub fn function_effect(name: &str) -> FunctionEffect {
-    if name.starts_with("lo_") || PRIMARY_FUNCTIONS.contains(&name) {
+    // `pg_stat_get_*`: this server's statistics counters.
+    if name.starts_with("lo_")
+        || name.starts_with("pg_stat_get_")
+        || PRIMARY_FUNCTIONS.contains(&name)
+    {
         FunctionEffect::Primary
     } else if READ_ONLY_FUNCTIONS.contains(&name) {
         FunctionEffect::ReadOnly

@@ -20,7 +20,8 @@ pub enum Effect {
     /// primary only, whatever any hint says. The string says why.
     Primary(String),
     /// Reads, but calls a function the oracle cannot judge (user-defined or
-    /// extension; only `pg_proc` knows its volatility): the primary unless the
+    /// extension; only `pg_proc` knows its volatility), or asks about this
+    /// server (whose answer must be the primary's): the primary unless the
     /// user vouches for it with a `/* pgrw:replica */` hint or an allow-list.
     MaybeWrites(String),
     /// Neither reads nor writes by itself (transaction control, cursor use, or
@@ -76,6 +77,9 @@ const CURSOR_OPT_HOLD: i32 = 0x0020;
 fn judge_statement(stmt: &NodeEnum) -> Effect {
     use pg_query::protobuf::{TransactionStmtKind as Tx, VariableSetKind};
     match stmt {
+        NodeEnum::VariableShowStmt(show) if asks_the_server(&show.name) => {
+            Effect::MaybeWrites(format!("SHOW {}: a standby answers differently", show.name))
+        }
         NodeEnum::SelectStmt(_) | NodeEnum::VariableShowStmt(_) => judge_subtree(stmt),
         NodeEnum::ExplainStmt(explain) => {
             let analyze = explain.options.iter().any(|option| match &option.node {
@@ -216,6 +220,9 @@ fn find_primary_need(value: &Value, maybe: &mut Option<String>) -> Option<String
             if let Some(why) = temp_relation_need(map) {
                 return Some(why);
             }
+            if let Some(why) = server_state_relation_need(map) {
+                maybe.get_or_insert(why);
+            }
             map.values()
                 .find_map(|child| find_primary_need(child, maybe))
         }
@@ -238,6 +245,19 @@ fn function_call_effect(map: &serde_json::Map<String, Value>) -> Option<Function
     }
     let parts = map.get("funcname")?.as_array()?;
     let name = parts.last()?.pointer("/node/String/sval")?.as_str()?;
+    if name == "current_setting" {
+        let first = map
+            .get("args")
+            .and_then(Value::as_array)
+            .and_then(|args| args.first())
+            .and_then(|arg| arg.pointer("/node/AConst/val/Sval/sval"))
+            .and_then(Value::as_str);
+        if first.is_some_and(asks_the_server) {
+            return Some(FunctionEffect::Unknown(
+                "current_setting of a setting a standby answers differently".to_owned(),
+            ));
+        }
+    }
     if name == "set_config" && is_transaction_local(map.get("args")) {
         // set_config(…, …, true) is SET LOCAL: gone when the transaction ends,
         // and the transaction runs on one node.
@@ -261,6 +281,9 @@ fn function_call_effect(map: &serde_json::Map<String, Value>) -> Option<Function
         )),
         Known::Unknown => {
             FunctionEffect::Unknown(format!("calls {name}(), not known to be read-only"))
+        }
+        Known::AsksTheServer => {
+            FunctionEffect::Unknown(format!("calls {name}(), which asks about this server"))
         }
     })
 }
@@ -289,6 +312,34 @@ fn is_transaction_local(args: Option<&Value>) -> bool {
         }
         None => false,
     }
+}
+
+/// Settings whose value shows that a server is a standby (`all` shows them all).
+fn asks_the_server(setting: &str) -> bool {
+    matches!(
+        setting.to_ascii_lowercase().as_str(),
+        "transaction_read_only" | "in_hot_standby" | "all"
+    )
+}
+
+/// A `RangeVar` naming a view of this server's own state: its sessions,
+/// locks, prepared transactions, replication, statistics counters.
+fn server_state_relation_need(map: &serde_json::Map<String, Value>) -> Option<String> {
+    map.get("relpersistence")?;
+    let name = map.get("relname")?.as_str()?;
+    let server_state = name.starts_with("pg_stat_")
+        || name.starts_with("pg_statio_")
+        || matches!(
+            name,
+            "pg_prepared_xacts"
+                | "pg_locks"
+                | "pg_replication_slots"
+                | "pg_replication_origin_status"
+                | "pg_prepared_statements"
+                | "pg_cursors"
+                | "pg_backend_memory_contexts"
+        );
+    server_state.then(|| format!("reads {name}, this server's own state"))
 }
 
 /// A `RangeVar` (recognised by its `relpersistence` field) naming a temporary
@@ -354,6 +405,24 @@ mod tests {
             Effect::Primary(_)
         ));
         assert_eq!(effect("SELECT pg_catalog.lower('s')"), Effect::Read);
+    }
+
+    #[test]
+    fn a_question_about_the_server_needs_the_primary() {
+        for sql in [
+            "SELECT count(*) FROM pg_prepared_xacts",
+            "SELECT * FROM pg_catalog.pg_locks",
+            "SELECT * FROM pg_stat_activity",
+            "SELECT pg_is_in_recovery()",
+            "SELECT pg_backend_pid()",
+            "SELECT current_setting('transaction_read_only')",
+            "SHOW transaction_read_only",
+        ] {
+            assert!(matches!(effect(sql), Effect::MaybeWrites(_)), "{sql}");
+        }
+        assert_eq!(effect("SELECT inet_server_port()"), Effect::Read);
+        assert_eq!(effect("SELECT current_setting('port')"), Effect::Read);
+        assert_eq!(effect("SELECT * FROM pg_stats"), Effect::Read);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The listener and what every client session shares: configuration, node
 //! monitor, pools, the proxy-wide last committed write, and cancel keys.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,8 +51,9 @@ pub struct ProxyState {
     verifiers: HashMap<String, ScramVerifier>,
     /// The ParameterStatus values a node reported at its first login.
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
-    /// (user, database) pairs a node has let log in.
-    known_databases: Mutex<HashSet<(String, String)>>,
+    /// (user, database) pairs a node has let log in, and whether their login's
+    /// default isolation (`ALTER ROLE/DATABASE … SET`) is serializable.
+    known_databases: Mutex<HashMap<(String, String), bool>>,
     /// Proxy-issued cancel keys and the backend each one reaches now.
     pub cancels: CancelRegistry,
     /// TLS for clients: the certificate loaded at bind, and whether it is required.
@@ -140,14 +141,26 @@ impl ProxyState {
     pub fn database_known(&self, user: &str, database: &str) -> bool {
         self.known_databases
             .lock()
-            .is_ok_and(|known| known.contains(&(user.to_string(), database.to_string())))
+            .is_ok_and(|known| known.contains_key(&(user.to_string(), database.to_string())))
     }
 
-    /// Remembers that a node let `user` log in to `database`.
-    pub fn remember_database(&self, user: &str, database: &str) {
+    /// Remembers that a node let `user` log in to `database`, and whether
+    /// such a login's default isolation is serializable.
+    pub fn remember_database(&self, user: &str, database: &str, serializable: bool) {
         if let Ok(mut known) = self.known_databases.lock() {
-            known.insert((user.to_string(), database.to_string()));
+            known.insert((user.to_string(), database.to_string()), serializable);
         }
+    }
+
+    /// Whether a login of `user` to `database` defaults to serializable
+    /// transactions (as learned at the pair's first login).
+    pub fn login_serializable(&self, user: &str, database: &str) -> bool {
+        self.known_databases.lock().is_ok_and(|known| {
+            known
+                .get(&(user.to_string(), database.to_string()))
+                .copied()
+                .unwrap_or(false)
+        })
     }
 
     /// Remembers the ParameterStatus values of a node login, if none are known yet.
@@ -224,7 +237,7 @@ impl Proxy {
             seeded: AtomicBool::new(false),
             verifiers,
             server_parameters: Mutex::new(None),
-            known_databases: Mutex::new(HashSet::new()),
+            known_databases: Mutex::new(HashMap::new()),
             cancels: CancelRegistry::default(),
             client_tls,
             stats: Arc::new(ProxyStats::new(node_count)),

@@ -20,7 +20,12 @@ use raw_client::RawClient;
 /// The node port and backend pid that served one read.
 async fn served_by(client: &tokio_postgres::Client) -> (i32, i32) {
     let row = client
-        .query_one("SELECT inet_server_port(), pg_backend_pid()", &[])
+        // A question about the server goes to the primary unless a replica
+        // is asked on purpose: these reads are to be spread over replicas.
+        .query_one(
+            "/* pgrw:replica */ SELECT inet_server_port(), pg_backend_pid()",
+            &[],
+        )
         .await
         .expect("a read through the proxy");
     (row.get(0), row.get(1))

@@ -22,6 +22,9 @@ pub(super) enum Builtin {
     Session,
     /// Fails on a standby (`pg_current_wal_lsn`, `pg_export_snapshot`).
     PrimaryOnly,
+    /// Asks about this server (its role, sessions, locks, replication, backend
+    /// pid): the primary answers, so the application sees one database.
+    NodeLocal,
 }
 
 impl Builtin {
@@ -35,6 +38,7 @@ impl Builtin {
             b'c' => Builtin::SetConfig,
             b'e' => Builtin::Session,
             b'p' => Builtin::PrimaryOnly,
+            b'n' => Builtin::NodeLocal,
             _ => Builtin::Writes,
         }
     }
@@ -51,6 +55,7 @@ pub(super) static PRIMARY_PREFIXES: &[(&str, Builtin)] = &[
     ("pg_drop_", Builtin::Writes),
     ("pg_logical_", Builtin::Writes),
     ("pg_replication_origin", Builtin::Writes),
+    ("pg_stat_get_", Builtin::NodeLocal),
     ("pg_stat_reset", Builtin::Writes),
     ("pg_try_advisory", Builtin::SessionLock),
 ];
@@ -58,7 +63,7 @@ pub(super) static PRIMARY_PREFIXES: &[(&str, Builtin)] = &[
 /// Every function pgrw knows by name, tagged. Primary-only built-ins say
 /// why: `w` writes, `s` sequence, `l` session advisory lock, `x` transaction
 /// advisory lock, `u` advisory unlock, `c` set_config, `e` session state, `p`
-/// fails on a standby. `r`: a built-in (`pg_catalog`) function that only
+/// fails on a standby, `n` asks about this server (answered by the primary). `r`: a built-in (`pg_catalog`) function that only
 /// reads. `o`: a function of a common extension (uuid-ossp, pgcrypto,
 /// pg_trgm, unaccent) known to only read, trusted even though `pg_proc`
 /// marks some of them volatile.
@@ -83,7 +88,8 @@ pg_stat_statements_reset:w pg_stop_backup:w pg_switch_wal:w pg_switch_xlog:w
 pg_terminate_backend:w pg_try_advisory_lock:l pg_try_advisory_lock_shared:l
 pg_try_advisory_xact_lock:x pg_try_advisory_xact_lock_shared:x pg_wal_replay_pause:w
 pg_wal_replay_resume:w pg_xact_status:w set_config:c setseed:e setval:s txid_current:w
-txid_current_if_assigned:w txid_status:w abs:r acos:r acosd:r acosh:r age:r any_value:r
+txid_current_if_assigned:w txid_status:w pg_lock_status:n pg_prepared_xact:n
+pg_get_replication_slots:n pg_get_backend_memory_contexts:n pg_stat_get_wal_receiver:n abs:r acos:r acosd:r acosh:r age:r any_value:r
 array_agg:r array_append:r array_cat:r array_dims:r array_fill:r array_length:r array_lower:r
 array_ndims:r array_position:r array_positions:r array_prepend:r array_remove:r array_replace:r
 array_sample:r array_shuffle:r array_to_json:r array_to_string:r array_to_tsvector:r
@@ -117,9 +123,9 @@ left:r length:r ln:r log:r log10:r lower:r lower_inc:r lower_inf:r lpad:r ltrim:
 make_interval:r make_time:r make_timestamp:r make_timestamptz:r masklen:r max:r md5:r min:r
 min_scale:r mod:r mode:r mxid_age:r netmask:r network:r now:r nth_value:r ntile:r num_nonnulls:r
 num_nulls:r numeric:r numnode:r numrange:r obj_description:r octet_length:r overlay:r
-percent_rank:r percentile_cont:r percentile_disc:r pg_backend_pid:r pg_blocking_pids:r
+percent_rank:r percentile_cont:r percentile_disc:r pg_backend_pid:n pg_blocking_pids:n
 pg_char_to_encoding:r pg_collation_is_visible:r pg_column_compression:r pg_column_is_updatable:r
-pg_column_size:r pg_conf_load_time:r pg_conversion_is_visible:r pg_current_logfile:r
+pg_column_size:r pg_conf_load_time:n pg_conversion_is_visible:r pg_current_logfile:r
 pg_current_snapshot:r pg_database_size:r pg_describe_object:r pg_encoding_to_char:r
 pg_event_trigger_ddl_commands:r pg_filenode_relation:r pg_function_is_visible:r
 pg_get_constraintdef:r pg_get_expr:r pg_get_function_arguments:r
@@ -128,19 +134,19 @@ pg_get_functiondef:r pg_get_indexdef:r pg_get_keywords:r pg_get_object_address:r
 pg_get_partition_constraintdef:r pg_get_partkeydef:r pg_get_publication_tables:r
 pg_get_replica_identity_index:r pg_get_ruledef:r pg_get_serial_sequence:r
 pg_get_statisticsobjdef:r pg_get_triggerdef:r pg_get_userbyid:r pg_get_viewdef:r
-pg_get_wal_replay_pause_state:r pg_has_role:r pg_identify_object:r
+pg_get_wal_replay_pause_state:n pg_has_role:r pg_identify_object:r
 pg_index_column_has_property:r pg_index_has_property:r pg_indexam_has_property:r
-pg_indexes_size:r pg_input_error_info:r pg_input_is_valid:r pg_is_in_recovery:r
-pg_is_wal_replay_paused:r pg_jit_available:r pg_last_wal_receive_lsn:r pg_last_wal_replay_lsn:r
-pg_last_xact_replay_timestamp:r pg_notification_queue_usage:r pg_opclass_is_visible:r
+pg_indexes_size:r pg_input_error_info:r pg_input_is_valid:r pg_is_in_recovery:n
+pg_is_wal_replay_paused:n pg_jit_available:r pg_last_wal_receive_lsn:n pg_last_wal_replay_lsn:n
+pg_last_xact_replay_timestamp:n pg_notification_queue_usage:n pg_opclass_is_visible:r
 pg_operator_is_visible:r pg_opfamily_is_visible:r pg_options_to_table:r pg_partition_ancestors:r
-pg_partition_root:r pg_partition_tree:r pg_postmaster_start_time:r pg_relation_filenode:r
+pg_partition_root:r pg_partition_tree:r pg_postmaster_start_time:n pg_relation_filenode:r
 pg_relation_filepath:r pg_relation_is_publishable:r pg_relation_is_updatable:r
-pg_relation_size:r pg_safe_snapshot_blocking_pids:r pg_sequence_parameters:r
+pg_relation_size:r pg_safe_snapshot_blocking_pids:n pg_sequence_parameters:r
 pg_settings_get_flags:r pg_size_bytes:r pg_size_pretty:r pg_sleep:r pg_sleep_for:r
-pg_sleep_until:r pg_snapshot_xip:r pg_snapshot_xmax:r pg_snapshot_xmin:r pg_stat_get_activity:r
-pg_stat_get_backend_pid:r pg_stat_get_dead_tuples:r pg_stat_get_live_tuples:r
-pg_stat_get_numscans:r pg_stat_get_tuples_returned:r pg_statistics_obj_is_visible:r
+pg_sleep_until:r pg_snapshot_xip:r pg_snapshot_xmax:r pg_snapshot_xmin:r pg_stat_get_activity:n
+pg_stat_get_backend_pid:n pg_stat_get_dead_tuples:n pg_stat_get_live_tuples:n
+pg_stat_get_numscans:n pg_stat_get_tuples_returned:n pg_statistics_obj_is_visible:r
 pg_table_is_visible:r pg_table_size:r pg_tablespace_databases:r pg_tablespace_location:r
 pg_tablespace_size:r pg_total_relation_size:r pg_trigger_depth:r pg_ts_config_is_visible:r
 pg_ts_dict_is_visible:r pg_ts_parser_is_visible:r pg_ts_template_is_visible:r
@@ -220,7 +226,7 @@ mod tests {
     fn every_tag_is_known() {
         for (name, tag) in FUNCTIONS.words() {
             assert!(
-                b"wslxucepro".contains(&tag),
+                b"wslxucepnro".contains(&tag),
                 "{}",
                 String::from_utf8_lossy(name)
             );

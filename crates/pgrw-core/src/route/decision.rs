@@ -111,6 +111,9 @@ pub enum RouteReason {
     ReadYourWrites(Lsn),
     /// Waited, and still no replica replayed the position in time.
     WaitedForReplica(Lsn),
+    /// A read (or `BEGIN READ ONLY`) in a session whose default isolation is
+    /// serializable, which a hot standby refuses: the primary.
+    SerializableSession,
     /// The read must see where the primary stands now (linearizable, a move
     /// off the node of the session's last read, a proxy just started), and
     /// that is not known yet.
@@ -275,6 +278,9 @@ impl fmt::Display for RouteReason {
             }
             RouteReason::WaitedForReplica(lsn) => {
                 write!(f, "read-your-writes, no replica replayed {lsn} in time")
+            }
+            RouteReason::SerializableSession => {
+                f.write_str("read, default isolation serializable (a hot standby refuses it)")
             }
             RouteReason::PrimaryPosition => {
                 f.write_str("the primary's current position must be seen")

@@ -4,6 +4,8 @@
 //! In order: an open transaction keeps everything on its node; a pin keeps the
 //! session on its node (except writes, which only the primary takes; and a
 //! read pinned to a replica waits until it has replayed the session's writes); a
+//! session whose default isolation is serializable reads on the primary (a hot
+//! standby refuses serializable transactions); a
 //! primary hint or `pgrw.route = primary` sends anything to the primary;
 //! then by class: reads (and `BEGIN READ ONLY`) to an eligible replica,
 //! everything else to the primary.
@@ -103,6 +105,15 @@ pub fn route(
         if !needs_primary {
             return pinned_replica_read(request, session, pin, topology, policy);
         }
+    }
+    // A hot standby refuses serializable transactions, whatever a hint says.
+    if session.serializable_default
+        && matches!(
+            class,
+            StatementClass::Read | StatementClass::Begin(TxAccess::ReadOnly)
+        )
+    {
+        return to_primary(RouteReason::SerializableSession, topology);
     }
     let preference = match (request.hint, session.route_mode) {
         (Some(RouteHint::Primary), _) => Preference::Primary(RouteReason::PrimaryHint),

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::classification::TxAccess;
+use crate::classification::{DefaultIsolation, TxAccess};
 use crate::lsn::{Lsn, ParseLsnError};
 use crate::route::policy::Policy;
 use crate::route::topology::NodeId;
@@ -163,6 +163,12 @@ pub struct SessionState {
     pub route_mode: RouteMode,
     /// Where the session last read, unless a later write bounds it.
     pub last_read: Option<LastRead>,
+    /// The session's default transaction isolation is serializable: a hot
+    /// standby refuses it, so its reads (and `BEGIN READ ONLY`) go to the primary.
+    pub serializable_default: bool,
+    /// What `RESET`/`DISCARD ALL` bring [`Self::serializable_default`] back
+    /// to: serializable by the login (startup options, role or database settings).
+    pub serializable_at_login: bool,
 }
 
 impl SessionState {
@@ -212,6 +218,23 @@ impl SessionState {
     /// see everything this session wrote or was required to see.
     pub fn token(&self) -> ConsistencyToken {
         ConsistencyToken(self.last_write_lsn.max(self.min_lsn))
+    }
+
+    /// Sets whether the login's default isolation is serializable (the
+    /// session's default starts as it).
+    pub fn set_login_serializable(&mut self, serializable: bool) {
+        self.serializable_at_login = serializable;
+        self.serializable_default = serializable;
+    }
+
+    /// Applies a change of the default isolation that ran (outside a
+    /// transaction, or in one that committed).
+    pub fn change_default_isolation(&mut self, change: DefaultIsolation) {
+        self.serializable_default = match change {
+            DefaultIsolation::Serializable => true,
+            DefaultIsolation::Other => false,
+            DefaultIsolation::LoginDefault => self.serializable_at_login,
+        };
     }
 
     /// Records that a transaction began on `node`.
@@ -323,6 +346,20 @@ mod tests {
         assert_eq!(session.pin, None);
         session.retain_pin(Some(PinReason::Listen));
         assert_eq!(session.pin, None, "retaining never pins");
+    }
+
+    #[test]
+    fn a_reset_brings_the_default_isolation_back_to_the_logins() {
+        let mut session = SessionState::new();
+        session.change_default_isolation(DefaultIsolation::Serializable);
+        assert!(session.serializable_default);
+        session.change_default_isolation(DefaultIsolation::LoginDefault);
+        assert!(!session.serializable_default);
+        session.set_login_serializable(true);
+        session.change_default_isolation(DefaultIsolation::Other);
+        assert!(!session.serializable_default);
+        session.change_default_isolation(DefaultIsolation::LoginDefault);
+        assert!(session.serializable_default);
     }
 
     #[test]

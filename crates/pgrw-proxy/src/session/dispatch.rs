@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgrw_core::classification::SessionEffects;
-use pgrw_core::classification::{Effect, RouteSetting};
+use pgrw_core::classification::{DefaultIsolation, Effect, RouteSetting};
 use pgrw_core::route::{
     Balancing, Consistency, NodeId, PinReason, RouteMode, RouteRequest, SessionState, Target, route,
 };
@@ -256,6 +256,17 @@ impl Session {
                 RouteSetting::Replica => RouteMode::Replica,
                 RouteSetting::Auto => RouteMode::Auto,
             };
+        }
+        if let Some(change) = effects.default_isolation {
+            // Serializable at once (its reads must leave the replicas even if
+            // a rollback undoes it: unsure, the primary); another level only
+            // when it ran alone outside a transaction, so no rollback undid it.
+            let settled = !in_transaction
+                && status == TransactionStatus::Idle
+                && !effects.contains(Effect::TRANSACTION_CONTROL);
+            if change == DefaultIsolation::Serializable || settled {
+                self.routing.change_default_isolation(change);
+            }
         }
         let pinned = pin_reason(&effects);
         if let Some(reason) = pinned {

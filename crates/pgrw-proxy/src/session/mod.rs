@@ -262,10 +262,20 @@ impl Session {
             match pool.checkout().await {
                 Ok(mut backend) => {
                     let parameters = backend.connection().parameters.clone();
+                    // A default set by ALTER ROLE/DATABASE … SET: a standby refuses
+                    // serializable transactions, so such sessions read on the primary.
+                    let isolation = settings::query::run(
+                        backend.connection(),
+                        b"SELECT pg_catalog.current_setting('default_transaction_isolation')",
+                    )
+                    .await;
+                    let Ok(answer) = isolation else { continue };
+                    let serializable = answer.rows.first().and_then(|row| row.first())
+                        == Some(&Some("serializable".to_string()));
                     backend.release();
                     self.state.learn_server_parameters(&parameters);
                     self.state
-                        .remember_database(&self.user.name, &self.database);
+                        .remember_database(&self.user.name, &self.database, serializable);
                     return Ok(true);
                 }
                 Err(CheckoutError::Backend(BackendError::Refused { code, message, .. })) => {

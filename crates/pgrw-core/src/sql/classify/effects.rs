@@ -116,12 +116,31 @@ pub struct RouteSettingChange {
     pub local: bool,
 }
 
+/// A change of the session's default transaction isolation
+/// (`default_transaction_isolation`, `SET SESSION CHARACTERISTICS`): a hot
+/// standby refuses serializable transactions, so a session whose default is
+/// serializable reads on the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DefaultIsolation {
+    /// Serializable from now on (or a value pgrw cannot read: unsure, the primary).
+    Serializable,
+    /// Another level from now on.
+    Other,
+    /// Back to what the login gave (`RESET`, `RESET ALL`, `DISCARD ALL`,
+    /// `SET … TO DEFAULT`): startup options, `ALTER ROLE/DATABASE … SET`.
+    LoginDefault,
+}
+
 /// The session effects of a statement (or of a whole query string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SessionEffects {
     bits: u32,
     /// A change of `pgrw.route`, if the statement makes one (the last one wins).
     pub route_setting: Option<RouteSettingChange>,
+    /// A change of the session's default isolation, if the statement makes
+    /// one (the last one wins). `SET LOCAL` makes none: it ends with its
+    /// transaction, which runs on one node.
+    pub default_isolation: Option<DefaultIsolation>,
 }
 
 impl SessionEffects {
@@ -129,6 +148,7 @@ impl SessionEffects {
     pub const NONE: SessionEffects = SessionEffects {
         bits: 0,
         route_setting: None,
+        default_isolation: None,
     };
 
     /// Whether `effect` is among these.
@@ -143,7 +163,7 @@ impl SessionEffects {
 
     /// No effect at all (and no `pgrw.route` change).
     pub fn is_empty(&self) -> bool {
-        self.bits == 0 && self.route_setting.is_none()
+        self.bits == 0 && self.route_setting.is_none() && self.default_isolation.is_none()
     }
 
     /// Whether the client must stay on the backend that ran the statement:
@@ -164,6 +184,7 @@ impl SessionEffects {
         SessionEffects {
             bits: self.bits | other.bits,
             route_setting: other.route_setting.or(self.route_setting),
+            default_isolation: other.default_isolation.or(self.default_isolation),
         }
     }
 
@@ -181,6 +202,7 @@ impl From<Effect> for SessionEffects {
         SessionEffects {
             bits: effect.0,
             route_setting: None,
+            default_isolation: None,
         }
     }
 }
@@ -205,6 +227,13 @@ impl fmt::Display for SessionEffects {
                 change.setting,
                 if change.local { " (local)" } else { "" }
             )?;
+            first = false;
+        }
+        if let Some(isolation) = self.default_isolation {
+            if !first {
+                f.write_str(", ")?;
+            }
+            write!(f, "default isolation: {isolation:?}")?;
         }
         Ok(())
     }

@@ -67,6 +67,19 @@ fn is_name_token(sig: &Sig) -> bool {
 impl StatementScan<'_> {
     /// Called at a `(`: if the tokens before it name a function, judge the call.
     pub(super) fn check_call(&mut self) {
+        // `U&"!006eextval" UESCAPE '!' (…)`: a call whose name (or schema,
+        // `U&"…" UESCAPE '!' . f(…)`) pgrw does not decode.
+        let escaped_name = self.names_uescape(0)
+            || (self.recent[1].is_some_and(|sig| sig.kind == TokenKind::Dot)
+                && self.names_uescape(2));
+        if escaped_name {
+            self.primary_call(
+                b"U&\"\" UESCAPE",
+                PrimaryBecause::OpaqueName,
+                SessionEffects::NONE,
+            );
+            return;
+        }
         let Some(name) = self.recent[0].filter(is_name_token) else {
             return;
         };
@@ -129,6 +142,18 @@ impl StatementScan<'_> {
                 });
             }
         }
+    }
+
+    /// Whether `recent[at]` is the string of a `UESCAPE '…'` clause (which
+    /// only follows a `U&"…"` identifier or a `U&'…'` string).
+    fn names_uescape(&self, at: usize) -> bool {
+        let string = self.recent.get(at).copied().flatten();
+        let clause = self.recent.get(at + 1).copied().flatten();
+        string.is_some_and(|sig| sig.kind == TokenKind::String)
+            && clause.is_some_and(|sig| {
+                sig.kind == TokenKind::Identifier
+                    && self.text(&sig).eq_ignore_ascii_case(b"uescape")
+            })
     }
 
     /// A call of `name` (unqualified) whose arguments are being read: judged

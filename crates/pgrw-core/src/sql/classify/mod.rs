@@ -19,7 +19,9 @@
 //! with transaction control or session commands is `Write` too (reason
 //! "multi-statement string with …"), because PostgreSQL runs the string as one
 //! implicit transaction (or opens/closes explicit ones mid-string). Transaction
-//! control in such a string is reported as [`Effect::TRANSACTION_CONTROL`]:
+//! control in such a string is reported as [`Effect::TRANSACTION_CONTROL`]
+//! (one exception: a whole read-only transaction, `BEGIN READ ONLY`, reads,
+//! `COMMIT` or `ROLLBACK`, is `Read`, as it may run on a replica):
 //! the driver must take the transaction state after it from the server's
 //! ReadyForQuery status, not from the classification. Effects are the union
 //! over all statements. A hint anywhere in the string applies to the whole
@@ -53,7 +55,7 @@ mod reason;
 mod scan;
 mod statement;
 
-pub use effects::{Effect, RouteSetting, RouteSettingChange, SessionEffects};
+pub use effects::{DefaultIsolation, Effect, RouteSetting, RouteSettingChange, SessionEffects};
 pub use reason::{InlineName, MAX_NAME_LEN, Reason};
 
 use crate::catalog::FunctionCatalog;
@@ -247,6 +249,7 @@ fn classify_pass(
     let mut transaction_control = false;
     let mut session_commands = false;
     let mut effects = SessionEffects::NONE;
+    let mut read_only_transaction = ReadOnlyTransaction::Start;
     for piece in Pieces::new(sql, catalog, escapes) {
         backslash |= piece.backslash_in_string;
         hint = stronger(hint, piece.hint);
@@ -255,6 +258,7 @@ fn classify_pass(
             continue;
         }
         count += 1;
+        read_only_transaction = read_only_transaction.then(verdict.class);
         effects = effects.union(verdict.effects);
         match verdict.class {
             StatementClass::Read => {}
@@ -301,6 +305,10 @@ fn classify_pass(
                 .filter(|reason| !reason.hint_may_override());
             let (class, reason) = match (all_read, definite, first_write.as_ref()) {
                 (true, _, _) => (StatementClass::Read, Reason::Read),
+                _ if read_only_transaction == ReadOnlyTransaction::Ended => (
+                    StatementClass::Read,
+                    Reason::MultiStatement("a whole read-only transaction"),
+                ),
                 (false, Some(reason), _) => (StatementClass::Write, reason.clone()),
                 (false, None, _) if transaction_control => (
                     StatementClass::Write,
@@ -325,6 +333,33 @@ fn classify_pass(
         }
     };
     (apply_hint(verdict, hint), backslash)
+}
+
+/// Whether a multi-statement string is one whole read-only transaction:
+/// `BEGIN READ ONLY`, reads, then `COMMIT` or `ROLLBACK`. It may run on a
+/// replica as one unit (the session is idle again after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadOnlyTransaction {
+    /// Nothing yet.
+    Start,
+    /// `BEGIN READ ONLY`, then only reads.
+    Open,
+    /// …and its `COMMIT`/`ROLLBACK` as the last statement so far.
+    Ended,
+    /// Anything else.
+    Not,
+}
+
+impl ReadOnlyTransaction {
+    fn then(self, class: StatementClass) -> ReadOnlyTransaction {
+        use crate::classification::TxAccess;
+        match (self, class) {
+            (Self::Start, StatementClass::Begin(TxAccess::ReadOnly)) => Self::Open,
+            (Self::Open, StatementClass::Read) => Self::Open,
+            (Self::Open, StatementClass::Commit | StatementClass::Rollback) => Self::Ended,
+            _ => Self::Not,
+        }
+    }
 }
 
 /// Applies a routing hint: a primary hint sends a read to the primary; a

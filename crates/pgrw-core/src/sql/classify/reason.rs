@@ -78,6 +78,10 @@ pub enum Reason {
     /// An operator that is not one of PostgreSQL's built-in operators (a user
     /// operator may call any function).
     Operator(InlineName),
+    /// Reads state of this server (`pg_locks`, `pg_prepared_xacts`,
+    /// `pg_stat_activity`, `SHOW transaction_read_only`, …): the primary's
+    /// answer is the one the application must see. The name is what it reads.
+    NodeState(InlineName),
     /// Uses a temporary table (`pg_temp.…`), which exists only on one backend.
     TempTable,
     /// `EXPLAIN` without `ANALYZE` of a writing statement: the statement is only planned.
@@ -108,12 +112,13 @@ pub enum Reason {
 
 impl Reason {
     /// Whether a `pgrw:replica` hint may override this reason: only doubts
-    /// about user or unknown functions and operators can be overridden, never
-    /// a write the classifier is sure of or text it could not read.
+    /// about user or unknown functions and operators, and questions about
+    /// the server (which only read: the hint asks a replica about itself on
+    /// purpose), never a write the classifier is sure of or text it could not read.
     pub fn hint_may_override(&self) -> bool {
         match self {
             Reason::Function { because, .. } => because.hint_may_override(),
-            Reason::Operator(_) => true,
+            Reason::Operator(_) | Reason::NodeState(_) => true,
             _ => false,
         }
     }
@@ -132,6 +137,9 @@ impl fmt::Display for Reason {
             Reason::Command(what) => write!(f, "primary-only command: {what}"),
             Reason::Function { name, because } => write!(f, "function {name} {because}"),
             Reason::Operator(name) => write!(f, "operator {name} is not built in"),
+            Reason::NodeState(name) => {
+                write!(f, "asks about this server: {name} (the primary answers)")
+            }
             Reason::TempTable => f.write_str("uses a temporary table"),
             Reason::ExplainWithoutAnalyze => f.write_str("EXPLAIN without ANALYZE (only plans)"),
             Reason::Transaction(what) => write!(f, "transaction control: {what}"),

@@ -189,7 +189,44 @@ impl<'a> StatementScan<'a> {
         self.recent = [Some(sig), self.recent[0], self.recent[1], self.recent[2]];
     }
 
+    /// The first argument of `current_setting(…)`: a setting that differs on
+    /// a standby (`transaction_read_only`, `in_hot_standby`), or a name pgrw
+    /// cannot read, asks about this server.
+    fn current_setting_argument(&mut self, sig: &Sig, text: &[u8]) {
+        let opens_call = self.recent[0].is_some_and(|s| s.kind == TokenKind::OpenParen)
+            && self.recent[1].is_some_and(|s| {
+                let name = self.text(&s);
+                match s.kind {
+                    TokenKind::Identifier => name.eq_ignore_ascii_case(b"current_setting"),
+                    TokenKind::QuotedIdentifier => name == b"\"current_setting\"",
+                    _ => false,
+                }
+            });
+        if !opens_call {
+            return;
+        }
+        let setting = match sig.kind {
+            TokenKind::String => text.get(1..text.len().saturating_sub(1)),
+            _ => None,
+        };
+        match setting {
+            Some(name) if !is_node_state_setting(name) => {}
+            Some(name) => self.node_state(name),
+            None => self.node_state(b"current_setting of a setting pgrw cannot name"),
+        }
+    }
+
+    /// Records a question about the server: the primary answers it, unless a
+    /// replica hint asks a replica on purpose (so it ranks with function doubts).
+    fn node_state(&mut self, name: &[u8]) {
+        if self.function_write_is_open(false) {
+            self.findings.function_write =
+                Some(Reason::NodeState(super::reason::InlineName::new(name)));
+        }
+    }
+
     fn significant_token(&mut self, sig: Sig, text: &'a [u8]) {
+        self.current_setting_argument(&sig, text);
         if self.findings.copy_direction == Some(CopyDirection::ToPending) {
             self.findings.copy_direction = Some(if sig.kw == Some(Kw::Stdout) {
                 CopyDirection::ToStdout
@@ -275,6 +312,9 @@ impl<'a> StatementScan<'a> {
         } else {
             text
         };
+        if is_node_state_relation(sig.kind, bare) {
+            self.node_state(bare);
+        }
         if bare.len() >= 7
             && bare[..7].eq_ignore_ascii_case(b"pg_temp")
             && (bare.len() == 7 || bare[7] == b'_')
@@ -344,4 +384,46 @@ fn may_be_in_operator_construct(kind: TokenKind) -> bool {
             | TokenKind::Operator
             | TokenKind::CloseParen
     )
+}
+
+/// Relations that show this server's own state (sessions, locks, prepared
+/// transactions, replication, statistics): every `pg_stat_*`/`pg_statio_*`
+/// view and these. Matched by name wherever it stands (a column of that name
+/// sends a statement to the primary too: unsure, the primary).
+const NODE_STATE_RELATIONS: &[&[u8]] = &[
+    b"pg_prepared_xacts",
+    b"pg_locks",
+    b"pg_replication_slots",
+    b"pg_replication_origin_status",
+    b"pg_prepared_statements",
+    b"pg_cursors",
+    b"pg_backend_memory_contexts",
+];
+
+/// Whether a name (unquoted: any case; quoted: exact) is a node-state relation.
+fn is_node_state_relation(kind: TokenKind, bare: &[u8]) -> bool {
+    let exact = kind != TokenKind::Identifier;
+    let same = |a: &[u8], b: &[u8]| {
+        if exact {
+            a == b
+        } else {
+            a.eq_ignore_ascii_case(b)
+        }
+    };
+    let starts = |prefix: &[u8]| {
+        bare.get(..prefix.len())
+            .is_some_and(|head| same(head, prefix))
+    };
+    starts(b"pg_")
+        && (starts(b"pg_stat_")
+            || starts(b"pg_statio_")
+            || NODE_STATE_RELATIONS.iter().any(|name| same(bare, name)))
+}
+
+/// Settings whose value on a standby differs from the primary's because it
+/// is a standby.
+pub(super) fn is_node_state_setting(name: &[u8]) -> bool {
+    [&b"transaction_read_only"[..], b"in_hot_standby"]
+        .iter()
+        .any(|setting| name.eq_ignore_ascii_case(setting))
 }

@@ -2,7 +2,8 @@
 //! and the [`Findings`] of the whole text, its class, reason and effects.
 
 use super::Reason;
-use super::effects::{Effect, RouteSetting, RouteSettingChange, SessionEffects};
+use super::effects::{DefaultIsolation, Effect, RouteSetting, RouteSettingChange, SessionEffects};
+use super::reason::InlineName;
 use super::scan::{CopyDirection, Findings, Sig, StatementScan};
 use crate::classification::{StatementClass, TxAccess};
 use crate::sql::keywords::Kw;
@@ -148,6 +149,13 @@ fn decide_at(head: &Head<'_, '_>, start: usize) -> Verdict {
     let command = |name| Verdict::write(Reason::Command(name)).with_effects(effects);
     match kw {
         Kw::Select | Kw::Values | Kw::Table | Kw::With => read_candidate(head, Reason::Read),
+        // `SHOW transaction_read_only` is `on` on any standby; `SHOW ALL` shows it.
+        Kw::Show if head.kw(at + 1) == Some(Kw::All) => {
+            Verdict::write(Reason::NodeState(InlineName::new(b"SHOW ALL")))
+        }
+        Kw::Show if super::scan::is_node_state_setting(head.text(at + 1)) => {
+            Verdict::write(Reason::NodeState(InlineName::new(head.text(at + 1))))
+        }
         Kw::Show => Verdict::new(StatementClass::Read, Reason::Read),
         Kw::Explain => explain(head, at + 1),
         Kw::Copy => match head.findings().copy_direction {
@@ -301,6 +309,7 @@ fn explain(head: &Head<'_, '_>, mut at: usize) -> Verdict {
             | Reason::Locks(_)
             | Reason::Function { .. }
             | Reason::Operator(_)
+            | Reason::NodeState(_)
     );
     match inner.class {
         StatementClass::Read => Verdict::new(StatementClass::Read, Reason::Read),
@@ -317,11 +326,14 @@ fn explain(head: &Head<'_, '_>, mut at: usize) -> Verdict {
 /// Transaction modes from `at`: `READ ONLY`, `READ WRITE`, `ISOLATION LEVEL …`,
 /// `[NOT] DEFERRABLE`, comma-separated. Anything else (or a contradiction)
 /// gives [`TxAccess::Unspecified`], which the policy treats as read write.
+/// So does `ISOLATION LEVEL SERIALIZABLE`, even with `READ ONLY`: a hot
+/// standby refuses serializable mode, so the transaction must run on the primary.
 fn transaction_access(head: &Head<'_, '_>, mut at: usize) -> TxAccess {
     if !head.scan.head_is_whole() {
         return TxAccess::Unspecified;
     }
     let mut access = TxAccess::Unspecified;
+    let mut serializable = false;
     while at < head.tokens.len() {
         let step = match (
             head.kw(at),
@@ -341,7 +353,10 @@ fn transaction_access(head: &Head<'_, '_>, mut at: usize) -> TxAccess {
                 access = named;
                 2
             }
-            (Some(Kw::Isolation), Some(Kw::Level), Some(Kw::Serializable), _) => 3,
+            (Some(Kw::Isolation), Some(Kw::Level), Some(Kw::Serializable), _) => {
+                serializable = true;
+                3
+            }
             (Some(Kw::Isolation), Some(Kw::Level), Some(Kw::Repeatable), Some(Kw::Read)) => 4,
             (
                 Some(Kw::Isolation),
@@ -356,7 +371,69 @@ fn transaction_access(head: &Head<'_, '_>, mut at: usize) -> TxAccess {
         };
         at += step;
     }
+    if serializable {
+        return TxAccess::Unspecified;
+    }
     access
+}
+
+/// The isolation level a list of transaction modes from `at` names, if any:
+/// `Some(true)` for `SERIALIZABLE`, `Some(false)` for another level.
+fn names_serializable(head: &Head<'_, '_>, at: usize) -> Option<bool> {
+    let tokens = head.tokens.get(at..).unwrap_or_default();
+    let level = tokens
+        .windows(3)
+        .find(|w| w[0].kw == Some(Kw::Isolation) && w[1].kw == Some(Kw::Level))
+        .map(|w| w[2].kw == Some(Kw::Serializable));
+    // A list longer than the head: unsure, so serializable (reads to the primary).
+    level.or((!head.scan.head_is_whole()).then_some(true))
+}
+
+/// `SET [SESSION] default_transaction_isolation {TO | =} value`: the session's
+/// default isolation from now on. A value pgrw cannot read counts as
+/// serializable (its reads then go to the primary, which takes any level).
+fn default_isolation_value(head: &Head<'_, '_>, at: usize) -> DefaultIsolation {
+    let value = head.text(at);
+    let bare = match head.kind(at) {
+        Some(TokenKind::String) => value.get(1..value.len().saturating_sub(1)),
+        Some(TokenKind::Identifier) => Some(value),
+        _ => None,
+    };
+    let ends = head.ends_at(at + 1);
+    match bare {
+        Some(b)
+            if ends
+                && b.eq_ignore_ascii_case(b"default")
+                && head.kind(at) == Some(TokenKind::Identifier) =>
+        {
+            DefaultIsolation::LoginDefault
+        }
+        Some(b)
+            if ends
+                && [
+                    &b"read committed"[..],
+                    b"read uncommitted",
+                    b"repeatable read",
+                ]
+                .iter()
+                .any(|level| b.eq_ignore_ascii_case(level)) =>
+        {
+            DefaultIsolation::Other
+        }
+        _ => DefaultIsolation::Serializable,
+    }
+}
+
+/// Whether tokens at `at` spell `default_transaction_isolation` (maybe quoted).
+fn is_default_isolation(head: &Head<'_, '_>, at: usize) -> bool {
+    let text = head.text(at);
+    match head.kind(at) {
+        Some(TokenKind::Identifier) => text.eq_ignore_ascii_case(b"default_transaction_isolation"),
+        Some(TokenKind::QuotedIdentifier) => {
+            text.get(1..text.len().saturating_sub(1)) == Some(&b"default_transaction_isolation"[..])
+        }
+        _ => false,
+    }
 }
 
 /// Whether tokens `at..at + 3` spell `pgrw.route` (either part may be quoted).
@@ -415,7 +492,29 @@ fn set(head: &Head<'_, '_>, mut at: usize) -> Verdict {
     } else {
         (Effect::SET, "SET")
     };
-    let verdict = Verdict::new(StatementClass::Session, Reason::Session(name)).with(effect);
+    let mut verdict = Verdict::new(StatementClass::Session, Reason::Session(name)).with(effect);
+    if !local && head.text(at).eq_ignore_ascii_case(b"characteristics") {
+        // `SET SESSION CHARACTERISTICS AS TRANSACTION modes`.
+        verdict.effects.default_isolation = names_serializable(head, at).map(|serializable| {
+            if serializable {
+                DefaultIsolation::Serializable
+            } else {
+                DefaultIsolation::Other
+            }
+        });
+        return verdict;
+    }
+    if is_default_isolation(head, at) {
+        let assigns = head.kw(at + 1) == Some(Kw::To) || head.text(at + 1) == b"=";
+        if !local {
+            verdict.effects.default_isolation = Some(if assigns {
+                default_isolation_value(head, at + 2)
+            } else {
+                DefaultIsolation::Serializable
+            });
+        }
+        return verdict;
+    }
     if !is_pgrw_route(head, at) {
         return verdict;
     }
@@ -444,6 +543,9 @@ fn reset(head: &Head<'_, '_>, at: usize) -> Verdict {
         } else {
             Effect::RESET
         });
+    if all || is_default_isolation(head, at) {
+        verdict.effects.default_isolation = Some(DefaultIsolation::LoginDefault);
+    }
     if all || is_pgrw_route(head, at) {
         verdict.effects.route_setting = Some(RouteSettingChange {
             setting: RouteSetting::Auto,
@@ -466,6 +568,7 @@ fn discard(head: &Head<'_, '_>, at: usize) -> Verdict {
     let mut verdict =
         Verdict::new(StatementClass::Session, Reason::Session("DISCARD")).with(effect);
     if effect == Effect::DISCARD_ALL {
+        verdict.effects.default_isolation = Some(DefaultIsolation::LoginDefault);
         verdict.effects.route_setting = Some(RouteSettingChange {
             setting: RouteSetting::Auto,
             local: false,

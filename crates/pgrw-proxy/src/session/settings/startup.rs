@@ -242,6 +242,21 @@ impl StartupSettings {
         statement
     }
 
+    /// The default isolation the client's startup settings ask for, if any
+    /// (`-c default_transaction_isolation=serializable`): `Some(true)` for
+    /// serializable, which a hot standby refuses.
+    pub(crate) fn serializable_by_default(&self) -> Option<bool> {
+        self.settings
+            .iter()
+            .rev()
+            .find(|setting| {
+                setting
+                    .name
+                    .eq_ignore_ascii_case("default_transaction_isolation")
+            })
+            .map(|setting| setting.value.trim().eq_ignore_ascii_case("serializable"))
+    }
+
     /// Whether the client sent no setting.
     pub(crate) fn is_empty(&self) -> bool {
         self.settings.is_empty()
@@ -334,6 +349,13 @@ impl Session {
         &mut self,
         server: &[(String, String)],
     ) -> Result<bool, SessionEnd> {
+        // The startup packet's default isolation, else the role's or
+        // database's (learned at the pair's first login).
+        let serializable = self.startup.serializable_by_default().unwrap_or_else(|| {
+            self.state
+                .login_serializable(&self.user.name, &self.database)
+        });
+        self.routing.set_login_serializable(serializable);
         if self.startup.is_empty() || self.startup.known_from(server) {
             return Ok(true);
         }
@@ -460,6 +482,33 @@ mod tests {
                 ("application_name", "web"),
                 ("DateStyle", "ISO, MDY")
             ]
+        );
+    }
+
+    #[test]
+    fn a_serializable_default_isolation_in_options_is_seen() {
+        let settings = |options: &str| {
+            StartupSettings::new(startup_settings(&params(&[("options", options)])).unwrap())
+        };
+        let asked = |options: &str| settings(options).serializable_by_default();
+        assert_eq!(
+            asked("-c default_transaction_isolation=serializable"),
+            Some(true)
+        );
+        assert_eq!(
+            asked("--default-transaction-isolation=SERIALIZABLE"),
+            Some(true)
+        );
+        assert_eq!(
+            asked(
+                "-c default_transaction_isolation=serializable -c default_transaction_isolation=read\\ committed"
+            ),
+            Some(false)
+        );
+        assert_eq!(
+            asked("-c search_path=app"),
+            None,
+            "no setting: the role's default"
         );
     }
 
