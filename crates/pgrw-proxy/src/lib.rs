@@ -12,7 +12,8 @@
 //! `session` runs one client (a module per protocol phase), [`pool`] and
 //! [`backend`] hold the node connections, [`cancel`] routes CancelRequests,
 //! [`config`] reads `pgrw.toml`, [`limits`] raises the open-file limit it needs,
-//! [`tls`] loads the certificate clients see,
+//! [`tls`] loads the certificate clients see, [`unknown_writes`] holds reads
+//! back after writes whose position the proxy could not learn,
 //! and [`stats`] counts what went to which node.
 //! Routing decisions come from `pgrw_core`, node state from `pgrw_monitor`.
 
@@ -28,6 +29,7 @@ mod session;
 mod shutdown;
 pub mod stats;
 pub mod tls;
+pub mod unknown_writes;
 
 pub use config::ProxyConfig;
 pub use server::{Proxy, ProxyHandle, ProxyState, StartError};

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use crate::session;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
 use crate::tls::ClientTls;
+use crate::unknown_writes::{Resolved, UnknownWrites};
 
 /// How many statement shapes learned to run only on the primary are kept
 /// (the least recently used is forgotten first): a shape is a few dozen bytes.
@@ -43,10 +44,9 @@ pub struct ProxyState {
     /// The highest `pg_current_wal_lsn()` read after a write committed through
     /// the proxy: every later read must see it.
     last_write_lsn: AtomicU64,
-    /// Whether `last_write_lsn` has been raised to where the primary stood
-    /// when this proxy started (writes made before it, through an earlier
-    /// instance or another proxy, bind its reads too).
-    seeded: AtomicBool,
+    /// Writes acknowledged whose position is unknown (those before the
+    /// proxy started, among them).
+    unknown_writes: UnknownWrites,
     /// SCRAM verifiers, one per user, made once at startup.
     verifiers: HashMap<String, ScramVerifier>,
     /// The ParameterStatus values a node reported at its first login.
@@ -87,24 +87,25 @@ impl ProxyState {
         self.last_write_lsn.fetch_max(lsn.0, Ordering::AcqRel);
     }
 
-    /// Whether the proxy knows where the primary stood when it started.
-    pub fn seeded(&self) -> bool {
-        self.seeded.load(Ordering::Acquire)
+    /// Records that a write was acknowledged at monitor time `at` without its
+    /// position: until a probe of the primary begun after `at` answers, reads
+    /// must wait for one (the primary may be dying with the write in it).
+    pub fn lose_write_position(&self, at: Duration) {
+        self.unknown_writes.lose(at);
     }
 
-    /// Takes `topology`'s primary position as a write made before the proxy
-    /// started, the first time the monitor knows one; true once seeded.
-    pub fn seed_from(&self, topology: &Topology) -> bool {
-        if self.seeded() {
-            return true;
-        }
-        match topology.primary_lsn_since(Duration::ZERO) {
-            Some(lsn) => {
+    /// When writes of unknown position were acknowledged, if any is still
+    /// unknown in `topology`: reads must then see the primary's position as
+    /// of a probe begun after that time. Once `topology` knows such a
+    /// position, it is recorded as the last write and `None` is returned.
+    pub fn unknown_writes_since(&self, topology: &Topology) -> Option<Duration> {
+        match self.unknown_writes.resolve(topology) {
+            Resolved::None => None,
+            Resolved::Waiting(since) => Some(since),
+            Resolved::Known(lsn) => {
                 self.record_write(lsn);
-                self.seeded.store(true, Ordering::Release);
-                true
+                None
             }
-            None => false,
         }
     }
 
@@ -234,7 +235,7 @@ impl Proxy {
             pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
             last_write_lsn: AtomicU64::new(0),
-            seeded: AtomicBool::new(false),
+            unknown_writes: UnknownWrites::at_start(),
             verifiers,
             server_parameters: Mutex::new(None),
             known_databases: Mutex::new(HashMap::new()),

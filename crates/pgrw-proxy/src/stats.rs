@@ -25,6 +25,7 @@ pub struct ProxyStats {
     connections_total: AtomicU64,
     /// Statements given up on because their client left mid-statement.
     abandoned: AtomicU64,
+    lost_write_positions: AtomicU64,
     /// Reads rerun on the primary, by [`RerunReason`] (its index).
     reruns: [AtomicU64; 3],
     /// Statement shapes learned to run only on the primary.
@@ -124,6 +125,10 @@ pub struct StatsSnapshot {
     pub stalled: Vec<u64>,
     /// Statements cancelled because their client disconnected while they ran.
     pub abandoned: u64,
+    /// Writes acknowledged whose commit position could not be read (their
+    /// node failing right after the commit): reads then waited for the
+    /// primary's next position.
+    pub lost_write_positions: u64,
     /// Reads a replica refused before answering anything, run again on the primary.
     pub reruns: Reruns,
     /// Statement shapes learned to run only on the primary (each once).
@@ -145,6 +150,7 @@ impl ProxyStats {
             connections_open: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
+            lost_write_positions: AtomicU64::new(0),
             reruns: Default::default(),
             shapes_learned: AtomicU64::new(0),
         }
@@ -176,6 +182,11 @@ impl ProxyStats {
         if let Some(counters) = self.nodes.get(node.index()) {
             counters.stalled.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a write acknowledged whose commit position could not be read.
+    pub fn record_lost_write_position(&self) {
+        self.lost_write_positions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a statement cancelled because its client left.
@@ -220,6 +231,7 @@ impl ProxyStats {
                 .map(|counters| counters.stalled.load(Ordering::Relaxed))
                 .collect(),
             abandoned: self.abandoned.load(Ordering::Relaxed),
+            lost_write_positions: self.lost_write_positions.load(Ordering::Relaxed),
             reruns: Reruns {
                 read_only_transaction: self.reruns[0].load(Ordering::Relaxed),
                 recovery_relation: self.reruns[1].load(Ordering::Relaxed),

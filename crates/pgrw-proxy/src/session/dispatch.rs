@@ -113,23 +113,25 @@ impl Session {
         if policy.balancing == Balancing::LeastOutstanding {
             self.balancer.set_load(self.state.pools.in_flight());
         }
-        let monitor = &self.state.monitor;
+        let state = Arc::clone(&self.state);
+        let monitor = &state.monitor;
         let mut request = RouteRequest::new(unit.class, unit.hint, monitor.now());
         let began = request.now;
         let mut waited = None;
         let (decided, topology) = loop {
             let topology = self.state.topology();
-            let seeded = self.state.seed_from(&topology);
             if consistency.proxy_writes() {
                 // Every write committed through the proxy, on any connection.
                 self.routing.shared_lsn = self.state.last_write_lsn();
             }
             request.fresh_since = match consistency {
                 Consistency::Linearizable => Some(began),
-                // Writes made before the proxy started: the primary's position
-                // as of any probe, which the first one gives.
-                Consistency::Proxy if !seeded => Some(Duration::ZERO),
-                _ => None,
+                // Writes acknowledged whose position is unknown (made before
+                // the proxy started, or whose LSN could not be read): the
+                // primary's position as of a probe begun after them.
+                Consistency::Proxy => self.state.unknown_writes_since(&topology),
+                Consistency::Connection => self.unknown_write_since(&topology),
+                Consistency::Bounded => None,
             };
             let decided = route(
                 &request,
@@ -283,18 +285,26 @@ impl Session {
             );
             broken = released.await.is_err();
         }
-        if !broken && status == TransactionStatus::Idle && self.pending_write {
+        if status == TransactionStatus::Idle && self.pending_write {
             self.pending_write = false;
             // Before the client hears the write is done: any read it (or anyone)
             // starts next must see this position.
-            let target = backend.connection().cancel_target.clone();
-            let lsn = backend.connection().current_wal_lsn();
-            match bounded(&self.state, node, target, lsn).await {
-                Ok(lsn) => {
+            let lsn = if broken {
+                None
+            } else {
+                let target = backend.connection().cancel_target.clone();
+                let lsn = backend.connection().current_wal_lsn();
+                bounded(&self.state, node, target, lsn).await.ok()
+            };
+            match lsn {
+                Some(lsn) => {
                     self.state.record_write(lsn);
                     self.routing.record_write(lsn);
                 }
-                Err(_) => broken = true,
+                None => {
+                    broken = true;
+                    self.lose_write_position(node);
+                }
             }
         } else if !broken
             && status == TransactionStatus::Idle
@@ -319,6 +329,38 @@ impl Session {
             Ok(())
         } else {
             self.give_back(backend).await
+        }
+    }
+
+    /// The node acknowledged a write (its ReadyForQuery goes to the client)
+    /// but its position could not be read: the node may be dying with the
+    /// write in it, and a replica may not have it yet. Until a probe of the
+    /// primary begun after now answers, reads wait for one, then must see
+    /// its position (57P03 while no primary answers), never stale rows.
+    fn lose_write_position(&mut self, node: NodeId) {
+        let now = self.state.monitor.now();
+        self.state.lose_write_position(now);
+        self.unknown_write.get_or_insert(now);
+        self.state.stats.record_lost_write_position();
+        tracing::warn!(
+            node = %self.state.topology().node(node).map_or("?", |node| &node.name),
+            "a write's commit position could not be read: reads wait for the primary's next position"
+        );
+    }
+
+    /// When this session acknowledged a write of unknown position, if the
+    /// topology does not yet know the primary's position after it (see
+    /// [`Session::lose_write_position`]); once it does, that is the session's
+    /// last write.
+    fn unknown_write_since(&mut self, topology: &pgrw_core::route::Topology) -> Option<Duration> {
+        let since = self.unknown_write?;
+        match topology.primary_lsn_since(since) {
+            None => Some(since),
+            Some(lsn) => {
+                self.routing.record_write(lsn);
+                self.unknown_write = None;
+                None
+            }
         }
     }
 
