@@ -14,7 +14,16 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// `pgrw proxy` in front of `cluster` with extra `flags`, once it listens.
 fn start_proxy(cluster: &TestCluster, flags: &[&str]) -> (Pgrw, tempfile::TempDir, u16) {
-    let (dir, config, port) = proxy_config(cluster, "");
+    start_proxy_with(cluster, "", flags)
+}
+
+/// The same, with `top_level` keys in its configuration.
+fn start_proxy_with(
+    cluster: &TestCluster,
+    top_level: &str,
+    flags: &[&str],
+) -> (Pgrw, tempfile::TempDir, u16) {
+    let (dir, config, port) = proxy_config(cluster, top_level);
     let mut args = vec!["proxy", "--config", config.to_str().expect("UTF-8 path")];
     args.extend_from_slice(flags);
     let proxy = Pgrw::spawn(&args);
@@ -24,16 +33,20 @@ fn start_proxy(cluster: &TestCluster, flags: &[&str]) -> (Pgrw, tempfile::TempDi
     (proxy, dir, port)
 }
 
-/// Runs `sql` through the proxy on `port` over the simple protocol.
-async fn run_through_proxy(port: u16, sql: &str) {
+/// A client logged in through the proxy on `port`.
+async fn connect(port: u16) -> tokio_postgres::Client {
     let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
     let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
         .await
         .expect("a client logs in through the proxy");
-    let connection = tokio::spawn(connection);
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs `sql` through the proxy on `port` over the simple protocol.
+async fn run_through_proxy(port: u16, sql: &str) {
+    let client = connect(port).await;
     client.simple_query(sql).await.expect("the statement runs");
-    drop(client);
-    let _ = connection.await;
 }
 
 fn assert_no_password(lines: &[String]) {
@@ -151,4 +164,32 @@ async fn json_lines_carry_level_message_and_fields() {
         routed["route"].as_str().expect("route").contains(": read"),
         "{routed}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_with_no_free_connection_is_a_warning_naming_node_and_size() {
+    let cluster = TestCluster::start(0).await;
+    let pool = "[pool]\nsize = 1\ncheckout_timeout_ms = 100";
+    let (proxy, _config, port) = start_proxy_with(&cluster, pool, &[]);
+    let holder = connect(port).await;
+    holder.batch_execute("BEGIN").await.expect("begin");
+    holder
+        .simple_query("SELECT 1")
+        .await
+        .expect("the transaction holds the only connection");
+
+    let waiter = connect(port).await;
+    let refused = waiter.simple_query("SELECT 2").await;
+
+    assert!(refused.is_err(), "the second client got a connection");
+    let warning = proxy
+        .stderr
+        .wait_for(DEADLINE, "a pool exhausted warning", |lines| {
+            lines
+                .iter()
+                .find(|line| line.contains("WARN") && line.contains("pool exhausted"))
+                .cloned()
+        });
+    assert!(warning.contains("node=primary"), "{warning}");
+    assert!(warning.contains("pool_size=1"), "{warning}");
 }
