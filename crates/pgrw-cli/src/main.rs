@@ -5,7 +5,9 @@
 //! and a non-zero exit code.
 
 mod cluster;
+mod console;
 mod demo;
+mod logging;
 mod proxy;
 mod route;
 mod status;
@@ -20,6 +22,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +45,16 @@ type CliError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `pgrw up` draws a live status block: info lines would repeat what it
+    // prints; warnings (a node banned, a split brain) are what it cannot show.
+    let default_level = match cli.command {
+        Command::Up(_) => logging::Level::Warn,
+        _ => logging::Level::Info,
+    };
+    if let Err(error) = logging::init(&cli.log, default_level) {
+        return fail(&error);
+    }
+    let json_log = cli.log.json();
     // One thread, as pgbouncer: a proxy's work per message is a few system
     // calls, and handing sockets between worker threads cost more in wakeups
     // than a second thread gave (docs/benchmarks.md).
@@ -62,6 +76,11 @@ fn main() -> ExitCode {
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // A log shipper reading JSON lines gets the reason as one more.
+        Err(error) if json_log => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
         Err(error) => fail(&error.to_string()),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use pgrw_cluster::{Cluster, ClusterSpec};
-use pgrw_proxy::{Proxy, ProxyConfig};
+use pgrw_proxy::{Proxy, ProxyConfig, StartError};
 
 use crate::CliError;
 use crate::status;
@@ -53,11 +53,12 @@ pub struct UpCommand {
 pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
     let config = ProxyConfig::load(&command.config)?;
     if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
-        eprintln!("pgrw: warning: {warning}");
+        tracing::warn!("{warning}");
     }
     let proxy = Proxy::bind(config).await?;
+    log_started(&proxy);
     if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
-        eprintln!("pgrw: warning: {not_ready}; serving anyway");
+        tracing::warn!("{not_ready}; serving anyway");
     }
     println!("pgrw proxy listening on {}", proxy.local_addr());
     let drain = shutdown_notice(proxy.state().config.shutdown_timeout_ms);
@@ -65,11 +66,13 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
         .serve_until(
             async {
                 stop_requested().await;
+                tracing::info!("{drain}");
                 println!("{drain}");
             },
             stop_requested(),
         )
         .await;
+    tracing::info!("pgrw proxy stopped");
     println!("pgrw proxy stopped");
     Ok(())
 }
@@ -96,16 +99,22 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
     let cluster = spec.up().await?;
     let password = cluster.state().password.clone();
 
-    let config = ProxyConfig::from_toml(
-        "generated config",
-        &generated_config(&cluster, command.port, &password),
-    )?;
-    if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
-        eprintln!("pgrw: warning: {warning}");
-    }
-    let proxy = Proxy::bind(config).await?;
+    let proxy = match bind_generated(&cluster, command.port, &password).await {
+        Ok(proxy) => proxy,
+        Err(error) => {
+            // Nothing may stay behind that this command started.
+            if !was_running {
+                if let Err(down) = cluster.down(false).await {
+                    return Err(format!("{error}; stopping the cluster failed too: {down}").into());
+                }
+                return Err(format!("{error}; the cluster it started is stopped").into());
+            }
+            return Err(error);
+        }
+    };
+    log_started(&proxy);
     if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
-        eprintln!("pgrw: warning: {not_ready}; serving anyway");
+        tracing::warn!("{not_ready}; serving anyway");
     }
     println!(
         "cluster in {}: a primary and {} streaming replica(s){}",
@@ -155,6 +164,7 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
                 // The block stops before anything else is printed below it.
                 let _ = stop_status.send(());
                 let _ = status.await;
+                tracing::info!("{drain}");
                 println!("{drain}");
             },
             stop_requested(),
@@ -162,10 +172,57 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         .await;
     if !was_running {
         cluster.down(false).await?;
+        tracing::info!(dir = %cluster.dir().display(), "cluster stopped");
         println!("cluster stopped");
     }
+    tracing::info!("pgrw proxy stopped");
     println!("pgrw proxy stopped");
     Ok(())
+}
+
+/// The proxy `pgrw up` serves, bound on `port`; a port in use says which flag
+/// picks another.
+async fn bind_generated(cluster: &Cluster, port: u16, password: &str) -> Result<Proxy, CliError> {
+    let config = ProxyConfig::from_toml(
+        "generated config",
+        &generated_config(cluster, port, password),
+    )?;
+    if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
+        tracing::warn!("{warning}");
+    }
+    Proxy::bind(config).await.map_err(|error| match error {
+        StartError::Listen { address, source } => format!(
+            "the proxy cannot listen on {address} ({source}): choose another port with --port"
+        )
+        .into(),
+        error => error.into(),
+    })
+}
+
+/// The start line: where the proxy listens, its nodes, pools and policy
+/// (never a password).
+fn log_started(proxy: &Proxy) {
+    let config = &proxy.state().config;
+    let nodes = config
+        .nodes
+        .iter()
+        .map(|node| format!("{}={}:{}", node.name, node.host, node.port))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let policy = config.policy.policy();
+    tracing::info!(
+        listen = %proxy.local_addr(),
+        nodes,
+        pool_size = config.pool.size,
+        pool_mode = ?config.pool.mode,
+        balancing = %policy.balancing,
+        primary_reads = %policy.primary_reads,
+        consistency = %config.policy.consistency(),
+        read_your_writes_wait_ms = config.policy.read_your_writes_wait_ms,
+        max_lag_ms = config.policy.max_lag_ms.filter(|&limit| limit > 0),
+        max_lag_bytes = config.policy.max_lag_bytes.filter(|&limit| limit > 0),
+        "pgrw proxy started"
+    );
 }
 
 /// The proxy config `pgrw up` serves: every node of the cluster, user

@@ -18,14 +18,10 @@ use pgrw_proxy::stats::StatsSnapshot;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::console::{self, rewind};
+
 /// Outside a terminal, a block is written at least every this many refreshes.
 const REFRESHES_PER_LOGGED_BLOCK: u32 = 10;
-
-/// ANSI: move the cursor up `n` lines (`\x1b[{n}A`), then clear to the end of
-/// the screen (`\x1b[J`).
-fn rewind(lines: usize) -> String {
-    format!("\x1b[{lines}A\x1b[J")
-}
 
 /// What the proxy knew at one moment.
 #[derive(Debug, Clone)]
@@ -264,6 +260,19 @@ impl LiveStatus {
         }
     }
 
+    /// The block is no longer on the terminal (a log line took its place):
+    /// the next one is drawn anew, not over it.
+    pub fn cleared(&mut self) {
+        if let Some(shown) = &mut self.shown {
+            shown.lines = 0;
+        }
+    }
+
+    /// How many lines the last block written has.
+    pub fn block_lines(&self) -> usize {
+        self.shown.as_ref().map_or(0, |shown| shown.lines)
+    }
+
     /// What to write for `reading`, if anything: on a terminal, the block
     /// replacing the previous one; in a log, a whole block when the nodes'
     /// roles or health changed or `log_every` has passed.
@@ -290,7 +299,7 @@ impl LiveStatus {
         // A blank line sets a block apart from what came before; in place, the
         // first one's stays and only the block is rewritten.
         let mut frame = match previous {
-            Some(shown) if self.terminal => rewind(shown.lines),
+            Some(shown) if self.terminal && shown.lines > 0 => rewind(shown.lines),
             _ => String::from("\n"),
         };
         for line in &lines {
@@ -337,12 +346,23 @@ pub async fn show_live(
         tokio::select! {
             _ = &mut stop => break,
             _ = ticks.tick() => {
+                // Held while writing: a log line waits, then clears the block.
+                let mut on_screen = console::block_on_screen();
+                if *on_screen == 0 {
+                    live.cleared();
+                }
                 if let Some(frame) = live.frame(Reading::of(&state)) {
                     write_stdout(&frame);
+                    if terminal {
+                        *on_screen = live.block_lines();
+                    }
                 }
             }
         }
     }
+    let mut on_screen = console::block_on_screen();
+    // The last block stays: later log lines go below it.
+    *on_screen = 0;
     if terminal {
         // Ctrl-C's `^C` echo lands below the block: end its line.
         write_stdout("\n");
@@ -505,6 +525,26 @@ mod tests {
         assert!(second.starts_with("\x1b[4A\x1b[J"), "{second:?}");
         assert!(second.ends_with('\n'));
         assert!(second.contains("routed 1  1.0/s"), "{second}");
+    }
+
+    #[test]
+    fn on_a_terminal_a_block_cleared_for_a_log_line_is_drawn_anew_below_it() {
+        let start = Instant::now();
+        let mut live = LiveStatus::new(addresses(), true, Duration::from_secs(10));
+        live.frame(reading(start, Health::Up, [0, 0, 0]));
+        assert_eq!(live.block_lines(), 4);
+
+        live.cleared();
+        let next = live
+            .frame(reading(
+                start + Duration::from_secs(1),
+                Health::Up,
+                [0, 0, 0],
+            ))
+            .unwrap();
+
+        assert!(next.starts_with("\nnodes ("), "{next:?}");
+        assert!(!next.contains('\x1b'), "{next:?}");
     }
 
     #[test]

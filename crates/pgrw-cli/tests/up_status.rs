@@ -2,6 +2,8 @@
 //! status block per node whose routed counts follow real queries, and a clean
 //! stop of proxy and cluster on SIGINT.
 
+#[path = "support/pgrw_process.rs"]
+mod pgrw_process;
 #[path = "support/temp_cluster.rs"]
 mod temp_cluster;
 
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgrw_cluster::testing::free_port_range;
+use pgrw_process::{Pgrw, postgres_processes_in};
 use temp_cluster::temp_cluster_dir;
 
 const PASSWORD: &str = "up-status-test";
@@ -149,20 +152,6 @@ fn routed_to_replicas(block: &[NodeLine]) -> u64 {
         .sum()
 }
 
-/// Processes whose command line names `dir` and runs `postgres`.
-fn postgres_processes_in(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|command| command.contains("postgres") && command.contains(&dir))
-        .collect()
-}
-
 fn run_reads_through_proxy(proxy_port: u16, count: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -256,4 +245,62 @@ fn up_shows_live_node_status_counts_routed_reads_and_stops_cleanly_on_sigint() {
     }
     assert!(up.lines().iter().any(|line| line == "cluster stopped"));
     assert_eq!(postgres_processes_in(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn up_that_cannot_listen_stops_the_cluster_it_started_and_names_the_flag() {
+    let (_parent, dir) = temp_cluster_dir();
+    let base = free_port_range(3);
+    let taken = std::net::TcpListener::bind(("127.0.0.1", base + 2)).expect("take a port");
+    let proxy_port = taken.local_addr().expect("its address").port();
+    // Declared first, dropped last: on a failed test, after `pgrw up` is killed.
+    let _cleanup = ClusterDown(dir.clone());
+
+    let mut up = Pgrw::spawn(&[
+        "up",
+        "--dir",
+        dir.to_str().expect("UTF-8 path"),
+        "--cluster-port",
+        &base.to_string(),
+        "--port",
+        &proxy_port.to_string(),
+        "--replicas",
+        "1",
+        "--password",
+        PASSWORD,
+    ]);
+    let status = up.wait_for_exit(STARTUP_DEADLINE, "starting on a taken port");
+
+    assert!(!status.success(), "pgrw up exited with {status}");
+    up.stderr.wait_for_line_containing(DEADLINE, "pgrw: error:");
+    let error = up.stderr.all().join("\n");
+    assert!(
+        error.contains(&format!("127.0.0.1:{proxy_port}")),
+        "{error}"
+    );
+    assert!(error.contains("--port"), "{error}");
+    assert!(error.contains("cluster it started is stopped"), "{error}");
+    assert_eq!(postgres_processes_in(&dir), Vec::<String>::new());
+    assert!(
+        dir.join("data/primary").is_dir(),
+        "the cluster was never started"
+    );
+    for node in ["primary", "replica1"] {
+        let pid_file = dir.join("data").join(node).join("postmaster.pid");
+        assert!(!pid_file.exists(), "{} is left", pid_file.display());
+    }
+}
+
+/// Stops and removes the cluster in a directory when dropped (a failed test).
+struct ClusterDown(PathBuf);
+
+impl Drop for ClusterDown {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = Command::new(env!("CARGO_BIN_EXE_pgrw"))
+                .args(["cluster", "down", "--purge", "--dir"])
+                .arg(&self.0)
+                .output();
+        }
+    }
 }

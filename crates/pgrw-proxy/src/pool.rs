@@ -94,10 +94,18 @@ impl Pool {
                 self.permits.clone().acquire_owned(),
             )
             .await
-            .map_err(|_| CheckoutError::Timeout {
-                node: self.login.node_name.clone(),
-                millis: self.config.checkout_timeout_ms,
-                size: self.config.size,
+            .map_err(|_| {
+                tracing::warn!(
+                    node = %self.login.node_name,
+                    pool_size = self.config.size,
+                    checkout_timeout_ms = self.config.checkout_timeout_ms,
+                    "pool exhausted: no free connection within checkout_timeout_ms"
+                );
+                CheckoutError::Timeout {
+                    node: self.login.node_name.clone(),
+                    millis: self.config.checkout_timeout_ms,
+                    size: self.config.size,
+                }
             })?
             .expect("the pool's semaphore is never closed"),
         };

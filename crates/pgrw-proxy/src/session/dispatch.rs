@@ -165,6 +165,18 @@ impl Session {
             request.now = monitor.now();
             request.waited_until = Some(until);
         };
+        // `%` renders the route only when debug is enabled: no string otherwise.
+        if unit.class != StatementClass::Empty {
+            tracing::debug!(
+                node = decided
+                    .node()
+                    .and_then(|id| topology.node(id))
+                    .map_or("none", |node| &*node.name),
+                route = %decided.explain(&topology),
+                class = ?unit.class,
+                "statement routed"
+            );
+        }
         let Some(node) = decided.node() else {
             let explained = decided.explain(&topology).to_string();
             self.error(sqlstate::CANNOT_CONNECT_NOW, format!("pgrw: {explained}"));

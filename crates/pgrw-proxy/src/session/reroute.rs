@@ -190,12 +190,15 @@ impl Session {
             .nodes
             .get(node.index())
             .map_or("?", |node| node.name.as_str());
-        let text = String::from_utf8_lossy(&sql[..sql.len().min(200)]);
         tracing::debug!(
             node = node_name,
             ?reason,
-            statement = %text,
             "a replica refused a read: running it on the primary"
+        );
+        // Statement text (literals may be secrets) only at trace, built only then.
+        tracing::trace!(
+            statement = %String::from_utf8_lossy(&sql[..sql.len().min(200)]),
+            "the refused read"
         );
         if reason.is_lasting() {
             let shape = shape(sql);
@@ -209,8 +212,7 @@ impl Session {
                 tracing::info!(
                     node = node_name,
                     ?reason,
-                    statement = %text,
-                    "statements of this shape go to the primary from now on"
+                    "statements of the refused read's shape go to the primary from now on"
                 );
             }
         }
