@@ -209,23 +209,10 @@ impl Monitor {
         deadline: Duration,
         node: Option<NodeId>,
     ) -> bool {
-        let mut topology = self.subscribe();
-        loop {
-            let replayed = replica_has_replayed(&topology.borrow_and_update(), lsn, node);
-            if replayed {
-                return true;
-            }
-            let now = self.now();
-            if now >= deadline {
-                return false;
-            }
-            self.probe_replicas();
-            let tick = deadline.saturating_sub(now).min(EAGER_PROBE_INTERVAL);
-            if let Ok(Err(_)) = tokio::time::timeout(tick, topology.changed()).await {
-                // The sender lives as long as `self`: not reached, but never spin.
-                tokio::time::sleep(tick).await;
-            }
-        }
+        self.probe_eagerly_until(deadline, Role::Primary, |topology| {
+            replica_has_replayed(topology, lsn, node)
+        })
+        .await
     }
 
     /// Waits until the topology knows the primary's position as of a probe
@@ -236,22 +223,34 @@ impl Monitor {
     ///
     /// True when such a position is known before the deadline; false at it.
     pub async fn await_primary_position(&self, since: Duration, deadline: Duration) -> bool {
+        self.probe_eagerly_until(deadline, Role::Replica, |topology| {
+            topology.primary_lsn_since(since).is_some()
+        })
+        .await
+    }
+
+    /// Waits until `seen` holds of a published topology or `deadline` (a
+    /// monitor time) passes, waking every node not known to be `other`
+    /// every [`EAGER_PROBE_INTERVAL`] meanwhile. True when `seen` held.
+    async fn probe_eagerly_until(
+        &self,
+        deadline: Duration,
+        other: Role,
+        seen: impl Fn(&Topology) -> bool,
+    ) -> bool {
         let mut topology = self.subscribe();
         loop {
-            if topology
-                .borrow_and_update()
-                .primary_lsn_since(since)
-                .is_some()
-            {
+            if seen(&topology.borrow_and_update()) {
                 return true;
             }
             let now = self.now();
             if now >= deadline {
                 return false;
             }
-            self.probe_primaries();
+            self.probe_all_but(other);
             let tick = deadline.saturating_sub(now).min(EAGER_PROBE_INTERVAL);
             if let Ok(Err(_)) = tokio::time::timeout(tick, topology.changed()).await {
+                // The sender lives as long as `self`: not reached, but never spin.
                 tokio::time::sleep(tick).await;
             }
         }
@@ -273,21 +272,11 @@ impl Monitor {
         abort_all(&self.running.tasks);
     }
 
-    /// Wakes the tasks of the nodes that are (or may be) the primary.
-    fn probe_primaries(&self) {
+    /// Wakes the tasks of the nodes whose role is not `other` (or not known).
+    fn probe_all_but(&self, other: Role) {
         let topology = self.topology();
         for (id, node) in topology.iter() {
-            if node.role != Role::Replica {
-                self.running.state.wake(id);
-            }
-        }
-    }
-
-    /// Wakes the tasks of the nodes that are (or may be) replicas.
-    fn probe_replicas(&self) {
-        let topology = self.topology();
-        for (id, node) in topology.iter() {
-            if node.role != Role::Primary {
+            if node.role != other {
                 self.running.state.wake(id);
             }
         }

@@ -23,14 +23,7 @@ pub fn shape(sql: &[u8]) -> Shape {
     for token in tokens(sql) {
         match token.kind {
             TokenKind::Comment => continue,
-            TokenKind::String
-            | TokenKind::EscapeString
-            | TokenKind::UnicodeString
-            | TokenKind::BitString
-            | TokenKind::HexString
-            | TokenKind::DollarString
-            | TokenKind::Integer
-            | TokenKind::Numeric => hash.write(b"?"),
+            kind if kind.is_literal() => hash.write(b"?"),
             TokenKind::Identifier => {
                 for byte in token.text(sql) {
                     hash.write(&[byte.to_ascii_lowercase()]);

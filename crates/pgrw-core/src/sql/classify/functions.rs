@@ -258,16 +258,8 @@ impl StatementScan<'_> {
                 TokenKind::QuotedIdentifier
                 | TokenKind::UnicodeIdentifier
                 | TokenKind::CloseBracket
-                | TokenKind::String
-                | TokenKind::EscapeString
-                | TokenKind::UnicodeString
-                | TokenKind::BitString
-                | TokenKind::HexString
-                | TokenKind::DollarString
-                | TokenKind::Integer
-                | TokenKind::Numeric
                 | TokenKind::Param => true,
-                _ => false,
+                kind => kind.is_literal(),
             };
             let join_kind = named(b"join")
                 && before_is(&[

@@ -84,6 +84,23 @@ pub enum TokenKind {
     Unterminated(Unterminated),
 }
 
+impl TokenKind {
+    /// Whether the token is a constant: a string of any form or a number.
+    pub fn is_literal(self) -> bool {
+        matches!(
+            self,
+            TokenKind::String
+                | TokenKind::EscapeString
+                | TokenKind::UnicodeString
+                | TokenKind::BitString
+                | TokenKind::HexString
+                | TokenKind::DollarString
+                | TokenKind::Integer
+                | TokenKind::Numeric
+        )
+    }
+}
+
 /// What was left open by an [`TokenKind::Unterminated`] token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Unterminated {
