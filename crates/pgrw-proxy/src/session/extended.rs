@@ -19,16 +19,16 @@
 
 mod backend_statements;
 mod batch_settings;
+mod batch_unit;
 mod shape;
 mod statement_names;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use bytes::{Bytes, BytesMut};
-use pgrw_core::sql::classify::{Classification, classify};
-use pgrw_core::{Reason, StatementClass};
+use pgrw_core::Reason;
+use pgrw_core::sql::classify::classify;
 
 use super::Session;
 use super::client::SessionEnd;
@@ -42,6 +42,7 @@ use crate::protocol::frontend::{
     encode_parse, encode_sync,
 };
 use backend_statements::backend_name;
+use batch_unit::{strictest, unit_of};
 use statement_names::{duplicate_parse, retire_statements};
 
 /// A statement a client prepared.
@@ -320,45 +321,6 @@ impl Session {
         Ok(true)
     }
 
-    /// What the batch runs, for routing: the strictest of its statements.
-    fn batch_unit(&self, batch: &[Message]) -> Result<Unit, SessionEnd> {
-        let mut parsed: HashMap<&[u8], Unit> = HashMap::new();
-        let mut unit: Option<Unit> = None;
-        for message in batch {
-            let statement_unit = match FrontendMessage::decode(message.view())? {
-                FrontendMessage::Parse(parse) => {
-                    let statement_unit = self.classify(parse.sql);
-                    parsed.insert(parse.statement, statement_unit);
-                    Some(statement_unit)
-                }
-                FrontendMessage::Bind(Bind { statement, .. })
-                | FrontendMessage::Describe {
-                    target: Target::Statement,
-                    name: statement,
-                } => parsed
-                    .get(statement)
-                    .copied()
-                    .or_else(|| self.statements.get(statement).map(|known| known.unit)),
-                _ => None,
-            };
-            if let Some(statement_unit) = statement_unit {
-                unit = Some(match unit {
-                    None => statement_unit,
-                    Some(so_far) => strictest(so_far, statement_unit),
-                });
-            }
-        }
-        Ok(unit.unwrap_or(Unit {
-            class: StatementClass::Empty,
-            hint: None,
-            effects: pgrw_core::classification::SessionEffects::NONE,
-        }))
-    }
-
-    fn classify(&self, sql: &[u8]) -> Unit {
-        unit_of(&classify(sql, &self.state.catalog))
-    }
-
     /// The bytes to send for `batch` on `backend`, the steps to expect, and
     /// the named statements it parses.
     fn build(
@@ -565,37 +527,6 @@ fn closes_anything(batch: &[Message]) -> Result<bool, SessionEnd> {
         }
     }
     Ok(false)
-}
-
-fn unit_of(classification: &Classification) -> Unit {
-    Unit {
-        class: classification.class,
-        hint: classification.hint,
-        effects: classification.effects,
-    }
-}
-
-/// The class that satisfies both: equal classes stay, a read gives way to
-/// anything, and anything else mixed is a write (the primary).
-fn strictest(a: Unit, b: Unit) -> Unit {
-    let class = match (a.class, b.class) {
-        (x, y) if x == y => x,
-        (StatementClass::Read | StatementClass::Empty, other)
-        | (other, StatementClass::Read | StatementClass::Empty) => other,
-        _ => StatementClass::Write,
-    };
-    let hint = match (a.hint, b.hint) {
-        (Some(pgrw_core::RouteHint::Primary), _) | (_, Some(pgrw_core::RouteHint::Primary)) => {
-            Some(pgrw_core::RouteHint::Primary)
-        }
-        (Some(hint), _) | (_, Some(hint)) => Some(hint),
-        (None, None) => None,
-    };
-    Unit {
-        class,
-        hint,
-        effects: a.effects.union(b.effects),
-    }
 }
 
 fn parse_complete() -> Bytes {

@@ -1,0 +1,86 @@
+//! What a batch runs, for routing: each statement classified, the batch's
+//! unit the strictest of them.
+
+use std::collections::HashMap;
+
+use pgrw_core::StatementClass;
+use pgrw_core::sql::classify::{Classification, classify};
+
+use crate::protocol::Message;
+use crate::protocol::frontend::{Bind, FrontendMessage, Target};
+use crate::session::Session;
+use crate::session::client::SessionEnd;
+use crate::session::dispatch::Unit;
+
+impl Session {
+    /// What the batch runs, for routing: the strictest of its statements.
+    pub(super) fn batch_unit(&self, batch: &[Message]) -> Result<Unit, SessionEnd> {
+        let mut parsed: HashMap<&[u8], Unit> = HashMap::new();
+        let mut unit: Option<Unit> = None;
+        for message in batch {
+            let statement_unit = match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Parse(parse) => {
+                    let statement_unit = self.classify(parse.sql);
+                    parsed.insert(parse.statement, statement_unit);
+                    Some(statement_unit)
+                }
+                FrontendMessage::Bind(Bind { statement, .. })
+                | FrontendMessage::Describe {
+                    target: Target::Statement,
+                    name: statement,
+                } => parsed
+                    .get(statement)
+                    .copied()
+                    .or_else(|| self.statements.get(statement).map(|known| known.unit)),
+                _ => None,
+            };
+            if let Some(statement_unit) = statement_unit {
+                unit = Some(match unit {
+                    None => statement_unit,
+                    Some(so_far) => strictest(so_far, statement_unit),
+                });
+            }
+        }
+        Ok(unit.unwrap_or(Unit {
+            class: StatementClass::Empty,
+            hint: None,
+            effects: pgrw_core::classification::SessionEffects::NONE,
+        }))
+    }
+
+    /// The unit of one statement's SQL.
+    pub(super) fn classify(&self, sql: &[u8]) -> Unit {
+        unit_of(&classify(sql, &self.state.catalog))
+    }
+}
+
+pub(super) fn unit_of(classification: &Classification) -> Unit {
+    Unit {
+        class: classification.class,
+        hint: classification.hint,
+        effects: classification.effects,
+    }
+}
+
+/// The class that satisfies both: equal classes stay, a read gives way to
+/// anything, and anything else mixed is a write (the primary).
+pub(super) fn strictest(a: Unit, b: Unit) -> Unit {
+    let class = match (a.class, b.class) {
+        (x, y) if x == y => x,
+        (StatementClass::Read | StatementClass::Empty, other)
+        | (other, StatementClass::Read | StatementClass::Empty) => other,
+        _ => StatementClass::Write,
+    };
+    let hint = match (a.hint, b.hint) {
+        (Some(pgrw_core::RouteHint::Primary), _) | (_, Some(pgrw_core::RouteHint::Primary)) => {
+            Some(pgrw_core::RouteHint::Primary)
+        }
+        (Some(hint), _) | (_, Some(hint)) => Some(hint),
+        (None, None) => None,
+    };
+    Unit {
+        class,
+        hint,
+        effects: a.effects.union(b.effects),
+    }
+}
