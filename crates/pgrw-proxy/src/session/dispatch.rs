@@ -237,9 +237,21 @@ impl Session {
     /// `ready`, and keep or give back the backend.
     pub(super) async fn settle(
         &mut self,
-        mut backend: PooledBackend,
+        backend: PooledBackend,
         unit: &Unit,
         ready: Message,
+    ) -> Result<(), SessionEnd> {
+        self.settle_answering(backend, unit, Some(ready)).await
+    }
+
+    /// As [`Session::settle`], forwarding `ready` only if there is one: a
+    /// ReadyForQuery the proxy caused (the Sync that ends the first part of
+    /// a batch split at a Flush) is not the client's.
+    pub(super) async fn settle_answering(
+        &mut self,
+        mut backend: PooledBackend,
+        unit: &Unit,
+        ready: Option<Message>,
     ) -> Result<(), SessionEnd> {
         let node = backend.node();
         let status = backend.connection().status;
@@ -325,7 +337,9 @@ impl Session {
             // Monotonic reads: what this unit saw bounds the session's next read.
             self.routing.record_read(node, self.state.monitor.now());
         }
-        self.client.out.extend_from_slice(ready.as_bytes());
+        if let Some(ready) = ready {
+            self.client.out.extend_from_slice(ready.as_bytes());
+        }
         if let Ok(mut slot) = self.cancel.slot.lock() {
             *slot = None;
         }

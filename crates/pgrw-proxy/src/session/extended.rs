@@ -20,6 +20,7 @@
 mod backend_statements;
 mod batch_settings;
 mod batch_unit;
+mod flush_split;
 mod shape;
 mod statement_names;
 
@@ -127,6 +128,14 @@ impl Session {
 
     async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
         let batch = std::mem::take(&mut self.batch);
+        if let Some((mut backend, unit)) = self.open_batch.take() {
+            if self.splits_at_flush(&mut backend, &unit, &batch)? {
+                // The rest writes after reads on a replica: see [`flush_split`].
+                self.end_first_part(backend, unit).await?;
+            } else {
+                self.open_batch = Some((backend, unit));
+            }
+        }
         // An error in an earlier part of this batch (before a Flush) is the
         // whole batch's: its implicit transaction is rolled back at the Sync.
         let errored_before = self.open_batch.is_some() && self.exchange_errored;

@@ -1,0 +1,261 @@
+//! A batch split by a Flush whose rest needs another node than its first part.
+//!
+//! The first part of a batch (up to a Flush) is routed by what it runs, and
+//! the rest normally follows it to the same backend. When the first part only
+//! read on a replica outside any transaction, and the rest writes, sending
+//! the rest there would make a replica refuse a write the client meant for
+//! the primary (`25006`). Instead the proxy ends the first part on the replica
+//! with a Sync of its own (the implicit transaction, which only read, commits
+//! harmlessly; its ReadyForQuery is the proxy's, not the client's), and routes
+//! the rest afresh as a unit of its own. The client sees the messages a direct
+//! connection to the primary would send. Statements the first part prepared
+//! (the unnamed one too) follow the rest as any statement follows a client:
+//! the proxy prepares them again where they are missing.
+//!
+//! The split is not made inside a transaction (the rest must see what the
+//! first part did: inside `BEGIN READ ONLY` a write is refused by the replica
+//! with `25006`, as PostgreSQL refuses it), nor when the rest uses a portal
+//! the first part bound (a portal lives on the backend that bound it). An
+//! error in the first part skips the rest up to Sync before any of this.
+
+use bytes::BytesMut;
+use pgrw_core::{RouteHint, StatementClass, TxAccess};
+
+use crate::pool::PooledBackend;
+use crate::protocol::Message;
+use crate::protocol::backend::TransactionStatus;
+use crate::protocol::frontend::{FrontendMessage, Target, encode_sync};
+use crate::session::Session;
+use crate::session::client::SessionEnd;
+use crate::session::dispatch::Unit;
+use crate::session::relay::{Exchange, Relayed, Step};
+
+/// Where the first part of a Flush-split batch ran.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FirstPart {
+    /// What it ran (the strictest of its statements).
+    pub(super) class: StatementClass,
+    /// Whether its backend is on a replica (not the writable primary).
+    pub(super) on_replica: bool,
+    /// Whether it ran outside any transaction: the backend was idle before
+    /// it and the session holds no transaction.
+    pub(super) outside_transaction: bool,
+}
+
+/// Whether the rest of a batch (`rest`, what it runs) must end the first
+/// part and be routed on its own; `uses_earlier_portal` when the rest
+/// executes, describes or closes a portal it does not bind itself.
+pub(super) fn ends_first_part(first: FirstPart, rest: &Unit, uses_earlier_portal: bool) -> bool {
+    let first_only_read = matches!(first.class, StatementClass::Read | StatementClass::Empty);
+    let rest_needs_primary = matches!(
+        rest.class,
+        StatementClass::Write | StatementClass::Begin(TxAccess::ReadWrite | TxAccess::Unspecified)
+    ) || rest.hint == Some(RouteHint::Primary);
+    first.on_replica
+        && first.outside_transaction
+        && first_only_read
+        && rest_needs_primary
+        && !uses_earlier_portal
+}
+
+/// Whether `batch` uses a portal (Execute, Describe or Close of one) that it
+/// does not bind first.
+pub(super) fn uses_earlier_portal(batch: &[Message]) -> Result<bool, SessionEnd> {
+    let mut bound: Vec<&[u8]> = Vec::new();
+    for message in batch {
+        match FrontendMessage::decode(message.view())? {
+            FrontendMessage::Bind(bind) => bound.push(bind.portal),
+            FrontendMessage::Execute { portal, .. }
+            | FrontendMessage::Describe {
+                target: Target::Portal,
+                name: portal,
+            }
+            | FrontendMessage::Close {
+                target: Target::Portal,
+                name: portal,
+            } if !bound.contains(&portal) => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+impl Session {
+    /// Whether the rest of the batch, `batch`, must leave `backend` (which
+    /// ran the first part, `unit`) for a node of its own.
+    pub(super) fn splits_at_flush(
+        &self,
+        backend: &mut PooledBackend,
+        unit: &Unit,
+        batch: &[Message],
+    ) -> Result<bool, SessionEnd> {
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let first = FirstPart {
+            class: unit.class,
+            on_replica: self.state.topology().writable_primary() != Ok(backend.node()),
+            outside_transaction: self.routing.transaction.is_none()
+                && backend.connection().status == TransactionStatus::Idle,
+        };
+        let rest = self.batch_unit(batch)?;
+        Ok(ends_first_part(first, &rest, uses_earlier_portal(batch)?))
+    }
+
+    /// Ends the first part of a split batch on `backend` with a Sync whose
+    /// ReadyForQuery the client does not see, and settles it as the unit it
+    /// was. A backend that fails here is dropped: the client has the first
+    /// part's answers, and its implicit transaction only read.
+    pub(super) async fn end_first_part(
+        &mut self,
+        mut backend: PooledBackend,
+        unit: Unit,
+    ) -> Result<(), SessionEnd> {
+        let node = backend.node();
+        let mut out = BytesMut::new();
+        encode_sync(&mut out);
+        let failed = match backend.connection().send(&out).await {
+            Err(error) => Some(error.to_string()),
+            Ok(()) => {
+                let mut exchange = Exchange::default();
+                exchange.steps.push_back(Step::Sync);
+                exchange.ready_left = 1;
+                match self.relay(backend, exchange).await? {
+                    Relayed::Ready(backend, _proxys_own) => {
+                        return self.settle_answering(backend, &unit, None).await;
+                    }
+                    Relayed::Failed(_, error) => Some(error.to_string()),
+                    // Not asked for (one Sync, not rerunnable): drop the backend.
+                    Relayed::Flushed(_) | Relayed::Rerun(..) => {
+                        Some("unexpected end of exchange".to_owned())
+                    }
+                }
+            }
+        };
+        if let Some(error) = failed {
+            self.state.monitor.report_suspect(node);
+            tracing::warn!(
+                node = %self.state.topology().node(node).map_or("?", |node| &node.name),
+                %error,
+                "the backend failed while ending a batch's reads before its write"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgrw_core::classification::SessionEffects;
+
+    fn unit(class: StatementClass) -> Unit {
+        Unit {
+            class,
+            hint: None,
+            effects: SessionEffects::NONE,
+        }
+    }
+
+    const READ_ON_REPLICA: FirstPart = FirstPart {
+        class: StatementClass::Read,
+        on_replica: true,
+        outside_transaction: true,
+    };
+
+    #[test]
+    fn a_write_after_reads_on_a_replica_ends_the_reads_and_goes_its_own_way() {
+        assert!(ends_first_part(
+            READ_ON_REPLICA,
+            &unit(StatementClass::Write),
+            false
+        ));
+        assert!(ends_first_part(
+            READ_ON_REPLICA,
+            &unit(StatementClass::Begin(TxAccess::Unspecified)),
+            false
+        ));
+    }
+
+    #[test]
+    fn reads_after_reads_stay_on_the_replica() {
+        assert!(!ends_first_part(
+            READ_ON_REPLICA,
+            &unit(StatementClass::Read),
+            false
+        ));
+        assert!(!ends_first_part(
+            READ_ON_REPLICA,
+            &unit(StatementClass::Begin(TxAccess::ReadOnly)),
+            false
+        ));
+    }
+
+    #[test]
+    fn a_primary_hint_in_the_rest_ends_the_reads() {
+        let mut rest = unit(StatementClass::Read);
+        rest.hint = Some(RouteHint::Primary);
+        assert!(ends_first_part(READ_ON_REPLICA, &rest, false));
+    }
+
+    #[test]
+    fn a_batch_on_the_primary_is_never_split() {
+        let first = FirstPart {
+            on_replica: false,
+            ..READ_ON_REPLICA
+        };
+        assert!(!ends_first_part(first, &unit(StatementClass::Write), false));
+    }
+
+    #[test]
+    fn inside_a_transaction_the_write_meets_the_replica_as_postgresql_answers_it() {
+        let first = FirstPart {
+            outside_transaction: false,
+            ..READ_ON_REPLICA
+        };
+        assert!(!ends_first_part(first, &unit(StatementClass::Write), false));
+        let began = FirstPart {
+            class: StatementClass::Begin(TxAccess::ReadOnly),
+            ..READ_ON_REPLICA
+        };
+        assert!(!ends_first_part(began, &unit(StatementClass::Write), false));
+    }
+
+    #[test]
+    fn a_rest_that_uses_the_first_parts_portal_stays_with_it() {
+        assert!(!ends_first_part(
+            READ_ON_REPLICA,
+            &unit(StatementClass::Write),
+            true
+        ));
+    }
+
+    fn message(bytes: &BytesMut) -> Message {
+        let mut buffer = bytes.clone();
+        Message::split_from(&mut buffer, &crate::protocol::FrameLimits::default())
+            .ok()
+            .flatten()
+            .expect("a whole message")
+    }
+
+    #[test]
+    fn a_portal_is_earlier_unless_the_rest_binds_it() {
+        use crate::protocol::frontend::{Bind, bind_parameters, encode_bind, encode_execute};
+        let parameters = bind_parameters(&[], &[], &[]);
+        let mut bind = BytesMut::new();
+        encode_bind(
+            &mut bind,
+            &Bind {
+                portal: b"",
+                statement: b"",
+                parameters: &parameters,
+            },
+        );
+        let mut execute = BytesMut::new();
+        encode_execute(&mut execute, b"", 0);
+        let bound_here = [message(&bind), message(&execute)];
+        assert!(!uses_earlier_portal(&bound_here).expect("valid messages"));
+        let bound_before = [message(&execute)];
+        assert!(uses_earlier_portal(&bound_before).expect("valid messages"));
+    }
+}

@@ -1,0 +1,171 @@
+//! A batch whose reads are flushed before its write (issue 12): the reads may
+//! run on a replica, but the write, after the Flush, runs on the primary, and
+//! the client sees what a direct connection to the primary sends. Where each
+//! statement ran is checked by `inet_server_port()`.
+
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
+#[path = "support/raw_client.rs"]
+mod raw_client;
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use pgrw_proxy::protocol::frontend::{self, Bind};
+use proxy_cluster::ProxiedCluster;
+use raw_client::{DEADLINE, RawClient, encode_unnamed_execute, error_fields, first_column};
+
+/// What the proxy answered to one part of a batch.
+#[derive(Debug, Default)]
+struct Answer {
+    tags: String,
+    /// The first column of each DataRow.
+    values: Vec<String>,
+    /// The SQLSTATE of an ErrorResponse.
+    error: Option<String>,
+}
+
+/// Reads messages up to and including one tagged `last`.
+async fn answer_until(client: &mut RawClient, last: u8) -> Answer {
+    let mut answer = Answer::default();
+    loop {
+        let message = client.receive().await.expect("the proxy answers");
+        answer.tags.push(char::from(message.tag()));
+        match message.tag() {
+            b'D' => answer.values.extend(first_column(message.body())),
+            b'E' => answer.error = Some(error_fields(&message).code),
+            _ => {}
+        }
+        if message.tag() == last {
+            return answer;
+        }
+    }
+}
+
+/// Sends `SELECT inet_server_port()` and a Flush; the node that answered.
+async fn flushed_read(proxied: &ProxiedCluster, client: &mut RawClient) -> String {
+    let mut out = BytesMut::new();
+    encode_unnamed_execute(&mut out, b"SELECT inet_server_port()", true);
+    frontend::encode_flush(&mut out);
+    client.send(&out).await;
+    let answer = answer_until(client, b'C').await;
+    assert_eq!(answer.tags, "12TDC", "the read is answered at the Flush");
+    let port = answer.values.first().and_then(|port| port.parse().ok());
+    proxied.node_at(port.expect("a port"))
+}
+
+/// Sends `write` (unnamed, described) and a Sync.
+async fn write_and_sync(client: &mut RawClient, write: &[u8]) -> Answer {
+    let mut out = BytesMut::new();
+    encode_unnamed_execute(&mut out, write, true);
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    answer_until(client, b'Z').await
+}
+
+/// A client whose next flushed read ran on a replica (reads go to the
+/// primary until the replica has replayed the setup): that batch's read is
+/// answered and still open when this returns.
+async fn reading_on_a_replica(proxied: &ProxiedCluster) -> RawClient {
+    let began = Instant::now();
+    loop {
+        let mut client = RawClient::log_in(proxied.port()).await;
+        if flushed_read(proxied, &mut client).await != "primary" {
+            return client;
+        }
+        assert!(began.elapsed() < DEADLINE, "no read reached a replica");
+        let answer = write_and_sync(&mut client, b"SELECT 1").await;
+        assert_eq!(answer.error, None);
+    }
+}
+
+async fn set_up(sql: &str) -> ProxiedCluster {
+    let proxied = ProxiedCluster::start(1, "auth = \"trust\"").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+    client.query_value(sql).await;
+    proxied
+}
+
+#[tokio::test]
+async fn an_insert_flushed_after_a_read_on_a_replica_runs_on_the_primary() {
+    let proxied = set_up("CREATE TABLE split_insert (port int)").await;
+    let mut client = reading_on_a_replica(&proxied).await;
+    let answer = write_and_sync(
+        &mut client,
+        b"INSERT INTO split_insert VALUES (inet_server_port()) RETURNING port",
+    )
+    .await;
+    assert_eq!(answer.error, None, "a replica refused the write");
+    assert_eq!(answer.tags, "12TDCZ", "no extra ReadyForQuery");
+    let port = answer.values.first().and_then(|port| port.parse().ok());
+    assert_eq!(proxied.node_at(port.expect("a port")), "primary");
+}
+
+#[tokio::test]
+async fn nextval_flushed_after_a_read_on_a_replica_runs_on_the_primary() {
+    let proxied = set_up("CREATE SEQUENCE split_seq").await;
+    let mut client = reading_on_a_replica(&proxied).await;
+    let answer = write_and_sync(
+        &mut client,
+        b"SELECT inet_server_port() FROM (SELECT nextval('split_seq')) AS s",
+    )
+    .await;
+    assert_eq!(answer.error, None, "a replica refused nextval");
+    assert_eq!(answer.tags, "12TDCZ");
+    let port = answer.values.first().and_then(|port| port.parse().ok());
+    assert_eq!(proxied.node_at(port.expect("a port")), "primary");
+}
+
+#[tokio::test]
+async fn create_table_flushed_after_a_read_on_a_replica_runs_on_the_primary() {
+    let proxied = set_up("SELECT 1").await;
+    let mut client = reading_on_a_replica(&proxied).await;
+    let answer = write_and_sync(&mut client, b"CREATE TABLE split_created (a int)").await;
+    assert_eq!(answer.error, None, "a replica refused the DDL");
+    assert_eq!(answer.tags, "12nCZ");
+    let mut client = RawClient::log_in(proxied.port()).await;
+    let found = client
+        .query_value("SELECT count(*) FROM split_created /* pgrw:primary */")
+        .await;
+    assert_eq!(found.as_deref(), Some("0"), "the table exists on the primary");
+}
+
+#[tokio::test]
+async fn the_unnamed_statement_of_the_reads_follows_the_write_to_the_primary() {
+    let proxied = set_up("CREATE TABLE split_unnamed (a int)").await;
+    let mut client = reading_on_a_replica(&proxied).await;
+    // The write is named; the reads' unnamed statement is bound again after it.
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    let mut out = BytesMut::new();
+    frontend::encode_parse(&mut out, b"w", b"INSERT INTO split_unnamed VALUES (1)", &[]);
+    for statement in [&b"w"[..], b""] {
+        frontend::encode_bind(
+            &mut out,
+            &Bind {
+                portal: b"",
+                statement,
+                parameters: &parameters,
+            },
+        );
+        frontend::encode_execute(&mut out, b"", 0);
+    }
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    let answer = answer_until(&mut client, b'Z').await;
+    assert_eq!(answer.error, None);
+    assert_eq!(answer.tags, "12C2DCZ");
+    let port = answer.values.first().and_then(|port| port.parse().ok());
+    assert_eq!(proxied.node_at(port.expect("a port")), "primary");
+}
+
+#[tokio::test]
+async fn inside_a_read_only_transaction_the_write_is_refused_as_postgresql_refuses_it() {
+    let proxied = set_up("CREATE TABLE split_read_only (a int)").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+    client.query_value("BEGIN READ ONLY").await;
+    flushed_read(&proxied, &mut client).await;
+    let answer = write_and_sync(&mut client, b"INSERT INTO split_read_only VALUES (1)").await;
+    assert_eq!(answer.error.as_deref(), Some("25006"));
+    assert_eq!(answer.tags, "12nEZ");
+    client.query_value("ROLLBACK").await;
+}
