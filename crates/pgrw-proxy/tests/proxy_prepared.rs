@@ -374,3 +374,43 @@ async fn deallocate_of_a_protocol_level_statement_answers_as_postgresql_does() {
     assert_eq!(answers[0], ["1Z", "CZ", "EZ", "1Z"], "through the proxy");
     assert_eq!(answers[0], answers[1], "as straight to the primary");
 }
+
+#[tokio::test]
+async fn after_discard_all_a_name_can_be_prepared_again() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let mut discard = BytesMut::new();
+    frontend::encode_query(&mut discard, b"DISCARD ALL");
+    let seen = compare(
+        &proxied,
+        &[
+            batch(|out| parse(out, "s1", "SELECT 1")),
+            discard,
+            batch(|out| {
+                parse(out, "s1", "SELECT 1");
+                bind_execute(out, "s1");
+            }),
+        ],
+    )
+    .await;
+    assert_eq!(seen[2], ["1", "2", "D Some(\"1\")", "C SELECT 1", "Z I"]);
+}
+
+#[tokio::test]
+async fn after_deallocate_all_a_name_can_be_prepared_again() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let mut deallocate = BytesMut::new();
+    frontend::encode_query(&mut deallocate, b"DEALLOCATE ALL");
+    let seen = compare(
+        &proxied,
+        &[
+            batch(|out| parse(out, "s1", "SELECT 1")),
+            deallocate,
+            batch(|out| {
+                parse(out, "s1", "SELECT 2");
+                bind_execute(out, "s1");
+            }),
+        ],
+    )
+    .await;
+    assert_eq!(seen[2], ["1", "2", "D Some(\"2\")", "C SELECT 1", "Z I"]);
+}

@@ -267,6 +267,11 @@ impl Session {
         }
         if effects.contains(Effect::DISCARD_ALL) || effects.contains(Effect::DEALLOCATE_ALL) {
             backend.connection().prepared.clear();
+            if !self.exchange_errored {
+                // The client's names are gone too, as on PostgreSQL: a Parse of
+                // one of them again creates it rather than failing with 42P05.
+                self.statements.clear();
+            }
         }
         if TAINTING.iter().any(|effect| effects.contains(*effect)) {
             backend.connection().tainted = true;
