@@ -127,7 +127,11 @@ async fn create_table_flushed_after_a_read_on_a_replica_runs_on_the_primary() {
     let found = client
         .query_value("SELECT count(*) FROM split_created /* pgrw:primary */")
         .await;
-    assert_eq!(found.as_deref(), Some("0"), "the table exists on the primary");
+    assert_eq!(
+        found.as_deref(),
+        Some("0"),
+        "the table exists on the primary"
+    );
 }
 
 #[tokio::test]
