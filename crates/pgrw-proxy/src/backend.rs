@@ -76,6 +76,17 @@ pub enum BackendError {
         /// The stall timeout.
         millis: u64,
     },
+    /// The node ended the connection with a FATAL (or PANIC) mid-statement:
+    /// `pg_terminate_backend`, a shutdown, a crash of another backend.
+    #[error("node {node} ended the connection mid-statement: {message} (SQLSTATE {code})")]
+    Ended {
+        /// The node.
+        node: String,
+        /// Its SQLSTATE.
+        code: String,
+        /// Its message.
+        message: String,
+    },
     /// The node sent bytes the proxy cannot understand, or the login went wrong.
     #[error("node {node}: {message}")]
     Protocol {

@@ -227,3 +227,55 @@ async fn a_backend_terminated_mid_statement_fails_that_statement_and_no_other_cl
         1
     );
 }
+
+#[tokio::test]
+async fn a_backend_terminated_mid_statement_is_reported_as_lost_not_as_the_client_s_fatal() {
+    let proxied = ProxiedCluster::start(0, "auth = \"trust\"").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+    let mut out = BytesMut::new();
+    frontend::encode_query(&mut out, b"SELECT pg_sleep(60) /* lost */");
+    client.stream.write_all(&out).await.unwrap();
+
+    let primary = proxied.cluster.connect_primary().await;
+    let mut pid = None;
+    wait_until(DEADLINE, "the sleep runs on the primary", async || {
+        let row = primary
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60) /* lost */'",
+                &[],
+            )
+            .await
+            .expect("reading pg_stat_activity");
+        pid = row.map(|row| row.get::<_, i32>(0));
+        pid.is_some()
+    })
+    .await;
+    terminate_on_primary(&proxied, pid.expect("found")).await;
+
+    // The client's connection lives on: an ERROR 08006 with the node's words
+    // as its detail, then ReadyForQuery; no FATAL that would make a driver
+    // think its own connection died.
+    let mut errors = Vec::new();
+    loop {
+        let message = client.receive().await.expect("the connection stays open");
+        match message.tag() {
+            b'E' => errors.push(error_fields(&message)),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    let [error] = errors.as_slice() else {
+        panic!("one error, not {errors:?}");
+    };
+    assert_eq!(
+        (error.severity.as_str(), error.code.as_str()),
+        ("ERROR", "08006")
+    );
+    let detail = error.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("57P01"), "the node's reason: {detail}");
+    assert_eq!(
+        client.query_value("SELECT 1").await.as_deref(),
+        Some("1"),
+        "the next statement runs on another backend"
+    );
+}

@@ -15,6 +15,7 @@ use pgrw_core::{RouteHint, StatementClass, TxAccess};
 use super::Session;
 use super::client::SessionEnd;
 use super::in_flight::bounded;
+use crate::backend::BackendError;
 use crate::config::PoolMode;
 use crate::pool::{CheckoutError, Pool, PooledBackend};
 use crate::protocol::Message;
@@ -401,6 +402,33 @@ impl Session {
     /// `pg_terminate_backend`, say) must not move every other session off a
     /// healthy node; a node that is down fails the probe and is banned then.
     pub(super) fn backend_failed(&mut self, backend: PooledBackend, message: String) {
+        self.backend_failed_with(backend, message, None);
+    }
+
+    /// As [`Session::backend_failed`], for a relay that failed with `error`:
+    /// a backend that ended with its own FATAL is reported as lost (`08006`),
+    /// the node's words as the detail.
+    pub(super) fn backend_lost(&mut self, backend: PooledBackend, error: BackendError) {
+        match error {
+            BackendError::Ended {
+                node,
+                code,
+                message,
+            } => self.backend_failed_with(
+                backend,
+                format!("the backend was lost mid-statement: node {node} ended the connection"),
+                Some(format!("{message} (SQLSTATE {code})")),
+            ),
+            other => self.backend_failed(backend, other.to_string()),
+        }
+    }
+
+    fn backend_failed_with(
+        &mut self,
+        backend: PooledBackend,
+        message: String,
+        detail: Option<String>,
+    ) {
         let node = backend.node();
         drop(backend);
         self.state.monitor.report_suspect(node);
@@ -414,12 +442,20 @@ impl Session {
             // as PostgreSQL ends a direct one, rather than carry on without it.
             self.routing.unpin();
             let message = format!("pgrw: this session's {} is lost: {message}", pin.reason);
-            let fields = NoticeFields::new(Severity::Fatal, sqlstate::CONNECTION_FAILURE, message);
+            let mut fields =
+                NoticeFields::new(Severity::Fatal, sqlstate::CONNECTION_FAILURE, message);
+            fields.detail = detail;
             encode_error_response(&mut self.client.out, &fields);
             self.must_end = true;
             return;
         }
-        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {message}"));
+        let mut fields = NoticeFields::new(
+            Severity::Error,
+            sqlstate::CONNECTION_FAILURE,
+            format!("pgrw: {message}"),
+        );
+        fields.detail = detail;
+        encode_error_response(&mut self.client.out, &fields);
         self.ready();
     }
 }

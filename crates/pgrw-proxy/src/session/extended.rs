@@ -248,7 +248,7 @@ impl Session {
                 }
                 Relayed::Failed(backend, error) => {
                     self.forget_statements(&built.parsed);
-                    self.backend_failed(backend, error.to_string());
+                    self.backend_lost(backend, error);
                     if end == BatchEnd::Flush {
                         self.skip_until_sync = true;
                     }

@@ -9,6 +9,9 @@
 //! answers at once, before any login. A node that answers is alive, busy with
 //! a long statement, and the wait goes on; one that does not answer within
 //! the stall timeout either is hung (stopped, swapping, its machine frozen).
+//!
+//! A backend that ends with a FATAL mid-statement is lost too
+//! ([`Session::ended_mid_statement`]): the client is told `08006`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +31,7 @@ use super::settings;
 use crate::backend::BackendError;
 use crate::cancel::{CancelTarget, send_cancel, spawn_cancel};
 use crate::pool::PooledBackend;
+use crate::protocol::Message;
 use crate::protocol::backend::{BackendMessage, TransactionStatus, tag};
 use crate::protocol::sqlstate;
 use crate::server::ProxyState;
@@ -105,6 +109,35 @@ pub(super) enum Waited {
 }
 
 impl Session {
+    /// A FATAL (or PANIC) from the backend mid-statement, unless the session
+    /// is pinned to it: the backend is ending, but the client's connection
+    /// is not (another backend serves it next), so the client gets `08006`
+    /// from [`Session::backend_lost`], not a FATAL that would make a driver
+    /// drop its connection. A pinned session ends with the node's FATAL, as
+    /// a direct connection does (its state died with the backend).
+    pub(super) fn ended_mid_statement(
+        &self,
+        backend: &mut PooledBackend,
+        message: &Message,
+    ) -> Option<BackendError> {
+        let node = backend.node();
+        if self.routing.pin.is_some_and(|pin| pin.node == node) {
+            return None;
+        }
+        let Ok(BackendMessage::ErrorResponse(fields)) = BackendMessage::decode(message.view())
+        else {
+            return None;
+        };
+        if fields.severity != "FATAL" && fields.severity != "PANIC" {
+            return None;
+        }
+        Some(BackendError::Ended {
+            node: backend.connection().node_name().to_owned(),
+            code: fields.code,
+            message: fields.message,
+        })
+    }
+
     /// Waits until the backend sends bytes, or something else makes the wait
     /// end (see [`Waited`]). During COPY FROM STDIN (`copying`) the client's
     /// data ends the wait too; otherwise what the client sends is only read

@@ -182,6 +182,9 @@ impl Session {
                     }
                 }
                 tag::ERROR_RESPONSE => {
+                    if let Some(ended) = self.ended_mid_statement(&mut backend, &message) {
+                        return Ok(Relayed::Failed(backend, ended));
+                    }
                     self.exchange_errored = true;
                     // The copy failed: the client's remaining COPY messages are
                     // ignored by the session loop, as the node ignores them.

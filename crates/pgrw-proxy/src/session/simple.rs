@@ -91,7 +91,7 @@ impl Session {
             match self.relay(backend, exchange).await? {
                 Relayed::Ready(backend, ready) => return self.settle(backend, &unit, ready).await,
                 Relayed::Failed(backend, error) => {
-                    self.backend_failed(backend, error.to_string());
+                    self.backend_lost(backend, error);
                     return Ok(());
                 }
                 Relayed::Flushed(backend) => {
