@@ -173,3 +173,31 @@ fn a_write_ends_the_bound_of_earlier_reads() {
     let decided = read_at(ms(20), &session, &topology, &Policy::default());
     assert_eq!(decided.node(), Some(REPLICA2), "{decided:?}");
 }
+
+#[test]
+fn a_session_on_a_crowded_replica_learns_the_primary_position_to_move() {
+    let topology = cluster().with_primary_lsn_at(ms(5));
+    let session = session_that_read_on(REPLICA1, ms(10));
+    let read = |load: [u32; 3]| {
+        let mut balancer = Balancer::with_seed(7);
+        balancer.set_load(load);
+        let request = RouteRequest::new(StatementClass::Read, None, ms(20));
+        route::route(&request, &session, &topology, &waiting(), &mut balancer)
+    };
+    assert_eq!(
+        read([0, 5, 1]).target,
+        Target::AwaitPrimaryPosition {
+            since: ms(10),
+            until: ms(70)
+        }
+    );
+    // Within the margin it stays where it reads.
+    assert_eq!(read([0, 2, 1]).node(), Some(REPLICA1));
+    // Once the primary's position after its read is known, the idler replica takes it.
+    let known = cluster().with_primary_lsn_at(ms(15));
+    let mut balancer = Balancer::with_seed(7);
+    balancer.set_load([0, 5, 1]);
+    let request = RouteRequest::new(StatementClass::Read, None, ms(20));
+    let decided = route::route(&request, &session, &known, &waiting(), &mut balancer);
+    assert_eq!(decided.node(), Some(REPLICA2));
+}

@@ -40,7 +40,8 @@ impl Balancer {
     }
 
     /// The requests in flight on `node`, as last recorded.
-    fn load_of(&self, node: NodeId) -> u32 {
+    /// The requests in flight on `node`, as last set (0 when not listed).
+    pub fn load_of(&self, node: NodeId) -> u32 {
         self.load.get(node.index()).copied().unwrap_or(0)
     }
 

@@ -21,7 +21,7 @@ use crate::classification::{RouteHint, StatementClass, TxAccess};
 use crate::lsn::Lsn;
 use crate::route::balance::Balancer;
 use crate::route::decision::{Pick, Route, RouteReason, Target, Unavailable};
-use crate::route::policy::{Policy, PrimaryReads, StaleRead};
+use crate::route::policy::{Balancing, Policy, PrimaryReads, StaleRead};
 use crate::route::session::{Pin, RouteMode, SessionState};
 use crate::route::topology::{Lag, Node, NodeId, Role, Topology};
 
@@ -257,6 +257,11 @@ fn lag_within_limits(lag: Lag, policy: &Policy) -> bool {
         )
 }
 
+/// How many more requests in flight a session's replica must have than
+/// another before a continuously reading session (held to its replica by
+/// monotonic reads) pays one shared primary probe to be free to move.
+pub const REBALANCE_MARGIN: u32 = 2;
+
 /// One read (or read-only transaction) to place.
 struct ReadPlacement<'a> {
     request: &'a RouteRequest,
@@ -293,6 +298,21 @@ impl ReadPlacement<'_> {
             Some(last) => last.node == id || seen.is_some_and(|seen| node.replay_lsn >= seen),
         };
         let caught_up = |node: &Node| !required.is_valid() || node.replay_lsn >= required;
+        if let (Some(last), None) = (last_read, seen)
+            && self.crowded(last.node, &caught_up, balancer)
+            && let Ok(until) = self.wait_deadline()
+        {
+            // Its replica is busier than another that could serve: learn the
+            // primary's position after the last read (one probe, shared), so
+            // that the other becomes a candidate and the balancer may move it.
+            return route_to(
+                Target::AwaitPrimaryPosition {
+                    since: last.at,
+                    until,
+                },
+                RouteReason::PrimaryPosition,
+            );
+        }
         let primary = self.topology.writable_primary().ok();
         let primary_reads =
             !self.replicas_only && self.policy.primary_reads == PrimaryReads::Always;
@@ -324,6 +344,33 @@ impl ReadPlacement<'_> {
             return route_to(Target::Unavailable(Unavailable::NoReplica), reason);
         }
         to_primary(RouteReason::NoEligibleReplica, self.topology)
+    }
+
+    /// Whether `held`, the replica a session keeps reading on (monotonic
+    /// reads), has [`REBALANCE_MARGIN`] more requests in flight than another
+    /// replica that could serve the read, under least-outstanding balancing.
+    fn crowded(
+        &self,
+        held: NodeId,
+        caught_up: &impl Fn(&Node) -> bool,
+        balancer: &Balancer,
+    ) -> bool {
+        if self.policy.balancing != Balancing::LeastOutstanding {
+            return false;
+        }
+        let Some(node) = self.topology.node(held) else {
+            return false;
+        };
+        if !(self.serves(node) && caught_up(node)) {
+            return false;
+        }
+        let load = balancer.load_of(held);
+        self.topology.iter().any(|(id, other)| {
+            id != held
+                && self.serves(other)
+                && caught_up(other)
+                && balancer.load_of(id).saturating_add(REBALANCE_MARGIN) <= load
+        })
     }
 
     /// The deadline of a read's wait, if the policy lets it wait and it has
