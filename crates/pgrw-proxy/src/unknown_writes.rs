@@ -38,7 +38,13 @@ impl UnknownWrites {
         UnknownWrites(AtomicU64::new(1))
     }
 
-    /// Records a write acknowledged at monitor time `at` without its position.
+    /// None unknown yet (a session's own writes, in the `connection` scope).
+    pub fn none() -> UnknownWrites {
+        UnknownWrites(AtomicU64::new(0))
+    }
+
+    /// Records a write acknowledged at monitor time `at` without its position;
+    /// of several, the latest is the one a probe must follow.
     pub fn lose(&self, at: Duration) {
         let encoded = u64::try_from(at.as_nanos())
             .unwrap_or(u64::MAX - 1)

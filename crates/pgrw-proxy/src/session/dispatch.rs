@@ -21,6 +21,7 @@ use crate::pool::{CheckoutError, Pool, PooledBackend};
 use crate::protocol::Message;
 use crate::protocol::backend::{NoticeFields, Severity, TransactionStatus, encode_error_response};
 use crate::protocol::sqlstate;
+use crate::unknown_writes::Resolved;
 
 /// What the router needs to know of a unit of work.
 #[derive(Debug, Clone, Copy)]
@@ -372,7 +373,7 @@ impl Session {
     fn lose_write_position(&mut self, node: NodeId) {
         let now = self.state.monitor.now();
         self.state.lose_write_position(now);
-        self.unknown_write.get_or_insert(now);
+        self.unknown_write.lose(now);
         self.state.stats.record_lost_write_position();
         tracing::warn!(
             node = %self.state.topology().node(node).map_or("?", |node| &node.name),
@@ -385,12 +386,11 @@ impl Session {
     /// [`Session::lose_write_position`]); once it does, that is the session's
     /// last write.
     fn unknown_write_since(&mut self, topology: &pgrw_core::route::Topology) -> Option<Duration> {
-        let since = self.unknown_write?;
-        match topology.primary_lsn_since(since) {
-            None => Some(since),
-            Some(lsn) => {
+        match self.unknown_write.resolve(topology) {
+            Resolved::None => None,
+            Resolved::Waiting(since) => Some(since),
+            Resolved::Known(lsn) => {
                 self.routing.record_write(lsn);
-                self.unknown_write = None;
                 None
             }
         }

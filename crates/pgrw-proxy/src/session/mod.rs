@@ -89,7 +89,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         open_batch: None,
         statements: HashMap::new(),
         pending_write: false,
-        unknown_write: None,
+        unknown_write: crate::unknown_writes::UnknownWrites::none(),
         last_route: None,
         skip_until_sync: false,
         settings: Vec::new(),
@@ -179,9 +179,9 @@ pub(crate) struct Session {
     statements: HashMap<Bytes, Arc<PreparedStatement>>,
     /// Whether the current transaction wrote on the primary.
     pending_write: bool,
-    /// When this session was told a write committed whose position could
-    /// not be read, until the primary's position after it is known.
-    unknown_write: Option<std::time::Duration>,
+    /// Writes this session was told committed whose position could not be
+    /// read, until the primary's position after them is known.
+    unknown_write: crate::unknown_writes::UnknownWrites,
     /// Where the last statement ran and why, for `SHOW pgrw.route`.
     last_route: Option<(Route, Arc<Topology>)>,
     /// After an error in an extended batch: ignore messages until Sync.
