@@ -43,6 +43,7 @@ use crate::protocol::frontend::{
     encode_parse, encode_sync,
 };
 use backend_statements::backend_name;
+pub(super) use backend_statements::changes_relations;
 use batch_unit::{strictest, unit_of};
 use statement_names::{duplicate_parse, retire_statements};
 
@@ -431,7 +432,7 @@ impl Session {
         out: &mut BytesMut,
         exchange: &mut Exchange,
     ) -> bool {
-        let classification = classify(parse.sql, &self.state.catalog);
+        let classification = classify(parse.sql, self.catalog.get());
         if matches!(classification.reason, Reason::Ddl(_)) {
             // What this batch parses after it must be planned afresh.
             backend_statements::advance();

@@ -150,6 +150,7 @@ impl Session {
                 Err(error) => return Ok(Relayed::Failed(backend, error)),
             };
             self.observe_backend_message(&message, &exchange);
+            self.observe_catalog_change(&message);
             if let Some(from) = hold {
                 match reroute::held(&message, self.client.out.len() - from) {
                     Held::Keep => {}
