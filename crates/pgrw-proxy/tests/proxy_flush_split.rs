@@ -173,3 +173,56 @@ async fn inside_a_read_only_transaction_the_write_is_refused_as_postgresql_refus
     assert_eq!(answer.tags, "12nEZ");
     client.query_value("ROLLBACK").await;
 }
+
+#[tokio::test]
+async fn a_portal_bound_before_the_flush_follows_the_write_to_the_primary() {
+    let proxied = set_up("CREATE TABLE split_portal (port int)").await;
+    let mut client = reading_on_a_replica(&proxied).await;
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    // Still before the Flush: a portal bound on the replica, not run yet.
+    let mut out = BytesMut::new();
+    frontend::encode_parse(&mut out, b"", b"SELECT inet_server_port()", &[]);
+    frontend::encode_bind(
+        &mut out,
+        &Bind {
+            portal: b"p",
+            statement: b"",
+            parameters: &parameters,
+        },
+    );
+    frontend::encode_flush(&mut out);
+    client.send(&out).await;
+    assert_eq!(answer_until(&mut client, b'2').await.tags, "12");
+    // After it: a write, then the portal.
+    let mut out = BytesMut::new();
+    frontend::encode_parse(
+        &mut out,
+        b"w",
+        b"INSERT INTO split_portal VALUES (inet_server_port()) RETURNING port",
+        &[],
+    );
+    frontend::encode_bind(
+        &mut out,
+        &Bind {
+            portal: b"",
+            statement: b"w",
+            parameters: &parameters,
+        },
+    );
+    frontend::encode_execute(&mut out, b"", 0);
+    frontend::encode_execute(&mut out, b"p", 0);
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    let answer = answer_until(&mut client, b'Z').await;
+    assert_eq!(answer.error, None, "a replica refused the write");
+    assert_eq!(
+        answer.tags, "12DCDCZ",
+        "the portal's second Bind is not seen"
+    );
+    let nodes: Vec<String> = answer
+        .values
+        .iter()
+        .map(|port| proxied.node_at(port.parse().expect("a port")))
+        .collect();
+    assert_eq!(nodes, ["primary", "primary"], "the write and the portal");
+}

@@ -90,6 +90,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         held: Vec::new(),
         batch: Vec::new(),
         open_batch: None,
+        flushed: Vec::new(),
+        rebinds: Vec::new(),
         statements: HashMap::new(),
         pending_write: false,
         unknown_write: crate::unknown_writes::UnknownWrites::none(),
@@ -183,6 +185,10 @@ pub(crate) struct Session {
     batch: Vec<Message>,
     /// The backend an extended batch runs on after a Flush, until its Sync.
     open_batch: Option<(PooledBackend, dispatch::Unit)>,
+    /// The messages of the open batch already sent (before its Flushes), and
+    /// the Binds of them to send again ahead of its rest (`flush_split`).
+    flushed: Vec<Message>,
+    rebinds: Vec<Message>,
     /// The client's prepared statements by client-side name (`""` unnamed).
     statements: HashMap<Bytes, Arc<PreparedStatement>>,
     /// Whether the current transaction wrote on the primary.
