@@ -55,6 +55,19 @@ impl Drop for IssuedKey {
     }
 }
 
+/// One more than the largest process id any Linux allows (`PID_MAX_LIMIT`,
+/// 2^22; other systems stay lower): no server process has an id at or above it.
+const NO_PROCESS_BELOW: u32 = 1 << 22;
+
+/// A process id for a client's BackendKeyData from `random`: at or above
+/// [`NO_PROCESS_BELOW`], so that `pg_terminate_backend(pid)` or
+/// `pg_cancel_backend(pid)` of the id a client was given can never reach an
+/// unrelated backend on a node (it answers "not a PostgreSQL backend process").
+fn proxy_process_id(random: u32) -> i32 {
+    let span = i32::MAX as u32 - NO_PROCESS_BELOW;
+    (NO_PROCESS_BELOW + random % span) as i32
+}
+
 /// Every live client's cancel key.
 #[derive(Default)]
 pub struct CancelRegistry {
@@ -67,7 +80,7 @@ impl CancelRegistry {
         let mut rng = rand::thread_rng();
         let slot = CancelSlot::default();
         loop {
-            let process_id = (rng.next_u32() >> 1) as i32;
+            let process_id = proxy_process_id(rng.next_u32());
             let mut secret_key = [0u8; 4];
             rng.fill_bytes(&mut secret_key);
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,4 +144,26 @@ pub async fn send_cancel(target: &CancelTarget) {
 /// working for nobody as soon as it can.
 pub fn spawn_cancel(target: Arc<CancelTarget>) {
     tokio::spawn(async move { send_cancel(&target).await });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announced_process_id_is_never_a_real_process_id() {
+        for random in [0, 1, NO_PROCESS_BELOW, u32::MAX, u32::MAX / 2, 12345] {
+            let pid = proxy_process_id(random);
+            assert!(pid >= NO_PROCESS_BELOW as i32, "{random} gave {pid}");
+        }
+        let registry = CancelRegistry::default();
+        for _ in 0..10_000 {
+            let key = registry.issue();
+            assert!(
+                key.process_id >= NO_PROCESS_BELOW as i32,
+                "{}",
+                key.process_id
+            );
+        }
+    }
 }

@@ -62,6 +62,11 @@ pub struct ProxyConfig {
     /// clients are disconnected at once; see docs/proxy.md.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// How often each database's catalog (user functions, unlogged tables)
+    /// is read again from the primary (default 60000; 0: only at the
+    /// database's first session and after DDL through the proxy).
+    #[serde(default = "default_catalog_refresh_ms")]
+    pub catalog_refresh_ms: u64,
     /// The PostgreSQL nodes; their roles are discovered, not configured.
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
@@ -347,6 +352,9 @@ fn default_max_client_connections() -> u64 {
 fn default_shutdown_timeout_ms() -> u64 {
     30_000
 }
+fn default_catalog_refresh_ms() -> u64 {
+    60_000
+}
 fn default_host() -> String {
     "127.0.0.1".to_string()
 }
@@ -421,6 +429,11 @@ impl ProxyConfig {
     /// How long a client may take to log in.
     pub fn login_timeout(&self) -> Duration {
         Duration::from_millis(self.login_timeout_ms)
+    }
+
+    /// How often a database's catalog is read again (`None`: never on a timer).
+    pub fn catalog_refresh(&self) -> Option<Duration> {
+        (self.catalog_refresh_ms > 0).then(|| Duration::from_millis(self.catalog_refresh_ms))
     }
 
     /// How long a graceful shutdown waits for running transactions.

@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod backend;
 pub mod cancel;
+mod catalogs;
 pub mod config;
 pub mod limits;
 pub mod pool;

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::auth::scram::{self, ScramVerifier};
 use crate::backend::BackendLogin;
 use crate::cancel::CancelRegistry;
+use crate::catalogs::DatabaseCatalogs;
 use crate::config::{ProxyConfig, UserConfig};
 use crate::pool::{Pool, Pools};
 use crate::session;
@@ -39,8 +40,10 @@ pub struct ProxyState {
     pub monitor: Monitor,
     /// The backend pools.
     pub pools: Pools,
-    /// The function volatility catalog the classifier uses.
+    /// The built-in function catalog (settings statements are classified with it).
     pub catalog: FunctionCatalog,
+    /// Each database's catalog as loaded from its primary (`catalogs`).
+    pub(crate) catalogs: DatabaseCatalogs,
     /// The highest `pg_current_wal_lsn()` read after a write committed through
     /// the proxy: every later read must see it.
     last_write_lsn: AtomicU64,
@@ -107,6 +110,12 @@ impl ProxyState {
                 None
             }
         }
+    }
+
+    /// The catalog sessions of `database` classify with now, and how many
+    /// times it was loaded from the primary (`None` before its first session).
+    pub fn catalog_of(&self, database: &str) -> Option<(Arc<FunctionCatalog>, u64)> {
+        self.catalogs.current(database)
     }
 
     /// What was routed to each node, and the client connections, so far.
@@ -234,6 +243,7 @@ impl Proxy {
             monitor,
             pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
+            catalogs: DatabaseCatalogs::new(FunctionCatalog::builtin()),
             last_write_lsn: AtomicU64::new(0),
             unknown_writes: UnknownWrites::at_start(),
             verifiers,

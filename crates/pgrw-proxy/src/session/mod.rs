@@ -10,11 +10,14 @@
 //!   `SHOW pgrw.lsn`, `SET pgrw.min_lsn`, `SET pgrw.route`).
 //! - [`extended`]: Parse/Bind/Describe/Execute/Close batches and prepared
 //!   statements that follow the client from backend to backend.
+//! - [`catalog`]: each database's catalog kept loaded from its primary,
+//!   and reloaded after DDL.
 //! - [`reroute`]: a read a replica refused because only the primary can run
 //!   it, run again there unseen, and its shape remembered.
 //!
 //! A malformed message ends this session only (08P01); no other client notices.
 
+mod catalog;
 mod client;
 mod dispatch;
 mod extended;
@@ -87,6 +90,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         held: Vec::new(),
         batch: Vec::new(),
         open_batch: None,
+        flushed: Vec::new(),
+        rebinds: Vec::new(),
         statements: HashMap::new(),
         pending_write: false,
         unknown_write: crate::unknown_writes::UnknownWrites::none(),
@@ -102,6 +107,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         pools: Vec::new(),
         must_end: false,
         shutdown: state.shutdown.watch(),
+        catalog: crate::catalogs::CatalogView::fixed(state.catalogs.base()),
+        catalog_changed: false,
         state,
     };
     session.settings.extend(session.startup.statement());
@@ -113,6 +120,9 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         Err(SessionEnd::Protocol(error)) => {
             protocol_violation(&mut session.client, &error.to_string()).await
         }
+    }
+    if session.catalog_changed {
+        session.catalog.request_reload();
     }
     // Idle backends go back to their pools with this client's settings undone;
     // one left mid-transaction (or holding session state) is closed, and its
@@ -175,6 +185,10 @@ pub(crate) struct Session {
     batch: Vec<Message>,
     /// The backend an extended batch runs on after a Flush, until its Sync.
     open_batch: Option<(PooledBackend, dispatch::Unit)>,
+    /// The messages of the open batch already sent (before its Flushes), and
+    /// the Binds of them to send again ahead of its rest (`flush_split`).
+    flushed: Vec<Message>,
+    rebinds: Vec<Message>,
     /// The client's prepared statements by client-side name (`""` unnamed).
     statements: HashMap<Bytes, Arc<PreparedStatement>>,
     /// Whether the current transaction wrote on the primary.
@@ -210,6 +224,12 @@ pub(crate) struct Session {
     /// The proxy's phase: serving, draining (end when between
     /// transactions) or closing (end now).
     shutdown: ShutdownWatch,
+    /// This database's catalog (functions, unlogged relations), refreshed
+    /// before each client message.
+    catalog: crate::catalogs::CatalogView,
+    /// DDL completed in the current transaction: the catalog is reloaded
+    /// when it ends.
+    catalog_changed: bool,
 }
 
 impl Session {
@@ -219,6 +239,7 @@ impl Session {
         if !self.check_database().await? {
             return Err(SessionEnd::ClientGone);
         }
+        self.catalog = catalog::view(&self.state, &self.user, &self.database);
         // The database check logs in to a node, and the first login anywhere
         // learns the server parameters: none known means no node was reached.
         let Some(parameters) = self.state.server_parameters() else {
@@ -318,6 +339,7 @@ impl Session {
             let Some(message) = next else {
                 return Ok(());
             };
+            self.catalog.refresh();
             match message.tag() {
                 tag::QUERY => self.simple_query(message).await?,
                 tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE => {

@@ -26,7 +26,7 @@ impl Session {
             self.pgrw_command(command);
             return Ok(());
         }
-        let classification = classify(sql, &self.state.catalog);
+        let classification = classify(sql, self.catalog.get());
         if classification.effects.contains(Effect::DEALLOCATE)
             && let Some(name) = deallocated_name(sql)
             && self.statements.remove(name.as_slice()).is_some()

@@ -50,7 +50,7 @@ impl Session {
 
     /// The unit of one statement's SQL.
     pub(super) fn classify(&self, sql: &[u8]) -> Unit {
-        unit_of(&classify(sql, &self.state.catalog))
+        unit_of(&classify(sql, self.catalog.get()))
     }
 }
 
