@@ -154,6 +154,7 @@ mod tests {
             class,
             hint: None,
             effects: SessionEffects::NONE,
+            transaction_time: false,
         }
     }
 
