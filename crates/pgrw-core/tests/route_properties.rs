@@ -307,7 +307,8 @@ proptest! {
             return Ok(());
         }
         let ends = matches!(request.class, StatementClass::Commit | StatementClass::Rollback);
-        prop_assert!(request.class == StatementClass::Read || (ends && transaction.is_some()), "{decided:?}");
+        let reads = matches!(request.class, StatementClass::Read | StatementClass::Empty);
+        prop_assert!(reads || (ends && transaction.is_some()), "{decided:?}");
         if let Some(leg) = transaction {
             prop_assert_eq!(leg.node, id, "{:?}", decided);
         }

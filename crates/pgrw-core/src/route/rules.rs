@@ -182,7 +182,8 @@ fn deferred_route(
     {
         return on_held_node(node, RouteReason::InTransaction, false, topology);
     }
-    let plain_read = class == StatementClass::Read
+    // Nothing to run (a batch that only closes statements) needs no primary.
+    let plain_read = matches!(class, StatementClass::Read | StatementClass::Empty)
         && request.hint != Some(RouteHint::Primary)
         && session.route_mode != RouteMode::Primary;
     if !plain_read {

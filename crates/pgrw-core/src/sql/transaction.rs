@@ -10,6 +10,15 @@
 
 use crate::sql::lexer::{Token, TokenKind, tokens};
 
+/// A `BEGIN` a driver may defer: its level and the command tag it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeferrableBegin {
+    /// The isolation it asks for.
+    pub level: BeginLevel,
+    /// Its CommandComplete tag: `BEGIN`, or `START TRANSACTION`.
+    pub tag: &'static [u8],
+}
+
 /// The isolation a deferrable `BEGIN` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BeginLevel {
@@ -52,8 +61,13 @@ fn words(sql: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// `READ WRITE`, `[NOT] DEFERRABLE`), none keeps a snapshot (`REPEATABLE
 /// READ`, `SERIALIZABLE`), and it is not `READ ONLY` (which runs whole on a
 /// replica already).
-pub fn deferrable_begin(sql: &[u8]) -> Option<BeginLevel> {
+pub fn deferrable_begin(sql: &[u8]) -> Option<DeferrableBegin> {
     let words = words(sql)?;
+    let tag: &'static [u8] = if words.first().map(Vec::as_slice) == Some(b"start") {
+        b"START TRANSACTION"
+    } else {
+        b"BEGIN"
+    };
     let mut at = match words.first().map(Vec::as_slice) {
         Some(b"begin") => match words.get(1).map(Vec::as_slice) {
             Some(b"work" | b"transaction") => 2,
@@ -82,7 +96,7 @@ pub fn deferrable_begin(sql: &[u8]) -> Option<BeginLevel> {
             _ => return None,
         };
     }
-    Some(level)
+    Some(DeferrableBegin { level, tag })
 }
 
 /// How `sql` ends a transaction, if it is one plain `COMMIT`, `END`,
@@ -160,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_read_committed_begin_may_be_deferred() {
-        let begin = |sql: &str| deferrable_begin(sql.as_bytes());
+        let begin = |sql: &str| deferrable_begin(sql.as_bytes()).map(|begin| begin.level);
         assert_eq!(begin("BEGIN"), Some(BeginLevel::SessionDefault));
         assert_eq!(begin("begin;"), Some(BeginLevel::SessionDefault));
         assert_eq!(begin("BEGIN WORK"), Some(BeginLevel::SessionDefault));
@@ -179,8 +193,15 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_begin_answers_its_own_command_tag() {
+        let tag = |sql: &str| deferrable_begin(sql.as_bytes()).map(|begin| begin.tag);
+        assert_eq!(tag("begin"), Some(&b"BEGIN"[..]));
+        assert_eq!(tag("START TRANSACTION"), Some(&b"START TRANSACTION"[..]));
+    }
+
+    #[test]
     fn a_begin_that_keeps_a_snapshot_or_reads_only_or_is_not_alone_is_not_deferred() {
-        let begin = |sql: &str| deferrable_begin(sql.as_bytes());
+        let begin = |sql: &str| deferrable_begin(sql.as_bytes()).map(|begin| begin.level);
         assert_eq!(begin("BEGIN ISOLATION LEVEL REPEATABLE READ"), None);
         assert_eq!(begin("BEGIN ISOLATION LEVEL SERIALIZABLE"), None);
         assert_eq!(begin("BEGIN READ ONLY"), None);

@@ -72,13 +72,13 @@ impl Session {
         else {
             return false;
         };
-        let Some(level) = deferrable_begin(sql) else {
+        let Some(begin) = deferrable_begin(sql) else {
             return false;
         };
         let policy = self.state.config.policy.policy();
         if !self
             .routing
-            .may_defer(&policy, level == BeginLevel::ReadCommitted)
+            .may_defer(&policy, begin.level == BeginLevel::ReadCommitted)
         {
             return false;
         }
@@ -87,7 +87,7 @@ impl Session {
             sql: Bytes::copy_from_slice(sql),
             access,
         });
-        encode_command_complete(&mut self.client.out, b"BEGIN");
+        encode_command_complete(&mut self.client.out, begin.tag);
         self.ready();
         true
     }
