@@ -377,3 +377,56 @@ async fn reads_in_transactions_are_never_stale_under_a_concurrent_write_load() {
         "{on_primary} of {reads} reads on the primary"
     );
 }
+
+/// psycopg2 with its default settings (autocommit off) reads, in the
+/// transactions it opens itself, rows a writer commits through the proxy,
+/// with replay paused on one replica (`tests/python/psycopg2_transactions.py`).
+/// Needs python3 with psycopg2; `./dev test` installs it.
+#[tokio::test]
+async fn psycopg2_with_its_defaults_reads_on_replicas_and_never_stale() {
+    let probe = tokio::process::Command::new("python3")
+        .args(["-c", "import psycopg2"])
+        .output()
+        .await;
+    assert!(
+        probe.is_ok_and(|output| output.status.success()),
+        "python3 with psycopg2 is needed; run ./dev test, which installs it \
+         (python3 -m pip install psycopg2-binary)"
+    );
+    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    replicas_caught_up(&proxied).await;
+    proxied.cluster.pause_replay("replica2").await;
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/psycopg2_transactions.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&program)
+        .args([proxied.dsn().as_str(), "4"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the program finishes within 120 s")
+        .expect("python3 runs");
+    proxied.cluster.resume_replay("replica2").await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the program failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
+    let reads = report["reads"].as_u64().expect("reads");
+    let primary_port = i64::from(proxied.cluster.port("primary"));
+    let on_primary = report["read_ports"]
+        .as_array()
+        .expect("read_ports")
+        .iter()
+        .filter(|port| port.as_i64() == Some(primary_port))
+        .count() as u64;
+    assert!(reads > 20, "only {reads} reads");
+    assert_eq!(report["stale"].as_u64(), Some(0), "stale reads: {report}");
+    assert!(
+        on_primary * 100 <= reads * 5,
+        "{on_primary} of {reads} reads on the primary"
+    );
+}
