@@ -134,6 +134,14 @@ async fn every_status_byte_and_sqlstate_in_transactions_matches_a_direct_connect
             "SELECT count(*) FROM {t}",
             "RELEASE a",
             "COMMIT",
+            // A cursor declared before the first write lives on.
+            "BEGIN",
+            "DECLARE c CURSOR FOR SELECT id FROM {t} ORDER BY id",
+            "FETCH 1 FROM c",
+            "INSERT INTO {t} VALUES (4, 'four')",
+            "FETCH 1 FROM c",
+            "CLOSE c",
+            "COMMIT",
             // Nothing in it.
             "BEGIN",
             "COMMIT",

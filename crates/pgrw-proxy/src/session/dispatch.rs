@@ -127,9 +127,11 @@ impl Session {
         }
         let state = Arc::clone(&self.state);
         let monitor = &state.monitor;
-        // In a deferred transaction, a read of the transaction's start time
-        // opens it on the primary, as a write does.
-        let class = if unit.transaction_time && self.routing.deferred.is_some() {
+        // In a deferred transaction, a read of the transaction's start time,
+        // or one with a session effect (a cursor it declares, which must live
+        // where the transaction goes on), opens it on the primary as a write does.
+        let opens_transaction = unit.transaction_time || unit.effects != SessionEffects::NONE;
+        let class = if opens_transaction && self.routing.deferred.is_some() {
             StatementClass::Write
         } else {
             unit.class
