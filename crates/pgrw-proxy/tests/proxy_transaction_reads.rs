@@ -392,14 +392,26 @@ async fn reads_in_transactions_are_never_stale_under_a_concurrent_write_load() {
 /// Needs python3 with psycopg2; `./dev test` installs it.
 #[tokio::test]
 async fn psycopg2_with_its_defaults_reads_on_replicas_and_never_stale() {
-    let probe = tokio::process::Command::new("python3")
-        .args(["-c", "import psycopg2"])
+    python_reads_in_transactions("psycopg2", "import psycopg2").await;
+}
+
+/// The same through a SQLAlchemy `Session` (over psycopg2). Needs
+/// sqlalchemy; `./dev test` installs it.
+#[tokio::test]
+async fn a_sqlalchemy_session_reads_on_replicas_and_never_stale() {
+    python_reads_in_transactions("sqlalchemy", "import sqlalchemy, psycopg2").await;
+}
+
+/// Runs `tests/python/psycopg2_transactions.py` with `client` for 4 s with
+/// replay paused on one replica: no stale read, at most 5% on the primary.
+async fn python_reads_in_transactions(client: &str, probe: &str) {
+    let probed = tokio::process::Command::new("python3")
+        .args(["-c", probe])
         .output()
         .await;
     assert!(
-        probe.is_ok_and(|output| output.status.success()),
-        "python3 with psycopg2 is needed; run ./dev test, which installs it \
-         (python3 -m pip install psycopg2-binary)"
+        probed.is_ok_and(|output| output.status.success()),
+        "python3 with {client} is needed; run ./dev test, which installs it"
     );
     let proxied = ProxiedCluster::start(2, MODE_ON).await;
     replicas_caught_up(&proxied).await;
@@ -408,7 +420,7 @@ async fn psycopg2_with_its_defaults_reads_on_replicas_and_never_stale() {
         .join("tests/python/psycopg2_transactions.py");
     let run = tokio::process::Command::new("python3")
         .arg(&program)
-        .args([proxied.dsn().as_str(), "4"])
+        .args([proxied.dsn().as_str(), "4", client])
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(120), run)

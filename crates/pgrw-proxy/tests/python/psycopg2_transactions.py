@@ -1,8 +1,9 @@
 """psycopg2 with its default settings (autocommit off: every statement inside
-a transaction psycopg2 opens with BEGIN) reading rows another connection
-commits, through the proxy with transaction_reads = "replica".
+a transaction psycopg2 opens with BEGIN), or a SQLAlchemy Session over it,
+reading rows another connection commits, through the proxy with
+transaction_reads = "replica".
 
-Usage: psycopg2_transactions.py DSN SECONDS
+Usage: psycopg2_transactions.py DSN SECONDS [psycopg2|sqlalchemy]
 
 A writer thread inserts rows in autocommit mode and publishes the highest id
 it was told committed; the reader, before each read, takes that id, and the
@@ -48,21 +49,42 @@ def main():
     writer.start()
 
     reads, stale, ports = 0, 0, []
-    conn = psycopg2.connect(dsn)  # the defaults: autocommit off
-    assert not conn.autocommit
-    while time.monotonic() < deadline:
-        with conn.cursor() as cur:
-            for _ in range(3):
-                with lock:
-                    before = committed[0]
-                cur.execute("SELECT coalesce(max(id), 0), inet_server_port() FROM py_fresh")
-                seen, port = cur.fetchone()
-                reads += 1
-                if seen < before:
-                    stale += 1
-                ports.append(port)
-        conn.commit()
-    conn.close()
+
+    def check(seen, port, before):
+        nonlocal reads, stale
+        reads += 1
+        if seen < before:
+            stale += 1
+        ports.append(port)
+
+    query = "SELECT coalesce(max(id), 0), inet_server_port() FROM py_fresh"
+    if len(sys.argv) > 3 and sys.argv[3] == "sqlalchemy":
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.orm import Session
+
+        engine = create_engine(dsn.replace("postgres://", "postgresql+psycopg2://", 1))
+        while time.monotonic() < deadline:
+            with Session(engine) as session:
+                for _ in range(3):
+                    with lock:
+                        before = committed[0]
+                    seen, port = session.execute(text(query)).one()
+                    check(seen, port, before)
+                session.commit()
+        engine.dispose()
+    else:
+        conn = psycopg2.connect(dsn)  # the defaults: autocommit off
+        assert not conn.autocommit
+        while time.monotonic() < deadline:
+            with conn.cursor() as cur:
+                for _ in range(3):
+                    with lock:
+                        before = committed[0]
+                    cur.execute(query)
+                    seen, port = cur.fetchone()
+                    check(seen, port, before)
+            conn.commit()
+        conn.close()
     writer.join()
     print(json.dumps({"reads": reads, "stale": stale, "read_ports": ports}))
 
