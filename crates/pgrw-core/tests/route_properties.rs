@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use pgrw_core::route::{
-    self, Balancer, Balancing, Health, Lag, LastRead, Node, NodeId, Orphan, Pin, PinReason, Policy,
-    PrimaryReads, Role, Route, RouteMode, RouteRequest, SessionState, StaleRead, Target, Topology,
-    Transaction, TransactionReads, Deferred,
+    self, Balancer, Balancing, Deferred, Health, Lag, LastRead, Node, NodeId, Orphan, Pin,
+    PinReason, Policy, PrimaryReads, Role, Route, RouteMode, RouteRequest, SessionState, StaleRead,
+    Target, Topology, Transaction, TransactionReads,
 };
 use pgrw_core::{Lsn, RouteHint, StatementClass, TxAccess};
 use proptest::prelude::*;

@@ -34,9 +34,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pgrw_core::route::{
-    Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads,
-};
+use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads};
 use serde::Deserialize;
 
 pub use crate::tls::{TlsConfig, TlsMode};

@@ -187,7 +187,9 @@ impl ProxyStats {
     /// first write (also counted by [`ProxyStats::record_routed`]).
     pub fn record_read_in_transaction(&self, node: NodeId) {
         if let Some(counters) = self.nodes.get(node.index()) {
-            counters.reads_in_transaction.fetch_add(1, Ordering::Relaxed);
+            counters
+                .reads_in_transaction
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -188,7 +188,10 @@ async fn every_status_byte_and_sqlstate_in_transactions_matches_a_direct_connect
     for (through_proxy, on_primary) in script("tr_proxied").iter().zip(script("tr_direct")) {
         let seen = exchange(&mut proxy, through_proxy).await;
         let expected = exchange(&mut primary, &on_primary).await;
-        assert_eq!(seen, expected, "{through_proxy}: through the proxy vs direct");
+        assert_eq!(
+            seen, expected,
+            "{through_proxy}: through the proxy vs direct"
+        );
     }
     // The script's leading reads ran on the replica.
     let stats = proxied.proxy.state().stats();

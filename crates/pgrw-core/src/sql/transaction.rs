@@ -142,7 +142,10 @@ pub fn reads_transaction_time(sql: &[u8]) -> bool {
 
 fn shows_transaction_time(sql: &[u8], token: Token) -> bool {
     let text = token.text(sql);
-    let inner = || text.get(1..text.len().saturating_sub(1)).unwrap_or_default();
+    let inner = || {
+        text.get(1..text.len().saturating_sub(1))
+            .unwrap_or_default()
+    };
     match token.kind {
         TokenKind::Identifier => TRANSACTION_TIME
             .iter()

@@ -95,7 +95,10 @@ impl Session {
                     self.state.stats.record_routed(backend.node(), unit.class);
                     if unit.class == StatementClass::Read
                         && self.routing.deferred.is_some()
-                        && self.routing.read_leg().is_none_or(|leg| leg == backend.node())
+                        && self
+                            .routing
+                            .read_leg()
+                            .is_none_or(|leg| leg == backend.node())
                         && self.state.topology().writable_primary() != Ok(backend.node())
                     {
                         self.state.stats.record_read_in_transaction(backend.node());

@@ -411,10 +411,7 @@ fn default_isolation_value(head: &Head<'_, '_>, at: usize) -> DefaultIsolation {
         {
             DefaultIsolation::LoginDefault
         }
-        Some(b)
-            if ends
-                && b.eq_ignore_ascii_case(b"repeatable read") =>
-        {
+        Some(b) if ends && b.eq_ignore_ascii_case(b"repeatable read") => {
             DefaultIsolation::RepeatableRead
         }
         Some(b)

@@ -351,10 +351,10 @@ impl Session {
     ) -> Result<bool, SessionEnd> {
         // The startup packet's default isolation, else the role's or
         // database's (learned at the pair's first login).
-        let isolation = self.startup.default_isolation().unwrap_or_else(|| {
-            self.state
-                .login_isolation(&self.user.name, &self.database)
-        });
+        let isolation = self
+            .startup
+            .default_isolation()
+            .unwrap_or_else(|| self.state.login_isolation(&self.user.name, &self.database));
         self.routing.set_login_isolation(isolation);
         if self.startup.is_empty() || self.startup.known_from(server) {
             return Ok(true);
