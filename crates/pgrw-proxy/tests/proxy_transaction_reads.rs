@@ -21,25 +21,9 @@ use pgrw_core::route::NodeId;
 use pgrw_proxy::protocol::Message;
 use pgrw_proxy::protocol::backend::BackendMessage;
 use pgrw_proxy::protocol::frontend;
-use proxy_cluster::ProxiedCluster;
-use tokio_postgres::SimpleQueryMessage;
+use proxy_cluster::{ProxiedCluster, first_value as value};
 
 const MODE_ON: &str = "[policy]\ntransaction_reads = \"replica\"\n";
-
-/// The first column of the first row of `sql` (simple protocol).
-async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"));
-    messages
-        .iter()
-        .find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql} returned no row"))
-}
 
 /// The node that served `SELECT inet_server_port()` (simple protocol).
 async fn serving_node(proxied: &ProxiedCluster, client: &tokio_postgres::Client) -> String {
@@ -52,12 +36,7 @@ async fn serving_node(proxied: &ProxiedCluster, client: &tokio_postgres::Client)
 
 /// A raw connection through `port` (the proxy, or a node).
 async fn raw(port: u16) -> NodeConnection {
-    let mut connection = NodeConnection::connect(port).await;
-    connection
-        .login_with_scram("postgres", TEST_PASSWORD)
-        .await
-        .expect("the login succeeds");
-    connection
+    NodeConnection::logged_in(port, "postgres", TEST_PASSWORD).await
 }
 
 /// Sends one simple Query and describes its answer up to ReadyForQuery:

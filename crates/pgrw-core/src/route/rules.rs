@@ -330,14 +330,25 @@ impl ReadPlacement<'_> {
             && lag_within_limits(node.lag, self.policy)
     }
 
-    fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {
-        let mut required = self.session.required_lsn(self.policy);
-        if let Some(since) = self.request.fresh_since {
-            match self.topology.primary_lsn_since(since) {
-                Some(lsn) => required = required.max(lsn),
-                None => return self.await_primary_position(since),
-            }
+    /// What the read must see: the session's requirement and, for a fresh
+    /// read, the primary's position as of a probe begun after it asked;
+    /// `Err` with the route to take while that position is not known yet.
+    fn required_lsn(&self) -> Result<Lsn, Route> {
+        let required = self.session.required_lsn(self.policy);
+        match self.request.fresh_since {
+            None => Ok(required),
+            Some(since) => match self.topology.primary_lsn_since(since) {
+                Some(lsn) => Ok(required.max(lsn)),
+                None => Err(self.await_primary_position(since)),
+            },
         }
+    }
+
+    fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {
+        let required = match self.required_lsn() {
+            Ok(required) => required,
+            Err(wait) => return wait,
+        };
         let last_read = self.session.last_read;
         // An upper bound of what the session's last read saw, once a probe of
         // the primary that began after it has answered.
@@ -476,13 +487,10 @@ impl ReadPlacement<'_> {
     /// it); past the wait, or with the leg's node no longer serving reads,
     /// the primary, where the transaction opens.
     fn on_read_leg(&self, leg: NodeId) -> Route {
-        let mut required = self.session.required_lsn(self.policy);
-        if let Some(since) = self.request.fresh_since {
-            match self.topology.primary_lsn_since(since) {
-                Some(lsn) => required = required.max(lsn),
-                None => return self.await_primary_position(since),
-            }
-        }
+        let required = match self.required_lsn() {
+            Ok(required) => required,
+            Err(wait) => return wait,
+        };
         let Some(node) = self.topology.node(leg).filter(|node| self.serves(node)) else {
             return to_primary(RouteReason::NoEligibleReplica, self.topology);
         };

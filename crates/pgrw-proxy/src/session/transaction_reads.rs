@@ -129,16 +129,7 @@ impl Session {
             (Some(begin), true) => (begin.sql.clone(), begin.access),
             _ => (Bytes::from_static(READ_LEG_BEGIN), TxAccess::ReadOnly),
         };
-        let state = self.state.clone();
-        let target = backend.connection().cancel_target.clone();
-        let ran = bounded(
-            &state,
-            node,
-            target,
-            settings::query::run(backend.connection(), &sql),
-        )
-        .await;
-        match ran {
+        match self.run_hidden(&mut backend, &sql).await {
             Ok(answer) if answer.error.is_none() => {
                 if on_primary {
                     self.routing.open_deferred(node, access);
@@ -166,6 +157,24 @@ impl Session {
         }
     }
 
+    /// Runs `sql` on `backend` for the proxy itself (its answer is not the
+    /// client's), given up on as a client's statement would be if the node hangs.
+    async fn run_hidden(
+        &self,
+        backend: &mut PooledBackend,
+        sql: &[u8],
+    ) -> Result<settings::query::Answer, BackendError> {
+        let target = backend.connection().cancel_target.clone();
+        let node = backend.node();
+        bounded(
+            &self.state,
+            node,
+            target,
+            settings::query::run(backend.connection(), sql),
+        )
+        .await
+    }
+
     fn deferred_failed(&mut self, backend: PooledBackend, error: BackendError) {
         let node = backend.node();
         drop(backend);
@@ -185,15 +194,7 @@ impl Session {
             return;
         };
         let mut backend = self.held.swap_remove(index);
-        let state = self.state.clone();
-        let target = backend.connection().cancel_target.clone();
-        let ended = bounded(
-            &state,
-            leg,
-            target,
-            settings::query::run(backend.connection(), b"ROLLBACK"),
-        )
-        .await;
+        let ended = self.run_hidden(&mut backend, b"ROLLBACK").await;
         let clean = matches!(ended, Ok(ref answer) if answer.error.is_none())
             && backend.connection().status == TransactionStatus::Idle;
         if !clean {
