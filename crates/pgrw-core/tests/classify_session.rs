@@ -205,7 +205,7 @@ fn setting_the_default_isolation_is_an_effect() {
         ),
         (
             "SET default_transaction_isolation TO 'repeatable read'",
-            Some(DefaultIsolation::Other),
+            Some(DefaultIsolation::RepeatableRead),
         ),
         (
             "SET default_transaction_isolation TO DEFAULT",
@@ -218,6 +218,10 @@ fn setting_the_default_isolation_is_an_effect() {
         (
             "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY, ISOLATION LEVEL READ COMMITTED",
             Some(DefaultIsolation::Other),
+        ),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            Some(DefaultIsolation::RepeatableRead),
         ),
         ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", None),
         (

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use pgrw_core::route::{
-    self, Balancer, Balancing, Health, Lag, LastRead, Node, NodeId, Orphan, Pin, PinReason, Policy,
-    PrimaryReads, Role, Route, RouteMode, RouteRequest, SessionState, StaleRead, Target, Topology,
-    Transaction,
+    self, Balancer, Balancing, Deferred, Health, Lag, LastRead, Node, NodeId, Orphan, Pin,
+    PinReason, Policy, PrimaryReads, Role, Route, RouteMode, RouteRequest, SessionState, StaleRead,
+    Target, Topology, Transaction, TransactionReads,
 };
 use pgrw_core::{Lsn, RouteHint, StatementClass, TxAccess};
 use proptest::prelude::*;
@@ -145,6 +145,9 @@ fn session() -> impl Strategy<Value = SessionState> {
                     last_read,
                     serializable_default: serializable,
                     serializable_at_login: false,
+                    deferred: None,
+                    snapshot_default: serializable,
+                    snapshot_at_login: false,
                 }
             },
         )
@@ -190,6 +193,7 @@ fn policy() -> impl Strategy<Value = Policy> {
                 max_lag: max_lag_ms.map(Duration::from_millis),
                 read_your_writes,
                 stale_read,
+                transaction_reads: TransactionReads::Replica,
             },
         )
 }
@@ -284,6 +288,33 @@ proptest! {
             let primary = topology.writable_primary() == Ok(id);
             let read_only_transaction = session.transaction == Some(Transaction { node: id, access: TxAccess::ReadOnly });
             prop_assert!(primary || read_only_transaction, "{decided:?}");
+        }
+    }
+
+    #[test]
+    fn a_deferred_transaction_runs_only_plain_reads_on_replicas_and_only_on_its_leg(
+        (request, session, topology, policy, seed) in case(),
+        leg in proptest::option::of(0u16..4),
+    ) {
+        // Before its first write, a deferred transaction reads on one replica
+        // (its leg) that has replayed what the session must see; anything
+        // else opens it on the primary; COMMIT/ROLLBACK end the leg.
+        let transaction = leg.map(|index| Transaction { node: NodeId(index), access: TxAccess::ReadOnly });
+        let session = SessionState { transaction, pin: None, deferred: Some(Deferred::default()), ..session };
+        let decided = decide(&request, &session, &topology, &policy, seed);
+        let Some(id) = decided.node() else { return Ok(()) };
+        if topology.writable_primary() == Ok(id) {
+            return Ok(());
+        }
+        let ends = matches!(request.class, StatementClass::Commit | StatementClass::Rollback);
+        let reads = matches!(request.class, StatementClass::Read | StatementClass::Empty);
+        prop_assert!(reads || (ends && transaction.is_some()), "{decided:?}");
+        if let Some(leg) = transaction {
+            prop_assert_eq!(leg.node, id, "{:?}", decided);
+        }
+        if request.class == StatementClass::Read && topology.node(id).is_some_and(|node| node.role == Role::Replica) {
+            let node = topology.node(id).unwrap();
+            prop_assert!(node.replay_lsn >= session.required_lsn(&policy), "{decided:?} on {node:?}");
         }
     }
 

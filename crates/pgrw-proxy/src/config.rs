@@ -34,7 +34,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead};
+use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads};
 use serde::Deserialize;
 
 pub use crate::tls::{TlsConfig, TlsMode};
@@ -253,6 +253,18 @@ pub enum ConsistencyConfig {
     Linearizable,
 }
 
+/// Where a `READ COMMITTED` transaction's leading reads run
+/// (`transaction_reads`), in the file's spelling; see [`TransactionReads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionReadsConfig {
+    /// The whole transaction on the primary. The default.
+    #[default]
+    Primary,
+    /// Its reads before its first write on a replica.
+    Replica,
+}
+
 /// The routing policy as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -277,6 +289,9 @@ pub struct PolicyConfig {
     /// about a millisecond, and it is what keeps reads on the replicas under
     /// a write load).
     pub read_your_writes_wait_ms: u64,
+    /// Where a `READ COMMITTED` transaction's reads before its first write
+    /// run (default `primary`: the whole transaction on the primary).
+    pub transaction_reads: TransactionReadsConfig,
 }
 
 impl Default for PolicyConfig {
@@ -291,6 +306,7 @@ impl Default for PolicyConfig {
             consistency: ConsistencyConfig::Proxy,
             read_your_writes: true,
             read_your_writes_wait_ms: DEFAULT_READ_YOUR_WRITES_WAIT_MS,
+            transaction_reads: TransactionReadsConfig::Primary,
         }
     }
 }
@@ -323,6 +339,10 @@ impl PolicyConfig {
             stale_read: match self.read_your_writes_wait_ms {
                 0 => StaleRead::Primary,
                 wait => StaleRead::Wait(Duration::from_millis(wait)),
+            },
+            transaction_reads: match self.transaction_reads {
+                TransactionReadsConfig::Primary => TransactionReads::Primary,
+                TransactionReadsConfig::Replica => TransactionReads::Replica,
             },
         }
     }

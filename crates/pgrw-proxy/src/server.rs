@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pgrw_core::classification::DefaultIsolation;
 use pgrw_core::route::{NodeId, Topology};
 use pgrw_core::sql::shape::ShapeMemory;
 use pgrw_core::{FunctionCatalog, Lsn};
@@ -54,9 +55,9 @@ pub struct ProxyState {
     verifiers: HashMap<String, ScramVerifier>,
     /// The ParameterStatus values a node reported at its first login.
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
-    /// (user, database) pairs a node has let log in, and whether their login's
-    /// default isolation (`ALTER ROLE/DATABASE … SET`) is serializable.
-    known_databases: Mutex<HashMap<(String, String), bool>>,
+    /// (user, database) pairs a node has let log in, and their login's
+    /// default isolation (`ALTER ROLE/DATABASE … SET`).
+    known_databases: Mutex<HashMap<(String, String), DefaultIsolation>>,
     /// Proxy-issued cancel keys and the backend each one reaches now.
     pub cancels: CancelRegistry,
     /// TLS for clients: the certificate loaded at bind, and whether it is required.
@@ -154,23 +155,26 @@ impl ProxyState {
             .is_ok_and(|known| known.contains_key(&(user.to_string(), database.to_string())))
     }
 
-    /// Remembers that a node let `user` log in to `database`, and whether
-    /// such a login's default isolation is serializable.
-    pub fn remember_database(&self, user: &str, database: &str, serializable: bool) {
+    /// Remembers that a node let `user` log in to `database`, and such a
+    /// login's default isolation.
+    pub fn remember_database(&self, user: &str, database: &str, isolation: DefaultIsolation) {
         if let Ok(mut known) = self.known_databases.lock() {
-            known.insert((user.to_string(), database.to_string()), serializable);
+            known.insert((user.to_string(), database.to_string()), isolation);
         }
     }
 
-    /// Whether a login of `user` to `database` defaults to serializable
-    /// transactions (as learned at the pair's first login).
-    pub fn login_serializable(&self, user: &str, database: &str) -> bool {
-        self.known_databases.lock().is_ok_and(|known| {
-            known
-                .get(&(user.to_string(), database.to_string()))
-                .copied()
-                .unwrap_or(false)
-        })
+    /// The default isolation of a login of `user` to `database` (as learned
+    /// at the pair's first login; read committed when not learned).
+    pub fn login_isolation(&self, user: &str, database: &str) -> DefaultIsolation {
+        self.known_databases
+            .lock()
+            .ok()
+            .and_then(|known| {
+                known
+                    .get(&(user.to_string(), database.to_string()))
+                    .copied()
+            })
+            .unwrap_or(DefaultIsolation::Other)
     }
 
     /// Remembers the ParameterStatus values of a node login, if none are known yet.

@@ -1,7 +1,8 @@
 //! What the proxy has done so far, per node: units of work routed there, by
 //! kind, and statements given up on because the node hung; statements
 //! cancelled because their client left; reads a replica refused and the
-//! primary ran again, by reason; and client connections, open and in all.
+//! primary ran again, by reason; reads made in a deferred transaction before
+//! its first write; and client connections, open and in all.
 //! For status displays (`pgrw up`) and tests.
 //!
 //! Counting is on the hot path, so it is one relaxed `fetch_add` on a counter
@@ -89,6 +90,7 @@ struct NodeCounters {
     writes: AtomicU64,
     other: AtomicU64,
     stalled: AtomicU64,
+    reads_in_transaction: AtomicU64,
 }
 
 /// Units of work routed to one node, by how the classifier saw them.
@@ -133,6 +135,10 @@ pub struct StatsSnapshot {
     pub reruns: Reruns,
     /// Statement shapes learned to run only on the primary (each once).
     pub shapes_learned: u64,
+    /// Per node, at the node's [`NodeId`] index: the reads (among
+    /// [`NodeRouted::reads`]) made in a deferred transaction before its
+    /// first write (`transaction_reads = "replica"`).
+    pub reads_in_transaction: Vec<u64>,
 }
 
 impl StatsSnapshot {
@@ -175,6 +181,16 @@ impl ProxyStats {
             | StatementClass::Session => &counters.other,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a read routed to `node` in a deferred transaction, before its
+    /// first write (also counted by [`ProxyStats::record_routed`]).
+    pub fn record_read_in_transaction(&self, node: NodeId) {
+        if let Some(counters) = self.nodes.get(node.index()) {
+            counters
+                .reads_in_transaction
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a statement on `node` given up on because the node hangs.
@@ -238,6 +254,11 @@ impl ProxyStats {
                 recovery_conflict: self.reruns[2].load(Ordering::Relaxed),
             },
             shapes_learned: self.shapes_learned.load(Ordering::Relaxed),
+            reads_in_transaction: self
+                .nodes
+                .iter()
+                .map(|counters| counters.reads_in_transaction.load(Ordering::Relaxed))
+                .collect(),
         }
     }
 }

@@ -114,12 +114,7 @@ async fn after_ddl_run_directly_on_the_primary_a_statement_prepared_again_sees_t
 
 /// A raw protocol connection, through the proxy or straight to the primary.
 async fn raw(port: u16) -> NodeConnection {
-    let mut connection = NodeConnection::connect(port).await;
-    connection
-        .login_with_scram("postgres", TEST_PASSWORD)
-        .await
-        .expect("the login succeeds");
-    connection
+    NodeConnection::logged_in(port, "postgres", TEST_PASSWORD).await
 }
 
 /// Both raw connections of a comparison: through the proxy, then direct.

@@ -10,29 +10,13 @@ mod proxy_cluster;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use proxy_cluster::ProxiedCluster;
+use proxy_cluster::{ProxiedCluster, first_value as value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_postgres::SimpleQueryMessage;
 
 /// One backend per node, so that a client's statements meet backends other
 /// clients used, and a backend held by a pin is the only one on its node.
 const ONE_BACKEND: &str = "[pool]\nsize = 1\n";
-
-/// The first column of the first row of `sql` (simple protocol).
-async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"));
-    messages
-        .iter()
-        .find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql} returned no row"))
-}
 
 /// The node that runs `sql`, which must return `current_setting('port')` first.
 async fn node_running(

@@ -96,6 +96,12 @@ pub enum RouteReason {
     Transaction(TxAccess),
     /// Inside a transaction: its node.
     InTransaction,
+    /// A plain read in a deferred `READ COMMITTED` transaction, before its
+    /// first write: a replica (its read leg).
+    ReadInTransaction,
+    /// The first statement of a deferred transaction that is not a plain
+    /// read: the transaction opens on the primary.
+    OpensTransaction,
     /// The session's state lives on one node.
     Pinned(PinReason),
     /// Session state (`SET`, `DEALLOCATE`, …) outside a transaction: the primary.
@@ -266,6 +272,12 @@ impl fmt::Display for RouteReason {
             RouteReason::Transaction(TxAccess::ReadWrite) => f.write_str("BEGIN READ WRITE"),
             RouteReason::Transaction(_) => f.write_str("BEGIN"),
             RouteReason::InTransaction => f.write_str("in transaction"),
+            RouteReason::ReadInTransaction => {
+                f.write_str("read in transaction, before its first write")
+            }
+            RouteReason::OpensTransaction => f.write_str(
+                "in transaction, its first statement that is not a plain read (the transaction opens on the primary)",
+            ),
             RouteReason::Pinned(why) => write!(f, "pinned ({why})"),
             RouteReason::SessionStatement => f.write_str("session statement"),
             RouteReason::TransactionControl => {

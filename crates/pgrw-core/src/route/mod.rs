@@ -39,12 +39,12 @@ pub mod topology;
 pub use balance::Balancer;
 pub use decision::{Explained, Pick, Route, RouteReason, Target, Unavailable};
 pub use health::{BanCause, HealthPolicy, NodeHealth, Observation};
-pub use policy::{Balancing, Consistency, Policy, PrimaryReads, StaleRead};
+pub use policy::{Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads};
 pub use replication::{
     CurrentPrimary, FollowLimits, Orphan, PrimaryProgress, WalReceiver, follows,
 };
 pub use rules::{RouteRequest, route};
 pub use session::{
-    ConsistencyToken, LastRead, Pin, PinReason, RouteMode, SessionState, Transaction,
+    ConsistencyToken, Deferred, LastRead, Pin, PinReason, RouteMode, SessionState, Transaction,
 };
 pub use topology::{Health, Lag, NoPrimary, Node, NodeId, Role, Topology};

@@ -113,6 +113,27 @@ impl fmt::Display for Consistency {
     }
 }
 
+/// Where the reads of a `READ COMMITTED` transaction run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TransactionReads {
+    /// The whole transaction on the primary, from its `BEGIN`. The default.
+    #[default]
+    Primary,
+    /// Its leading reads on one replica, in a read-only transaction there; the
+    /// first statement that is not a plain read opens the transaction on the
+    /// primary, where the rest of it runs (see [`crate::route::Deferred`]).
+    Replica,
+}
+
+impl fmt::Display for TransactionReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransactionReads::Primary => "primary",
+            TransactionReads::Replica => "replica",
+        })
+    }
+}
+
 /// The default [`Policy::max_lag`]: a replica whose data is more than 5 s
 /// older than the primary's serves no reads. A healthy streaming replica is
 /// milliseconds behind; one 5 s behind is paused, held back by a query
@@ -128,7 +149,7 @@ pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
 /// primary reads only when no replica can,
 /// a replica more than [`DEFAULT_MAX_LAG`] behind serves no reads (no limit in
 /// bytes), read-your-writes on, and a read no replica can serve
-/// consistently goes to the primary.
+/// consistently goes to the primary; transactions run whole on the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Policy {
     /// How reads pick among candidates.
@@ -143,6 +164,8 @@ pub struct Policy {
     pub read_your_writes: bool,
     /// What a read does when no replica has replayed what it must see.
     pub stale_read: StaleRead,
+    /// Where a `READ COMMITTED` transaction's leading reads run.
+    pub transaction_reads: TransactionReads,
 }
 
 impl Default for Policy {
@@ -154,6 +177,7 @@ impl Default for Policy {
             max_lag: Some(DEFAULT_MAX_LAG),
             read_your_writes: true,
             stale_read: StaleRead::Primary,
+            transaction_reads: TransactionReads::Primary,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The routing rules: one pure function from (statement, session, topology,
 //! policy, balancer state) to a [`Route`].
 //!
-//! In order: an open transaction keeps everything on its node; a pin keeps the
+//! In order: a deferred transaction (`transaction_reads = replica`) reads on
+//! its read leg and opens on the primary at its first other statement; an
+//! open transaction keeps everything on its node; a pin keeps the
 //! session on its node (except writes, which only the primary takes; and a
 //! read pinned to a replica waits until it has replayed the session's writes); a
 //! session whose default isolation is serializable reads on the primary (a hot
@@ -22,7 +24,7 @@ use crate::lsn::Lsn;
 use crate::route::balance::Balancer;
 use crate::route::decision::{Pick, Route, RouteReason, Target, Unavailable};
 use crate::route::policy::{Balancing, Policy, PrimaryReads, StaleRead};
-use crate::route::session::{Pin, RouteMode, SessionState};
+use crate::route::session::{Deferred, Pin, RouteMode, SessionState};
 use crate::route::topology::{Lag, Node, NodeId, Role, Topology};
 
 /// One statement to route, and the time it is routed at.
@@ -82,6 +84,9 @@ pub fn route(
     balancer: &mut Balancer,
 ) -> Route {
     let class = request.class;
+    if let Some(deferred) = session.deferred {
+        return deferred_route(request, session, deferred, topology, policy, balancer);
+    }
     if let Some(transaction) = session.transaction {
         let primary_only =
             class == StatementClass::Write && transaction.access != TxAccess::ReadOnly;
@@ -152,6 +157,50 @@ pub fn route(
         | StatementClass::Savepoint => to_primary(RouteReason::TransactionControl, topology),
         StatementClass::Session => to_primary(RouteReason::SessionStatement, topology),
         StatementClass::Empty => to_primary(RouteReason::Empty, topology),
+    }
+}
+
+/// A statement in a deferred transaction ([`Deferred`]): a plain read on its
+/// read leg (or, for the first, a replica placed as any read is, which
+/// becomes the leg); `COMMIT`/`ROLLBACK`, and everything once the leg
+/// failed, on the leg; anything else on the primary, where the transaction
+/// then opens. A read that must see more than the leg has replayed waits for
+/// it as the policy says, then goes to the primary (the leg's node never
+/// serves a later read an older state than an earlier one: it is one backend).
+fn deferred_route(
+    request: &RouteRequest,
+    session: &SessionState,
+    deferred: Deferred,
+    topology: &Topology,
+    policy: &Policy,
+    balancer: &mut Balancer,
+) -> Route {
+    let class = request.class;
+    let leg = session.transaction.map(|transaction| transaction.node);
+    if let Some(node) = leg
+        && (deferred.failed || matches!(class, StatementClass::Commit | StatementClass::Rollback))
+    {
+        return on_held_node(node, RouteReason::InTransaction, false, topology);
+    }
+    // Nothing to run (a batch that only closes statements) needs no primary.
+    let plain_read = matches!(class, StatementClass::Read | StatementClass::Empty)
+        && request.hint != Some(RouteHint::Primary)
+        && session.route_mode != RouteMode::Primary;
+    if !plain_read {
+        return to_primary(RouteReason::OpensTransaction, topology);
+    }
+    let replicas_only =
+        request.hint == Some(RouteHint::Replica) || session.route_mode == RouteMode::Replica;
+    let read = ReadPlacement {
+        request,
+        session,
+        topology,
+        policy,
+        replicas_only,
+    };
+    match leg {
+        None => read.route(RouteReason::ReadInTransaction, balancer),
+        Some(node) => read.on_read_leg(node),
     }
 }
 
@@ -281,14 +330,25 @@ impl ReadPlacement<'_> {
             && lag_within_limits(node.lag, self.policy)
     }
 
-    fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {
-        let mut required = self.session.required_lsn(self.policy);
-        if let Some(since) = self.request.fresh_since {
-            match self.topology.primary_lsn_since(since) {
-                Some(lsn) => required = required.max(lsn),
-                None => return self.await_primary_position(since),
-            }
+    /// What the read must see: the session's requirement and, for a fresh
+    /// read, the primary's position as of a probe begun after it asked;
+    /// `Err` with the route to take while that position is not known yet.
+    fn required_lsn(&self) -> Result<Lsn, Route> {
+        let required = self.session.required_lsn(self.policy);
+        match self.request.fresh_since {
+            None => Ok(required),
+            Some(since) => match self.topology.primary_lsn_since(since) {
+                Some(lsn) => Ok(required.max(lsn)),
+                None => Err(self.await_primary_position(since)),
+            },
         }
+    }
+
+    fn route(&self, reason: RouteReason, balancer: &mut Balancer) -> Route {
+        let required = match self.required_lsn() {
+            Ok(required) => required,
+            Err(wait) => return wait,
+        };
         let last_read = self.session.last_read;
         // An upper bound of what the session's last read saw, once a probe of
         // the primary that began after it has answered.
@@ -419,6 +479,35 @@ impl ReadPlacement<'_> {
                 RouteReason::PrimaryPosition,
             ),
             (None, _, seen) => wait(required.max(seen.unwrap_or(Lsn::INVALID)), None),
+        }
+    }
+
+    /// A later read of a deferred transaction, on its read leg `leg`, once
+    /// the leg has replayed what the read must see (the policy's wait for
+    /// it); past the wait, or with the leg's node no longer serving reads,
+    /// the primary, where the transaction opens.
+    fn on_read_leg(&self, leg: NodeId) -> Route {
+        let required = match self.required_lsn() {
+            Ok(required) => required,
+            Err(wait) => return wait,
+        };
+        let Some(node) = self.topology.node(leg).filter(|node| self.serves(node)) else {
+            return to_primary(RouteReason::NoEligibleReplica, self.topology);
+        };
+        if !required.is_valid() || node.replay_lsn >= required {
+            return route_to(Target::Node(leg), RouteReason::ReadInTransaction);
+        }
+        match self.wait_deadline() {
+            Ok(until) => route_to(
+                Target::WaitForReplica {
+                    lsn: required,
+                    until,
+                    node: Some(leg),
+                },
+                RouteReason::ReadYourWrites(required),
+            ),
+            Err(true) => to_primary(RouteReason::WaitedForReplica(required), self.topology),
+            Err(false) => to_primary(RouteReason::ReadYourWrites(required), self.topology),
         }
     }
 

@@ -22,6 +22,20 @@ pub struct Transaction {
     pub access: TxAccess,
 }
 
+/// A `READ COMMITTED` transaction the driver acknowledged without opening it
+/// anywhere ([`crate::route::TransactionReads::Replica`]). Its leading reads
+/// run in a read-only transaction on one replica, its read leg
+/// ([`SessionState::transaction`] names that replica once the first read ran
+/// there); the first statement that is not a plain read opens the real
+/// transaction on the primary, and the session leaves this state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Deferred {
+    /// A statement failed on the read leg: the transaction is aborted, and
+    /// every statement goes to the leg, which answers as PostgreSQL does
+    /// (`25P02`, and `ROLLBACK` for a `COMMIT`); nothing opens the primary.
+    pub failed: bool,
+}
+
 /// Why a session must stay on one node: state that lives in that backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PinReason {
@@ -148,6 +162,9 @@ pub struct LastRead {
 pub struct SessionState {
     /// The open transaction, if any.
     pub transaction: Option<Transaction>,
+    /// The open transaction is deferred (see [`Deferred`]); `transaction`
+    /// is then its read leg, if a read ran.
+    pub deferred: Option<Deferred>,
     /// The node the session is pinned to, if any.
     pub pin: Option<Pin>,
     /// The primary's WAL position after the session's last write
@@ -169,6 +186,11 @@ pub struct SessionState {
     /// What `RESET`/`DISCARD ALL` bring [`Self::serializable_default`] back
     /// to: serializable by the login (startup options, role or database settings).
     pub serializable_at_login: bool,
+    /// The session's default isolation keeps one snapshot per transaction
+    /// (repeatable read or serializable): its transactions are not deferred.
+    pub snapshot_default: bool,
+    /// What `RESET`/`DISCARD ALL` bring [`Self::snapshot_default`] back to.
+    pub snapshot_at_login: bool,
 }
 
 impl SessionState {
@@ -223,18 +245,83 @@ impl SessionState {
     /// Sets whether the login's default isolation is serializable (the
     /// session's default starts as it).
     pub fn set_login_serializable(&mut self, serializable: bool) {
-        self.serializable_at_login = serializable;
-        self.serializable_default = serializable;
+        self.set_login_isolation(if serializable {
+            DefaultIsolation::Serializable
+        } else {
+            DefaultIsolation::Other
+        });
+    }
+
+    /// Sets the login's default isolation (startup options, role or
+    /// database settings); the session's default starts as it.
+    /// [`DefaultIsolation::LoginDefault`] reads as read committed.
+    pub fn set_login_isolation(&mut self, isolation: DefaultIsolation) {
+        self.serializable_at_login = isolation == DefaultIsolation::Serializable;
+        self.snapshot_at_login = matches!(
+            isolation,
+            DefaultIsolation::Serializable | DefaultIsolation::RepeatableRead
+        );
+        self.serializable_default = self.serializable_at_login;
+        self.snapshot_default = self.snapshot_at_login;
     }
 
     /// Applies a change of the default isolation that ran (outside a
     /// transaction, or in one that committed).
     pub fn change_default_isolation(&mut self, change: DefaultIsolation) {
-        self.serializable_default = match change {
-            DefaultIsolation::Serializable => true,
-            DefaultIsolation::Other => false,
-            DefaultIsolation::LoginDefault => self.serializable_at_login,
+        (self.serializable_default, self.snapshot_default) = match change {
+            DefaultIsolation::Serializable => (true, true),
+            DefaultIsolation::RepeatableRead => (false, true),
+            DefaultIsolation::Other => (false, false),
+            DefaultIsolation::LoginDefault => (self.serializable_at_login, self.snapshot_at_login),
         };
+    }
+
+    /// Whether a `BEGIN` may be deferred ([`Deferred`]) under `policy`:
+    /// the mode is on, no transaction is open, nothing pins the session, and
+    /// its reads are not all sent to the primary. `explicit_read_committed`:
+    /// the `BEGIN` names its level, so the session's default does not matter.
+    pub fn may_defer(&self, policy: &Policy, explicit_read_committed: bool) -> bool {
+        policy.transaction_reads == crate::route::TransactionReads::Replica
+            && self.transaction.is_none()
+            && self.deferred.is_none()
+            && self.pin.is_none()
+            && self.route_mode != RouteMode::Primary
+            && (explicit_read_committed || !self.snapshot_default)
+    }
+
+    /// Records a deferred `BEGIN`: the client is in a transaction that runs
+    /// nowhere yet.
+    pub fn defer(&mut self) {
+        self.deferred = Some(Deferred::default());
+    }
+
+    /// Records that the deferred transaction's read leg opened on `node`.
+    pub fn open_read_leg(&mut self, node: NodeId) {
+        self.transaction = Some(Transaction {
+            node,
+            access: TxAccess::ReadOnly,
+        });
+    }
+
+    /// The deferred transaction's read leg, if one is open.
+    pub fn read_leg(&self) -> Option<NodeId> {
+        self.deferred?;
+        self.transaction.map(|transaction| transaction.node)
+    }
+
+    /// Records that the deferred transaction's read leg ended (before the
+    /// transaction opens on the primary).
+    pub fn leave_read_leg(&mut self) {
+        if self.deferred.is_some() {
+            self.transaction = None;
+        }
+    }
+
+    /// Records that the deferred transaction opened on `node` (the primary)
+    /// with `access`: an ordinary transaction from now on.
+    pub fn open_deferred(&mut self, node: NodeId, access: TxAccess) {
+        self.deferred = None;
+        self.begin(node, access);
     }
 
     /// Records that a transaction began on `node`.
@@ -242,9 +329,10 @@ impl SessionState {
         self.transaction = Some(Transaction { node, access });
     }
 
-    /// Records that the transaction ended (commit or rollback).
+    /// Records that the transaction ended (commit or rollback), deferred or not.
     pub fn end_transaction(&mut self) {
         self.transaction = None;
+        self.deferred = None;
     }
 
     /// Pins the session to `node`. A session already pinned keeps its node and

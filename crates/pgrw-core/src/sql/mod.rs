@@ -5,4 +5,5 @@ pub(crate) mod hints;
 pub(crate) mod keywords;
 pub mod lexer;
 pub mod shape;
+pub mod transaction;
 pub(crate) mod wordtable;

@@ -32,6 +32,9 @@ pub(super) struct Unit {
     pub(super) hint: Option<RouteHint>,
     /// The session state it changes.
     pub(super) effects: SessionEffects,
+    /// It may show the transaction's start time (`now()`, …): in a deferred
+    /// transaction it opens the transaction on the primary.
+    pub(super) transaction_time: bool,
 }
 
 /// One try at routing and checking out.
@@ -70,7 +73,7 @@ impl Session {
         let node = backend.node();
         let target = backend.connection().cancel_target.clone();
         match bounded(&state, node, target, self.replay_settings(&mut backend)).await {
-            Ok(()) => Some(backend),
+            Ok(()) => self.enter_deferred(backend).await,
             Err(error) => {
                 drop(backend);
                 self.state.monitor.report_suspect(node);
@@ -90,6 +93,16 @@ impl Session {
                 Attempt::CheckedOut(backend) => {
                     // Counted where it runs, once, even after a reroute.
                     self.state.stats.record_routed(backend.node(), unit.class);
+                    if unit.class == StatementClass::Read
+                        && self.routing.deferred.is_some()
+                        && self
+                            .routing
+                            .read_leg()
+                            .is_none_or(|leg| leg == backend.node())
+                        && self.state.topology().writable_primary() != Ok(backend.node())
+                    {
+                        self.state.stats.record_read_in_transaction(backend.node());
+                    }
                     return Some(backend);
                 }
                 Attempt::Refused => return None,
@@ -117,7 +130,16 @@ impl Session {
         }
         let state = Arc::clone(&self.state);
         let monitor = &state.monitor;
-        let mut request = RouteRequest::new(unit.class, unit.hint, monitor.now());
+        // In a deferred transaction, a read of the transaction's start time,
+        // or one with a session effect (a cursor it declares, which must live
+        // where the transaction goes on), opens it on the primary as a write does.
+        let opens_transaction = unit.transaction_time || unit.effects != SessionEffects::NONE;
+        let class = if opens_transaction && self.routing.deferred.is_some() {
+            StatementClass::Write
+        } else {
+            unit.class
+        };
+        let mut request = RouteRequest::new(class, unit.hint, monitor.now());
         let began = request.now;
         let mut waited = None;
         let (decided, topology) = loop {
@@ -299,6 +321,9 @@ impl Session {
                 && !effects.contains(Effect::TRANSACTION_CONTROL);
             if change == DefaultIsolation::Serializable || settled {
                 self.routing.change_default_isolation(change);
+            } else if change == DefaultIsolation::RepeatableRead {
+                // Unsure whether it stays: no deferred transactions meanwhile.
+                self.routing.snapshot_default = true;
             }
         }
         let pinned = pin_reason(&effects);
@@ -306,6 +331,10 @@ impl Session {
             self.routing.pin(node, reason);
         }
         track_transaction(&mut self.routing, node, unit.class, status);
+        if let Some(deferred) = self.routing.deferred.as_mut() {
+            // A statement failed on the read leg: the transaction is aborted there.
+            deferred.failed = status == TransactionStatus::Failed;
+        }
         if !broken {
             let released = self.settle_pin(
                 &mut backend,

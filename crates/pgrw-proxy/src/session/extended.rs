@@ -495,7 +495,10 @@ impl Session {
                 backend_statements::current(),
             ),
             param_types: parse.param_types,
-            unit: unit_of(&classification),
+            unit: unit_of(
+                &classification,
+                self.watches_transaction_time().then_some(parse.sql),
+            ),
             shape: shape::Shape::default(),
             unsettled: AtomicUsize::new(0),
         });

@@ -29,11 +29,13 @@ mod reroute;
 mod settings;
 mod simple;
 mod startup;
+mod transaction_reads;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use pgrw_core::classification::DefaultIsolation;
 use pgrw_core::route::{Balancer, NodeId, Route, SessionState, Topology};
 use rand::RngCore;
 use tokio::net::TcpStream;
@@ -104,6 +106,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         unit_settings: Vec::new(),
         exchange_errored: false,
         transaction_lost: None,
+        deferred_begin: None,
         pools: Vec::new(),
         must_end: false,
         shutdown: state.shutdown.watch(),
@@ -216,6 +219,8 @@ pub(crate) struct Session {
     /// Why the open transaction was lost while the client was idle (its
     /// backend ended), for the client's next statement to fail with.
     transaction_lost: Option<String>,
+    /// The client's `BEGIN` of a deferred transaction (`transaction_reads`).
+    deferred_begin: Option<transaction_reads::DeferredBegin>,
     /// This client's pool on each node (by node index), looked up once.
     pools: Vec<Option<Arc<crate::pool::Pool>>>,
     /// The session lost state it cannot rebuild (a FATAL is written): the
@@ -295,12 +300,17 @@ impl Session {
                     )
                     .await;
                     let Ok(answer) = isolation else { continue };
-                    let serializable = answer.rows.first().and_then(|row| row.first())
-                        == Some(&Some("serializable".to_string()));
+                    let isolation = answer
+                        .rows
+                        .first()
+                        .and_then(|row| row.first().cloned().flatten())
+                        .map_or(DefaultIsolation::Other, |level| {
+                            DefaultIsolation::of_setting(&level)
+                        });
                     backend.release();
                     self.state.learn_server_parameters(&parameters);
                     self.state
-                        .remember_database(&self.user.name, &self.database, serializable);
+                        .remember_database(&self.user.name, &self.database, isolation);
                     return Ok(true);
                 }
                 Err(CheckoutError::Backend(BackendError::Refused { code, message, .. })) => {
@@ -421,6 +431,7 @@ impl Session {
     /// no extended batch waiting for its Sync.
     fn between_transactions(&self) -> bool {
         self.routing.transaction.is_none()
+            && self.routing.deferred.is_none()
             && self.open_batch.is_none()
             && self.batch.is_empty()
             && !self.skip_until_sync
@@ -441,6 +452,8 @@ impl Session {
                 .find(|backend| backend.node() == transaction.node)
                 .map(|backend| backend.connection().status)
                 .unwrap_or(TransactionStatus::Idle),
+            // A deferred transaction that has run nothing yet.
+            None if self.routing.deferred.is_some() => TransactionStatus::InTransaction,
             None => TransactionStatus::Idle,
         };
         encode_ready_for_query(&mut self.client.out, status);

@@ -125,19 +125,26 @@ impl Session {
     pub(super) fn may_rerun(&self, unit: &Unit, node: NodeId) -> bool {
         unit.class == StatementClass::Read
             && unit.effects == SessionEffects::NONE
-            && self.routing.transaction.is_none()
+            && (self.routing.transaction.is_none() || self.routing.read_leg() == Some(node))
             && self.routing.pin.is_none()
             && self.state.topology().writable_primary() != Ok(node)
     }
 
     /// The replica's backend after it refused a read: idle, and given back
-    /// (or kept, in session pooling) as after any statement that failed.
+    /// (or kept, in session pooling) as after any statement that failed. A
+    /// deferred transaction's read leg is ended (it only read): the read
+    /// runs again where the transaction then opens, on the primary.
     pub(super) async fn release_refused(
         &mut self,
         backend: PooledBackend,
     ) -> Result<(), SessionEnd> {
         if let Ok(mut slot) = self.cancel.slot.lock() {
             *slot = None;
+        }
+        if self.routing.read_leg() == Some(backend.node()) {
+            self.held.push(backend);
+            self.close_read_leg().await;
+            return Ok(());
         }
         if self.state.config.pool.mode == PoolMode::Session {
             self.held.push(backend);
@@ -151,7 +158,7 @@ impl Session {
     /// the extended protocol skip finding the batch's SQL.
     pub(super) fn may_recall_shape(&self, unit: &Unit) -> bool {
         unit.class == StatementClass::Read
-            && self.routing.transaction.is_none()
+            && (self.routing.transaction.is_none() || self.routing.deferred.is_some())
             && self
                 .state
                 .primary_only
@@ -162,7 +169,8 @@ impl Session {
     /// Sends a read whose shape is known to run only on the primary there,
     /// as a primary hint would (and `SHOW pgrw.route` says so).
     pub(super) fn recall_shape(&self, sql: &[u8], unit: &mut Unit) {
-        if unit.class != StatementClass::Read || self.routing.transaction.is_some() {
+        let in_transaction = self.routing.transaction.is_some() && self.routing.deferred.is_none();
+        if unit.class != StatementClass::Read || in_transaction {
             return;
         }
         let Ok(mut memory) = self.state.primary_only.lock() else {

@@ -27,6 +27,9 @@ impl Session {
             return Ok(());
         }
         let classification = classify(sql, self.catalog.get());
+        if self.answer_deferred(sql, classification.class) {
+            return Ok(());
+        }
         if classification.effects.contains(Effect::DEALLOCATE)
             && let Some(name) = deallocated_name(sql)
             && self.statements.remove(name.as_slice()).is_some()
@@ -42,6 +45,9 @@ impl Session {
             class: classification.class,
             hint: classification.hint,
             effects: classification.effects,
+            transaction_time: classification.class == pgrw_core::StatementClass::Read
+                && self.routing.deferred.is_some()
+                && Session::shows_transaction_time(sql),
         };
         self.recall_shape(sql, &mut unit);
         self.unit_settings.clear();
@@ -63,6 +69,7 @@ impl Session {
             class: pgrw_core::StatementClass::Write,
             hint: None,
             effects: pgrw_core::classification::SessionEffects::NONE,
+            transaction_time: false,
         };
         self.forward_unit(message, unit).await
     }

@@ -165,6 +165,18 @@ impl NodeConnection {
         }
     }
 
+    /// Connects to 127.0.0.1:`port` (a node, or the proxy) and logs in as
+    /// `user` with SCRAM-SHA-256, which must succeed.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub async fn logged_in(port: u16, user: &str, password: &str) -> NodeConnection {
+        let mut connection = NodeConnection::connect(port).await;
+        connection
+            .login_with_scram(user, password)
+            .await
+            .expect("the login succeeds");
+        connection
+    }
+
     /// Runs `sql` with the simple protocol and returns the first column of every
     /// row as text (`None` for NULL), panicking on an ErrorResponse.
     pub async fn query_first_column(&mut self, sql: &str) -> Vec<Option<String>> {

@@ -88,6 +88,24 @@ impl ProxiedCluster {
     }
 }
 
+/// The first column of the first row of `sql` (simple protocol), `NULL` as
+/// the text `NULL`; panics on an error or no row.
+pub async fn first_value(client: &tokio_postgres::Client, sql: &str) -> String {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    messages
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some(row.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql} returned no row"))
+}
+
 /// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
 /// before the first table and `extra` TOML after the users.
 async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> ProxyHandle {

@@ -124,11 +124,32 @@ pub struct RouteSettingChange {
 pub enum DefaultIsolation {
     /// Serializable from now on (or a value pgrw cannot read: unsure, the primary).
     Serializable,
-    /// Another level from now on.
+    /// Repeatable read from now on: a transaction keeps one snapshot, which
+    /// reads on a replica and writes on the primary could not share.
+    RepeatableRead,
+    /// Read committed (or read uncommitted, which PostgreSQL runs as it) from now on.
     Other,
     /// Back to what the login gave (`RESET`, `RESET ALL`, `DISCARD ALL`,
     /// `SET … TO DEFAULT`): startup options, `ALTER ROLE/DATABASE … SET`.
     LoginDefault,
+}
+
+impl DefaultIsolation {
+    /// The level a `default_transaction_isolation` value names (as a startup
+    /// option or a role's or database's setting gives it); a value pgrw
+    /// cannot read counts as serializable.
+    pub fn of_setting(value: &str) -> DefaultIsolation {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("repeatable read") {
+            DefaultIsolation::RepeatableRead
+        } else if value.eq_ignore_ascii_case("read committed")
+            || value.eq_ignore_ascii_case("read uncommitted")
+        {
+            DefaultIsolation::Other
+        } else {
+            DefaultIsolation::Serializable
+        }
+    }
 }
 
 /// The session effects of a statement (or of a whole query string).

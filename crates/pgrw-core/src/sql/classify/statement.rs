@@ -377,16 +377,19 @@ fn transaction_access(head: &Head<'_, '_>, mut at: usize) -> TxAccess {
     access
 }
 
-/// The isolation level a list of transaction modes from `at` names, if any:
-/// `Some(true)` for `SERIALIZABLE`, `Some(false)` for another level.
-fn names_serializable(head: &Head<'_, '_>, at: usize) -> Option<bool> {
+/// The isolation level a list of transaction modes from `at` names, if any.
+fn names_level(head: &Head<'_, '_>, at: usize) -> Option<DefaultIsolation> {
     let tokens = head.tokens.get(at..).unwrap_or_default();
     let level = tokens
         .windows(3)
         .find(|w| w[0].kw == Some(Kw::Isolation) && w[1].kw == Some(Kw::Level))
-        .map(|w| w[2].kw == Some(Kw::Serializable));
+        .map(|w| match w[2].kw {
+            Some(Kw::Serializable) => DefaultIsolation::Serializable,
+            Some(Kw::Repeatable) => DefaultIsolation::RepeatableRead,
+            _ => DefaultIsolation::Other,
+        });
     // A list longer than the head: unsure, so serializable (reads to the primary).
-    level.or((!head.scan.head_is_whole()).then_some(true))
+    level.or((!head.scan.head_is_whole()).then_some(DefaultIsolation::Serializable))
 }
 
 /// `SET [SESSION] default_transaction_isolation {TO | =} value`: the session's
@@ -408,15 +411,14 @@ fn default_isolation_value(head: &Head<'_, '_>, at: usize) -> DefaultIsolation {
         {
             DefaultIsolation::LoginDefault
         }
+        Some(b) if ends && b.eq_ignore_ascii_case(b"repeatable read") => {
+            DefaultIsolation::RepeatableRead
+        }
         Some(b)
             if ends
-                && [
-                    &b"read committed"[..],
-                    b"read uncommitted",
-                    b"repeatable read",
-                ]
-                .iter()
-                .any(|level| b.eq_ignore_ascii_case(level)) =>
+                && [&b"read committed"[..], b"read uncommitted"]
+                    .iter()
+                    .any(|level| b.eq_ignore_ascii_case(level)) =>
         {
             DefaultIsolation::Other
         }
@@ -495,13 +497,7 @@ fn set(head: &Head<'_, '_>, mut at: usize) -> Verdict {
     let mut verdict = Verdict::new(StatementClass::Session, Reason::Session(name)).with(effect);
     if !local && head.text(at).eq_ignore_ascii_case(b"characteristics") {
         // `SET SESSION CHARACTERISTICS AS TRANSACTION modes`.
-        verdict.effects.default_isolation = names_serializable(head, at).map(|serializable| {
-            if serializable {
-                DefaultIsolation::Serializable
-            } else {
-                DefaultIsolation::Other
-            }
-        });
+        verdict.effects.default_isolation = names_level(head, at);
         return verdict;
     }
     if is_default_isolation(head, at) {

@@ -45,20 +45,26 @@ impl Session {
             class: StatementClass::Empty,
             hint: None,
             effects: pgrw_core::classification::SessionEffects::NONE,
+            transaction_time: false,
         }))
     }
 
     /// The unit of one statement's SQL.
     pub(super) fn classify(&self, sql: &[u8]) -> Unit {
-        unit_of(&classify(sql, self.catalog.get()))
+        let watched = self.watches_transaction_time().then_some(sql);
+        unit_of(&classify(sql, self.catalog.get()), watched)
     }
 }
 
-pub(super) fn unit_of(classification: &Classification) -> Unit {
+/// The unit of a classified statement; `sql` is given when its reads of the
+/// transaction's start time matter (see [`Session::watches_transaction_time`]).
+pub(super) fn unit_of(classification: &Classification, sql: Option<&[u8]>) -> Unit {
     Unit {
         class: classification.class,
         hint: classification.hint,
         effects: classification.effects,
+        transaction_time: classification.class == StatementClass::Read
+            && sql.is_some_and(Session::shows_transaction_time),
     }
 }
 
@@ -82,5 +88,6 @@ pub(super) fn strictest(a: Unit, b: Unit) -> Unit {
         class,
         hint,
         effects: a.effects.union(b.effects),
+        transaction_time: a.transaction_time || b.transaction_time,
     }
 }

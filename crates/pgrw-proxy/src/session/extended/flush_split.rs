@@ -205,6 +205,7 @@ mod tests {
             class,
             hint: None,
             effects: SessionEffects::NONE,
+            transaction_time: false,
         }
     }
 

@@ -12,6 +12,7 @@
 //! every backend the client uses, except those a backend already has.
 
 use bytes::Bytes;
+use pgrw_core::classification::DefaultIsolation;
 
 use super::query;
 use super::reset::reset_by;
@@ -243,9 +244,8 @@ impl StartupSettings {
     }
 
     /// The default isolation the client's startup settings ask for, if any
-    /// (`-c default_transaction_isolation=serializable`): `Some(true)` for
-    /// serializable, which a hot standby refuses.
-    pub(crate) fn serializable_by_default(&self) -> Option<bool> {
+    /// (`-c default_transaction_isolation=serializable`).
+    pub(crate) fn default_isolation(&self) -> Option<DefaultIsolation> {
         self.settings
             .iter()
             .rev()
@@ -254,7 +254,7 @@ impl StartupSettings {
                     .name
                     .eq_ignore_ascii_case("default_transaction_isolation")
             })
-            .map(|setting| setting.value.trim().eq_ignore_ascii_case("serializable"))
+            .map(|setting| DefaultIsolation::of_setting(&setting.value))
     }
 
     /// Whether the client sent no setting.
@@ -351,11 +351,11 @@ impl Session {
     ) -> Result<bool, SessionEnd> {
         // The startup packet's default isolation, else the role's or
         // database's (learned at the pair's first login).
-        let serializable = self.startup.serializable_by_default().unwrap_or_else(|| {
-            self.state
-                .login_serializable(&self.user.name, &self.database)
-        });
-        self.routing.set_login_serializable(serializable);
+        let isolation = self
+            .startup
+            .default_isolation()
+            .unwrap_or_else(|| self.state.login_isolation(&self.user.name, &self.database));
+        self.routing.set_login_isolation(isolation);
         if self.startup.is_empty() || self.startup.known_from(server) {
             return Ok(true);
         }
@@ -486,24 +486,28 @@ mod tests {
     }
 
     #[test]
-    fn a_serializable_default_isolation_in_options_is_seen() {
+    fn the_default_isolation_in_options_is_seen() {
         let settings = |options: &str| {
             StartupSettings::new(startup_settings(&params(&[("options", options)])).unwrap())
         };
-        let asked = |options: &str| settings(options).serializable_by_default();
+        let asked = |options: &str| settings(options).default_isolation();
         assert_eq!(
             asked("-c default_transaction_isolation=serializable"),
-            Some(true)
+            Some(DefaultIsolation::Serializable)
         );
         assert_eq!(
             asked("--default-transaction-isolation=SERIALIZABLE"),
-            Some(true)
+            Some(DefaultIsolation::Serializable)
         );
         assert_eq!(
             asked(
                 "-c default_transaction_isolation=serializable -c default_transaction_isolation=read\\ committed"
             ),
-            Some(false)
+            Some(DefaultIsolation::Other)
+        );
+        assert_eq!(
+            asked("-c default_transaction_isolation=repeatable\\ read"),
+            Some(DefaultIsolation::RepeatableRead)
         );
         assert_eq!(
             asked("-c search_path=app"),

@@ -1,0 +1,209 @@
+//! Reads inside `READ COMMITTED` transactions on replicas
+//! (`[policy] transaction_reads = "replica"`; docs/proxy.md, "Reads inside
+//! transactions").
+//!
+//! A plain `BEGIN` (simple protocol) is answered by the proxy and remembered
+//! ([`Session::defer_begin`]): the transaction runs nowhere yet
+//! (core's `route::Deferred`). Its first plain read is routed as any read and
+//! opens, hidden from the client, `BEGIN ISOLATION LEVEL READ COMMITTED READ
+//! ONLY` on that replica: the read leg, one backend held to the transaction's
+//! end, so that the replica itself gives each statement its snapshot, the
+//! transaction status (`T`, `E`) and `25P02` after a failure. The first
+//! statement that is not a plain read closes the leg (a hidden `ROLLBACK`)
+//! and sends the client's own `BEGIN` to the primary before it
+//! ([`Session::enter_deferred`]), unless the leg failed: then it goes to the
+//! leg, which refuses it as PostgreSQL does. A `COMMIT`/`ROLLBACK` ends the
+//! leg, or, with none, is answered by the proxy.
+
+use bytes::Bytes;
+use pgrw_core::StatementClass;
+use pgrw_core::TxAccess;
+use pgrw_core::sql::transaction::{
+    BeginLevel, TransactionEnd, deferrable_begin, reads_transaction_time, transaction_end,
+};
+
+use super::Session;
+use super::in_flight::bounded;
+use super::settings;
+use crate::backend::BackendError;
+use crate::config::{PoolMode, TransactionReadsConfig};
+use crate::pool::PooledBackend;
+use crate::protocol::backend::{TransactionStatus, encode_command_complete};
+use crate::protocol::sqlstate;
+
+/// The read leg's own transaction: the level a deferred `BEGIN` was
+/// accepted for, read-only so that a misclassified write fails rather than
+/// runs (it cannot on a replica anyway).
+const READ_LEG_BEGIN: &[u8] = b"BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY";
+
+/// The client's `BEGIN` of a deferred transaction, sent as it was to the
+/// primary when the transaction opens there.
+#[derive(Debug, Clone)]
+pub(super) struct DeferredBegin {
+    sql: Bytes,
+    access: TxAccess,
+}
+
+impl Session {
+    /// Answers a simple-protocol `sql` itself when the mode allows: a
+    /// deferrable `BEGIN` (`CommandComplete BEGIN`, ReadyForQuery `T`), or a
+    /// plain `COMMIT`/`ROLLBACK` of a deferred transaction that never ran a
+    /// statement (`I`). Whether it did.
+    pub(super) fn answer_deferred(&mut self, sql: &[u8], class: StatementClass) -> bool {
+        if self.routing.deferred.is_some() {
+            if self.routing.transaction.is_some() {
+                return false;
+            }
+            let Some(end) = transaction_end(sql) else {
+                return false;
+            };
+            encode_command_complete(
+                &mut self.client.out,
+                match end {
+                    TransactionEnd::Commit => b"COMMIT",
+                    TransactionEnd::Rollback => b"ROLLBACK",
+                },
+            );
+            self.routing.end_transaction();
+            self.ready();
+            return true;
+        }
+        let StatementClass::Begin(access @ (TxAccess::Unspecified | TxAccess::ReadWrite)) = class
+        else {
+            return false;
+        };
+        let Some(begin) = deferrable_begin(sql) else {
+            return false;
+        };
+        let policy = self.state.config.policy.policy();
+        if !self
+            .routing
+            .may_defer(&policy, begin.level == BeginLevel::ReadCommitted)
+        {
+            return false;
+        }
+        self.routing.defer();
+        self.deferred_begin = Some(DeferredBegin {
+            sql: Bytes::copy_from_slice(sql),
+            access,
+        });
+        encode_command_complete(&mut self.client.out, begin.tag);
+        self.ready();
+        true
+    }
+
+    /// Whether statements' reads of the transaction's start time must be
+    /// looked for (the mode is on): a prepared statement is classified once.
+    pub(super) fn watches_transaction_time(&self) -> bool {
+        self.state.config.policy.transaction_reads == TransactionReadsConfig::Replica
+    }
+
+    /// Whether a read of `sql` must open a deferred transaction on the
+    /// primary rather than read on a replica: it shows the transaction's
+    /// start time, which the primary's transaction would show differently.
+    pub(super) fn shows_transaction_time(sql: &[u8]) -> bool {
+        reads_transaction_time(sql)
+    }
+
+    /// Makes `backend`, just checked out for a unit of a deferred
+    /// transaction, run it in that transaction: on the primary, the read leg
+    /// (if any) ends and the client's `BEGIN` runs first; on a replica with
+    /// no leg yet, the leg opens. `None`: it could not, and the error is
+    /// written (the caller ends the exchange with ReadyForQuery).
+    pub(super) async fn enter_deferred(
+        &mut self,
+        mut backend: PooledBackend,
+    ) -> Option<PooledBackend> {
+        if self.routing.deferred.is_none() {
+            return Some(backend);
+        }
+        let node = backend.node();
+        if self.routing.read_leg() == Some(node) {
+            return Some(backend);
+        }
+        let on_primary = self.state.topology().writable_primary() == Ok(node);
+        if on_primary {
+            self.close_read_leg().await;
+        }
+        let (sql, access) = match (&self.deferred_begin, on_primary) {
+            (Some(begin), true) => (begin.sql.clone(), begin.access),
+            _ => (Bytes::from_static(READ_LEG_BEGIN), TxAccess::ReadOnly),
+        };
+        match self.run_hidden(&mut backend, &sql).await {
+            Ok(answer) if answer.error.is_none() => {
+                if on_primary {
+                    self.routing.open_deferred(node, access);
+                } else {
+                    self.routing.open_read_leg(node);
+                }
+                Some(backend)
+            }
+            Ok(answer) => {
+                // The node refused the BEGIN the client was told succeeded:
+                // the transaction is over, and the client hears why.
+                let message = answer.error.map_or_else(String::new, |error| error.message);
+                drop(backend);
+                self.routing.end_transaction();
+                self.error(
+                    sqlstate::CONNECTION_FAILURE,
+                    format!("pgrw: the node refused to open the transaction: {message}"),
+                );
+                None
+            }
+            Err(error) => {
+                self.deferred_failed(backend, error);
+                None
+            }
+        }
+    }
+
+    /// Runs `sql` on `backend` for the proxy itself (its answer is not the
+    /// client's), given up on as a client's statement would be if the node hangs.
+    async fn run_hidden(
+        &self,
+        backend: &mut PooledBackend,
+        sql: &[u8],
+    ) -> Result<settings::query::Answer, BackendError> {
+        let target = backend.connection().cancel_target.clone();
+        let node = backend.node();
+        bounded(
+            &self.state,
+            node,
+            target,
+            settings::query::run(backend.connection(), sql),
+        )
+        .await
+    }
+
+    fn deferred_failed(&mut self, backend: PooledBackend, error: BackendError) {
+        let node = backend.node();
+        drop(backend);
+        self.state.monitor.report_suspect(node);
+        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
+    }
+
+    /// Ends the deferred transaction's read leg, if one is open: a hidden
+    /// `ROLLBACK` (it only read), and its backend goes back (kept, in
+    /// session pooling); one that does not end cleanly is closed.
+    pub(super) async fn close_read_leg(&mut self) {
+        let Some(leg) = self.routing.read_leg() else {
+            return;
+        };
+        self.routing.leave_read_leg();
+        let Some(index) = self.held.iter().position(|backend| backend.node() == leg) else {
+            return;
+        };
+        let mut backend = self.held.swap_remove(index);
+        let ended = self.run_hidden(&mut backend, b"ROLLBACK").await;
+        let clean = matches!(ended, Ok(ref answer) if answer.error.is_none())
+            && backend.connection().status == TransactionStatus::Idle;
+        if !clean {
+            return;
+        }
+        if self.state.config.pool.mode == PoolMode::Session {
+            self.held.push(backend);
+        } else {
+            settings::undo_settings_and_release(backend).await;
+        }
+    }
+}

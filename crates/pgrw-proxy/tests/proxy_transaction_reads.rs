@@ -1,0 +1,434 @@
+//! `[policy] transaction_reads = "replica"`: a READ COMMITTED transaction's
+//! reads before its first write run on a replica, the rest on the primary,
+//! and a client sees what a direct connection to the primary shows — every
+//! transaction status byte and SQLSTATE. Where a statement ran is read from
+//! the node itself (`inet_server_port()`) and from the proxy's counters.
+
+#[allow(dead_code)]
+#[path = "support/node_connection.rs"]
+mod node_connection;
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use node_connection::{NodeConnection, first_column};
+use pgrw_cluster::testing::TEST_PASSWORD;
+use pgrw_core::route::NodeId;
+use pgrw_proxy::protocol::Message;
+use pgrw_proxy::protocol::backend::BackendMessage;
+use pgrw_proxy::protocol::frontend;
+use proxy_cluster::{ProxiedCluster, first_value as value};
+
+const MODE_ON: &str = "[policy]\ntransaction_reads = \"replica\"\n";
+
+/// The node that served `SELECT inet_server_port()` (simple protocol).
+async fn serving_node(proxied: &ProxiedCluster, client: &tokio_postgres::Client) -> String {
+    let port: i32 = value(client, "SELECT inet_server_port()")
+        .await
+        .parse()
+        .expect("a port");
+    proxied.node_at(port)
+}
+
+/// A raw connection through `port` (the proxy, or a node).
+async fn raw(port: u16) -> NodeConnection {
+    NodeConnection::logged_in(port, "postgres", TEST_PASSWORD).await
+}
+
+/// Sends one simple Query and describes its answer up to ReadyForQuery:
+/// message tags, with CommandComplete tags, SQLSTATEs, first columns and
+/// the transaction status byte.
+async fn exchange(connection: &mut NodeConnection, sql: &str) -> Vec<String> {
+    let mut out = BytesMut::new();
+    frontend::encode_query(&mut out, sql.as_bytes());
+    connection.send(&out).await;
+    connection
+        .receive_until_ready()
+        .await
+        .iter()
+        .map(describe)
+        .collect()
+}
+
+fn describe(message: &Message) -> String {
+    match BackendMessage::decode(message.view()) {
+        Ok(BackendMessage::ErrorResponse(fields)) => format!("E {}", fields.code),
+        Ok(BackendMessage::ReadyForQuery(status)) => format!("Z {}", char::from(status.byte())),
+        Ok(BackendMessage::CommandComplete { tag }) => {
+            format!("C {}", String::from_utf8_lossy(tag))
+        }
+        _ if message.tag() == b'D' => format!("D {:?}", first_column(message.body())),
+        _ => char::from(message.tag()).to_string(),
+    }
+}
+
+/// Polls until every replica has replayed what the primary has now.
+async fn replicas_caught_up(proxied: &ProxiedCluster) {
+    proxied.cluster.wait_for_replicas_to_catch_up().await;
+}
+
+#[tokio::test]
+async fn every_status_byte_and_sqlstate_in_transactions_matches_a_direct_connection() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let setup = proxied.connect().await;
+    for table in ["tr_proxied", "tr_direct"] {
+        setup
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id int PRIMARY KEY, v text);
+                 INSERT INTO {table} VALUES (1, 'one'), (2, 'two')"
+            ))
+            .await
+            .expect("setup");
+    }
+    replicas_caught_up(&proxied).await;
+    let script = |table: &str| -> Vec<String> {
+        [
+            // Reads only, a failure, 25P02, COMMIT of a failed transaction.
+            "BEGIN",
+            "SELECT v FROM {t} WHERE id = 1",
+            "SELECT count(*) FROM {t}",
+            "SELECT 1/0",
+            "SELECT 1",
+            "SAVEPOINT s",
+            "COMMIT",
+            "BEGIN",
+            "SELECT 1/0",
+            "ROLLBACK",
+            // Read, write, read.
+            "BEGIN",
+            "SELECT v FROM {t} WHERE id = 2",
+            "INSERT INTO {t} VALUES (3, 'three')",
+            "SELECT count(*) FROM {t}",
+            "COMMIT",
+            // Savepoints after a read.
+            "BEGIN",
+            "SELECT count(*) FROM {t}",
+            "SAVEPOINT a",
+            "SELECT 1/0",
+            "ROLLBACK TO SAVEPOINT a",
+            "SELECT count(*) FROM {t}",
+            "RELEASE a",
+            "COMMIT",
+            // A cursor declared before the first write lives on.
+            "BEGIN",
+            "DECLARE c CURSOR FOR SELECT id FROM {t} ORDER BY id",
+            "FETCH 1 FROM c",
+            "INSERT INTO {t} VALUES (4, 'four')",
+            "FETCH 1 FROM c",
+            "CLOSE c",
+            "COMMIT",
+            // Nothing in it.
+            "BEGIN",
+            "COMMIT",
+            "START TRANSACTION",
+            "ROLLBACK",
+            "BEGIN ISOLATION LEVEL READ COMMITTED",
+            "END",
+            // A write first; a failed write.
+            "BEGIN",
+            "UPDATE {t} SET v = 'uno' WHERE id = 1",
+            "INSERT INTO {t} VALUES (1, 'dup')",
+            "SELECT 1",
+            "ROLLBACK",
+            // The levels and values a transaction shows.
+            "BEGIN",
+            "SHOW transaction_isolation",
+            "SELECT current_setting('transaction_read_only')",
+            "SELECT now() = transaction_timestamp()",
+            "COMMIT",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            "SELECT count(*) FROM {t}",
+            "COMMIT",
+            // A second BEGIN warns; a stray COMMIT warns.
+            "BEGIN",
+            "BEGIN",
+            "SELECT count(*) FROM {t}",
+            "COMMIT",
+            "COMMIT",
+            "ROLLBACK AND CHAIN",
+            // A read after a failed read, then ABORT.
+            "BEGIN",
+            "SELECT v FROM {t} WHERE id = 1",
+            "SELECT no_such_column FROM {t}",
+            "INSERT INTO {t} VALUES (9, 'nine')",
+            "ABORT",
+            "SELECT count(*) FROM {t}",
+        ]
+        .iter()
+        .map(|sql| sql.replace("{t}", table))
+        .collect()
+    };
+    let mut proxy = raw(proxied.port()).await;
+    let mut primary = raw(proxied.cluster.port("primary")).await;
+    for (through_proxy, on_primary) in script("tr_proxied").iter().zip(script("tr_direct")) {
+        let seen = exchange(&mut proxy, through_proxy).await;
+        let expected = exchange(&mut primary, &on_primary).await;
+        assert_eq!(
+            seen, expected,
+            "{through_proxy}: through the proxy vs direct"
+        );
+    }
+    // The script's leading reads ran on the replica.
+    let stats = proxied.proxy.state().stats();
+    assert!(
+        stats.reads_in_transaction[1] >= 5,
+        "reads in transactions on the replica: {stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn reads_before_the_first_write_run_on_a_replica_and_the_rest_on_the_primary() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let client = proxied.connect().await;
+    client
+        .batch_execute("CREATE TABLE tr_where (id int)")
+        .await
+        .expect("setup");
+    replicas_caught_up(&proxied).await;
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    assert_eq!(serving_node(&proxied, &client).await, "replica1");
+    // The extended protocol too (tokio-postgres prepares its statements).
+    let row = client
+        .query_one("SELECT inet_server_port(), count(*) FROM tr_where", &[])
+        .await
+        .expect("an extended read");
+    assert_eq!(proxied.node_at(row.get(0)), "replica1");
+    let route = value(&client, "SHOW pgrw.route").await;
+    assert!(
+        route.contains("read in transaction, before its first write"),
+        "{route}"
+    );
+    client
+        .batch_execute("INSERT INTO tr_where VALUES (1)")
+        .await
+        .expect("the write");
+    assert_eq!(serving_node(&proxied, &client).await, "primary");
+    assert_eq!(
+        value(&client, "SELECT count(*) FROM tr_where").await,
+        "1",
+        "the transaction sees its write"
+    );
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+}
+
+#[tokio::test]
+async fn a_transaction_that_only_reads_never_touches_the_primary() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let mut client = proxied.connect().await;
+    replicas_caught_up(&proxied).await;
+    let primary_before = proxied.proxy.state().stats().node(NodeId(0)).total();
+    let mut on_replica = 0;
+    let transactions = 40;
+    for _ in 0..transactions {
+        let transaction = client.transaction().await.expect("BEGIN");
+        for _ in 0..3 {
+            let row = transaction
+                .query_one("SELECT inet_server_port()", &[])
+                .await
+                .expect("a read");
+            if proxied.node_at(row.get(0)) == "replica1" {
+                on_replica += 1;
+            }
+        }
+        transaction.commit().await.expect("COMMIT");
+    }
+    // Rolled back and empty transactions cost nothing either.
+    client.batch_execute("BEGIN; ").await.ok();
+    client.batch_execute("ROLLBACK").await.expect("ROLLBACK");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+    assert!(
+        on_replica * 100 >= transactions * 3 * 95,
+        "{on_replica} of {} reads on the replica",
+        transactions * 3
+    );
+    let primary_after = proxied.proxy.state().stats().node(NodeId(0)).total();
+    assert_eq!(
+        primary_after, primary_before,
+        "nothing of a read-only transaction ran on the primary"
+    );
+}
+
+#[tokio::test]
+async fn with_the_mode_off_a_transaction_runs_whole_on_the_primary() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let client = proxied.connect().await;
+    replicas_caught_up(&proxied).await;
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    assert_eq!(serving_node(&proxied, &client).await, "primary");
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+}
+
+#[tokio::test]
+async fn a_session_whose_transactions_keep_a_snapshot_runs_them_on_the_primary() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let client = proxied.connect().await;
+    replicas_caught_up(&proxied).await;
+    client
+        .batch_execute("SET default_transaction_isolation = 'repeatable read'")
+        .await
+        .expect("SET");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    assert_eq!(serving_node(&proxied, &client).await, "primary");
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await
+        .expect("SET");
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    assert_eq!(serving_node(&proxied, &client).await, "replica1");
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+    // Its start time stays the transaction's: read on the primary.
+    client.batch_execute("BEGIN").await.expect("BEGIN");
+    let port: i32 = value(&client, "SELECT inet_server_port() WHERE now() IS NOT NULL")
+        .await
+        .parse()
+        .expect("a port");
+    assert_eq!(proxied.node_at(port), "primary");
+    client.batch_execute("COMMIT").await.expect("COMMIT");
+}
+
+/// Rows a writer commits through the proxy while readers read them in
+/// transactions, with replay paused on one replica: every read sees every
+/// row committed before it began, and nearly all run on replicas.
+#[tokio::test]
+async fn reads_in_transactions_are_never_stale_under_a_concurrent_write_load() {
+    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    let setup = proxied.connect().await;
+    setup
+        .batch_execute("CREATE TABLE tr_fresh (id bigint PRIMARY KEY)")
+        .await
+        .expect("setup");
+    replicas_caught_up(&proxied).await;
+    proxied.cluster.pause_replay("replica2").await;
+    let committed = Arc::new(AtomicI64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let writer = {
+        let client = proxied.connect().await;
+        let committed = committed.clone();
+        tokio::spawn(async move {
+            let mut id = 0;
+            while Instant::now() < deadline {
+                id += 1;
+                client
+                    .batch_execute(&format!("INSERT INTO tr_fresh VALUES ({id})"))
+                    .await
+                    .expect("the write");
+                committed.store(id, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut client = proxied.connect().await;
+        let committed = committed.clone();
+        let primary_port = i32::from(proxied.cluster.port("primary"));
+        readers.push(tokio::spawn(async move {
+            let (mut reads, mut stale, mut on_primary) = (0, 0, 0);
+            while Instant::now() < deadline {
+                let transaction = client.transaction().await.expect("BEGIN");
+                for _ in 0..2 {
+                    let before = committed.load(Ordering::SeqCst);
+                    let row = transaction
+                        .query_one(
+                            "SELECT coalesce(max(id), 0), inet_server_port() FROM tr_fresh",
+                            &[],
+                        )
+                        .await
+                        .expect("a read");
+                    let (seen, port): (i64, i32) = (row.get(0), row.get(1));
+                    reads += 1;
+                    stale += usize::from(seen < before);
+                    on_primary += usize::from(port == primary_port);
+                }
+                transaction.commit().await.expect("COMMIT");
+            }
+            (reads, stale, on_primary)
+        }));
+    }
+    writer.await.expect("the writer");
+    let (mut reads, mut stale, mut on_primary) = (0, 0, 0);
+    for reader in readers {
+        let (r, s, p) = reader.await.expect("a reader");
+        reads += r;
+        stale += s;
+        on_primary += p;
+    }
+    proxied.cluster.resume_replay("replica2").await;
+    assert!(reads > 20, "only {reads} reads");
+    assert_eq!(stale, 0, "{stale} of {reads} reads were stale");
+    assert!(
+        on_primary * 100 <= reads * 5,
+        "{on_primary} of {reads} reads on the primary"
+    );
+}
+
+/// psycopg2 with its default settings (autocommit off) reads, in the
+/// transactions it opens itself, rows a writer commits through the proxy,
+/// with replay paused on one replica (`tests/python/psycopg2_transactions.py`).
+/// Needs python3 with psycopg2; `./dev test` installs it.
+#[tokio::test]
+async fn psycopg2_with_its_defaults_reads_on_replicas_and_never_stale() {
+    python_reads_in_transactions("psycopg2", "import psycopg2").await;
+}
+
+/// The same through a SQLAlchemy `Session` (over psycopg2). Needs
+/// sqlalchemy; `./dev test` installs it.
+#[tokio::test]
+async fn a_sqlalchemy_session_reads_on_replicas_and_never_stale() {
+    python_reads_in_transactions("sqlalchemy", "import sqlalchemy, psycopg2").await;
+}
+
+/// Runs `tests/python/psycopg2_transactions.py` with `client` for 4 s with
+/// replay paused on one replica: no stale read, at most 5% on the primary.
+async fn python_reads_in_transactions(client: &str, probe: &str) {
+    let probed = tokio::process::Command::new("python3")
+        .args(["-c", probe])
+        .output()
+        .await;
+    assert!(
+        probed.is_ok_and(|output| output.status.success()),
+        "python3 with {client} is needed; run ./dev test, which installs it"
+    );
+    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    replicas_caught_up(&proxied).await;
+    proxied.cluster.pause_replay("replica2").await;
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/psycopg2_transactions.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&program)
+        .args([proxied.dsn().as_str(), "4", client])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the program finishes within 120 s")
+        .expect("python3 runs");
+    proxied.cluster.resume_replay("replica2").await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the program failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
+    let reads = report["reads"].as_u64().expect("reads");
+    let primary_port = i64::from(proxied.cluster.port("primary"));
+    let on_primary = report["read_ports"]
+        .as_array()
+        .expect("read_ports")
+        .iter()
+        .filter(|port| port.as_i64() == Some(primary_port))
+        .count() as u64;
+    assert!(reads > 20, "only {reads} reads");
+    assert_eq!(report["stale"].as_u64(), Some(0), "stale reads: {report}");
+    assert!(
+        on_primary * 100 <= reads * 5,
+        "{on_primary} of {reads} reads on the primary"
+    );
+}
