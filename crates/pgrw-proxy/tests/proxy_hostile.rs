@@ -111,9 +111,7 @@ async fn scram_challenge(port: u16, user: &str) -> (String, String) {
     assert!(
         matches!(
             BackendMessage::decode(message.view()),
-            Ok(BackendMessage::Authentication(
-                Authentication::Sasl { .. }
-            ))
+            Ok(BackendMessage::Authentication(Authentication::Sasl { .. }))
         ),
         "{user} is asked for SCRAM"
     );
