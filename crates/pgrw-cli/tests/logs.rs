@@ -8,7 +8,7 @@ mod pgrw_process;
 use std::time::Duration;
 
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
-use pgrw_process::{Pgrw, proxy_config};
+use pgrw_process::{Pgrw, connect, proxy_config};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -31,16 +31,6 @@ fn start_proxy_with(
         .stdout
         .wait_for_line(DEADLINE, "pgrw proxy listening on");
     (proxy, dir, port)
-}
-
-/// A client logged in through the proxy on `port`.
-async fn connect(port: u16) -> tokio_postgres::Client {
-    let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .expect("a client logs in through the proxy");
-    tokio::spawn(connection);
-    client
 }
 
 /// Runs `sql` through the proxy on `port` over the simple protocol.

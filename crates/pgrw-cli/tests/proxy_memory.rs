@@ -8,8 +8,8 @@ mod pgrw_process;
 
 use std::time::{Duration, Instant};
 
-use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
-use pgrw_process::{Pgrw, proxy_config};
+use pgrw_cluster::testing::TestCluster;
+use pgrw_process::{Pgrw, connect, proxy_config};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -30,15 +30,6 @@ fn resident_bytes(pid: u32) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("a VmRSS line");
     kib * 1024
-}
-
-async fn connect(port: u16) -> tokio_postgres::Client {
-    let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .expect("a client logs in through the proxy");
-    tokio::spawn(connection);
-    client
 }
 
 #[tokio::test(flavor = "multi_thread")]

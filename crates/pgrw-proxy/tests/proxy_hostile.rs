@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::BytesMut;
-use pgrw_cluster::testing::TEST_PASSWORD;
+use pgrw_cluster::testing::{TEST_PASSWORD, wait_until};
 use pgrw_proxy::protocol::backend::{Authentication, BackendMessage};
 use pgrw_proxy::protocol::frontend;
 use pgrw_proxy::protocol::{FrameLimits, Message};
-use proxy_cluster::ProxiedCluster;
+use proxy_cluster::{ProxiedCluster, closed_with};
 use raw_client::{RawClient, error_fields};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -81,6 +81,11 @@ async fn login_error(port: u16, user: &str, password: &str) -> Option<String> {
                 .unwrap_or_else(|| error.to_string()),
         ),
     }
+}
+
+/// The SQLSTATE of a login with the right password, `None` when it succeeds.
+async fn right_login(port: u16) -> Option<String> {
+    login_error(port, "postgres", TEST_PASSWORD).await
 }
 
 /// Reads whole messages from a raw socket.
@@ -202,9 +207,7 @@ async fn failed_logins_are_delayed_and_an_address_that_keeps_failing_is_refused_
         );
     }
     assert_eq!(
-        login_error(port, "postgres", TEST_PASSWORD)
-            .await
-            .as_deref(),
+        right_login(port).await.as_deref(),
         Some("28000"),
         "even the right password is refused from an address that keeps failing"
     );
@@ -222,21 +225,17 @@ async fn silent_connections_past_max_pending_logins_are_refused_and_logged_in_cl
     }
     // Accepted in order: the five above are pending before this one.
     assert_eq!(
-        login_error(port, "postgres", TEST_PASSWORD)
-            .await
-            .as_deref(),
+        right_login(port).await.as_deref(),
         Some("53300"),
         "a login past max_pending_logins is refused"
     );
     drop(silent);
-    let deadline = Instant::now() + DEADLINE;
-    while login_error(port, "postgres", TEST_PASSWORD).await.is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "logins resume once the silent leave"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        DEADLINE,
+        "logins resume once the silent leave",
+        async || right_login(port).await.is_none(),
+    )
+    .await;
     bystander.finish().await;
 }
 
@@ -277,22 +276,15 @@ async fn a_user_past_its_max_connections_is_refused_with_53300_until_one_leaves(
     let proxied = ProxiedCluster::start(0, "max_connections = 1\n").await;
     let first = proxied.connect().await;
     let port = proxied.port();
-    assert_eq!(
-        login_error(port, "postgres", TEST_PASSWORD)
-            .await
-            .as_deref(),
-        Some("53300")
-    );
+    assert_eq!(right_login(port).await.as_deref(), Some("53300"));
     first.query_one("SELECT 1", &[]).await.unwrap();
     drop(first);
-    let deadline = Instant::now() + DEADLINE;
-    while login_error(port, "postgres", TEST_PASSWORD).await.is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "a login succeeds once the first left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        DEADLINE,
+        "a login succeeds once the first left",
+        async || right_login(port).await.is_none(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -300,44 +292,13 @@ async fn a_database_past_its_limit_is_refused_with_53300_and_others_are_not() {
     let proxied = ProxiedCluster::start(0, "[limits]\nmax_connections_per_database = 1\n").await;
     let _first = proxied.connect().await;
     let port = proxied.port();
-    assert_eq!(
-        login_error(port, "postgres", TEST_PASSWORD)
-            .await
-            .as_deref(),
-        Some("53300")
-    );
+    assert_eq!(right_login(port).await.as_deref(), Some("53300"));
     let other = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/template1");
     let (client, connection) = tokio_postgres::connect(&other, tokio_postgres::NoTls)
         .await
         .expect("another database has its own count");
     tokio::spawn(connection);
     client.query_one("SELECT 1", &[]).await.unwrap();
-}
-
-/// A tokio-postgres client and its connection task, whose end (an error the
-/// server sent unasked, such as a FATAL) the test reads.
-async fn connect_watched(
-    proxied: &ProxiedCluster,
-) -> (
-    tokio_postgres::Client,
-    JoinHandle<Result<(), tokio_postgres::Error>>,
-) {
-    let (client, connection) = tokio_postgres::connect(&proxied.dsn(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    (client, tokio::spawn(connection))
-}
-
-async fn fatal_code(connection: JoinHandle<Result<(), tokio_postgres::Error>>) -> String {
-    let ended = tokio::time::timeout(DEADLINE, connection)
-        .await
-        .expect("the proxy ends the idle session")
-        .unwrap();
-    let error = ended.expect_err("ended by the proxy's FATAL");
-    error
-        .code()
-        .map(|code| code.code().to_string())
-        .unwrap_or_else(|| error.to_string())
 }
 
 #[tokio::test]
@@ -352,29 +313,18 @@ async fn a_client_idle_in_a_transaction_is_ended_with_25p03_and_its_transaction_
         .batch_execute("CREATE TABLE idle_victim (id int)")
         .await
         .unwrap();
-    let (client, connection) = connect_watched(&proxied).await;
+    let (client, connection) = proxied.connect_watched().await;
     client
         .batch_execute("BEGIN; INSERT INTO idle_victim VALUES (1)")
         .await
         .unwrap();
-    assert_eq!(fatal_code(connection).await, "25P03");
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        // Rolled back on its node once the proxy closed its backend.
-        let locked = setup
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE relation = 'idle_victim'::regclass",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if locked == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the transaction ends");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(closed_with(connection, DEADLINE).await, "25P03");
+    // Rolled back on its node once the proxy closed its backend.
+    let locks = "SELECT count(*) FROM pg_locks WHERE relation = 'idle_victim'::regclass";
+    wait_until(DEADLINE, "the transaction ends", async || {
+        setup.query_one(locks, &[]).await.unwrap().get::<_, i64>(0) == 0
+    })
+    .await;
     let rows = setup
         .query_one("SELECT count(*) FROM idle_victim", &[])
         .await
@@ -388,7 +338,7 @@ async fn a_client_idle_in_a_transaction_is_ended_with_25p03_and_its_transaction_
 #[tokio::test]
 async fn a_client_idle_past_idle_client_timeout_is_ended_with_57p05() {
     let proxied = ProxiedCluster::start(0, "[limits]\nidle_client_timeout_ms = 300\n").await;
-    let (client, connection) = connect_watched(&proxied).await;
+    let (client, connection) = proxied.connect_watched().await;
     client.query_one("SELECT 1", &[]).await.unwrap();
-    assert_eq!(fatal_code(connection).await, "57P05");
+    assert_eq!(closed_with(connection, DEADLINE).await, "57P05");
 }
