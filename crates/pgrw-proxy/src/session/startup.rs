@@ -106,7 +106,8 @@ pub(crate) async fn start(
         // to the client or the log; the answer waits longer at each failure.
         let delay = state.admission.failed(peer.ip(), Instant::now(), limits);
         tracing::warn!(
-            user = %user_name,
+            // Debug-quoted: the name is the client's, and may hold a line break.
+            user = ?user_name,
             address = %peer.ip(),
             delay_ms = delay.as_millis() as u64,
             "password authentication failed"
