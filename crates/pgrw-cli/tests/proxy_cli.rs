@@ -7,8 +7,8 @@ mod pgrw_process;
 
 use std::time::Duration;
 
-use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
-use pgrw_process::{Pgrw, proxy_config};
+use pgrw_cluster::testing::TestCluster;
+use pgrw_process::{Pgrw, connect, proxy_config};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -22,16 +22,6 @@ fn start_proxy(cluster: &TestCluster, top_level: &str) -> (Pgrw, tempfile::TempD
         .stdout
         .wait_for_line(DEADLINE, "pgrw proxy listening on");
     (proxy, dir, port)
-}
-
-/// A client logged in through the proxy on `port`.
-async fn connect(port: u16) -> tokio_postgres::Client {
-    let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .expect("a client logs in through the proxy");
-    tokio::spawn(connection);
-    client
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -306,6 +306,7 @@ impl BackendConnection {
 
     /// Reads more bytes from the node into the buffer (cancel-safe).
     pub async fn fill(&mut self) -> Result<(), BackendError> {
+        crate::protocol::frame::shrink_if_idle(&mut self.read_buffer);
         let read = self
             .stream
             .read_buf(&mut self.read_buffer)

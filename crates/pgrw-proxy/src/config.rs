@@ -37,6 +37,14 @@ use std::time::Duration;
 use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads};
 use serde::Deserialize;
 
+use crate::auth::StoredPassword;
+use crate::auth::scram::ScramVerifier;
+
+mod limits;
+mod secret;
+
+pub use limits::LimitsConfig;
+
 pub use crate::tls::{TlsConfig, TlsMode};
 
 /// The whole configuration, checked.
@@ -82,6 +90,9 @@ pub struct ProxyConfig {
     /// TLS between clients and the proxy (default: none).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// What clients may take of the proxy: message size, logins, idle time.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// One PostgreSQL node.
@@ -121,19 +132,61 @@ pub enum AuthMethod {
 pub struct UserConfig {
     /// The role name.
     pub name: String,
-    /// The password, in plaintext: the proxy needs it to log in to the nodes.
+    /// The password the proxy logs in to the nodes with, in plaintext; or a
+    /// SCRAM-SHA-256 verifier as PostgreSQL stores it
+    /// (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`), which checks clients
+    /// but cannot log in to a node (see docs/security.md). After
+    /// [`ProxyConfig::from_toml`], also what `password_file` or
+    /// `password_env` gave.
+    #[serde(default)]
     pub password: String,
+    /// A file holding the password (its first line), instead of `password`.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// An environment variable holding the password, instead of `password`.
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// How clients prove they know it.
     #[serde(default)]
     pub auth: AuthMethod,
+    /// The most clients logged in as this user at once (default: no limit);
+    /// one more gets FATAL 53300.
+    #[serde(default)]
+    pub max_connections: Option<u64>,
 }
 
+impl UserConfig {
+    /// The SCRAM verifier clients are checked against, when the password is one.
+    pub fn scram_verifier(&self) -> Option<ScramVerifier> {
+        match StoredPassword::parse(&self.password) {
+            Ok(StoredPassword::Scram(verifier)) => Some(verifier),
+            _ => None,
+        }
+    }
+
+    /// The password to log in to the nodes with: empty when only a
+    /// verifier is configured (the node must then not ask for one).
+    pub fn node_password(&self) -> &str {
+        if self.password.starts_with(SCRAM_PREFIX) {
+            ""
+        } else {
+            &self.password
+        }
+    }
+}
+
+const SCRAM_PREFIX: &str = "SCRAM-SHA-256$";
+
 impl std::fmt::Debug for UserConfig {
+    /// Never shows the password, whatever its form.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserConfig")
             .field("name", &self.name)
             .field("password", &"<redacted>")
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
             .field("auth", &self.auth)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -428,10 +481,14 @@ impl ProxyConfig {
 
     /// Parses and checks `text`; `source_name` names it in errors.
     pub fn from_toml(source_name: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
-        let config: ProxyConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
-            source_name: source_name.to_string(),
-            message: error.to_string().trim_end().to_string(),
-        })?;
+        let mut config: ProxyConfig =
+            toml::from_str(text).map_err(|error| ConfigError::Syntax {
+                source_name: source_name.to_string(),
+                message: error.to_string().trim_end().to_string(),
+            })?;
+        for (index, user) in config.users.iter_mut().enumerate() {
+            secret::resolve(source_name, index, user)?;
+        }
         config.check(source_name)?;
         Ok(config)
     }
@@ -556,6 +613,9 @@ impl ProxyConfig {
                     "set a positive value or remove the key for the default",
                 ));
             }
+        }
+        if let Some((key, problem, fix)) = self.limits.problem() {
+            return Err(invalid(key.into(), problem, fix));
         }
         if self.pool.stall_timeout_ms == 0 {
             return Err(invalid(

@@ -17,6 +17,7 @@
 //! and [`stats`] counts what went to which node.
 //! Routing decisions come from `pgrw_core`, node state from `pgrw_monitor`.
 
+mod admission;
 pub mod auth;
 pub mod backend;
 pub mod cancel;

@@ -53,6 +53,11 @@ pub struct ProxyState {
     unknown_writes: UnknownWrites,
     /// SCRAM verifiers, one per user, made once at startup.
     verifiers: HashMap<String, ScramVerifier>,
+    /// A random secret drawn at startup: unknown users' verifiers are made
+    /// from it (see [`ScramVerifier::for_unknown_user`]).
+    unknown_user_key: [u8; 32],
+    /// Pending logins, clients per user and database, failed logins.
+    pub(crate) admission: crate::admission::Admission,
     /// The ParameterStatus values a node reported at its first login.
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
     /// (user, database) pairs a node has let log in, and their login's
@@ -79,6 +84,12 @@ impl ProxyState {
     /// The SCRAM verifier for `user`.
     pub fn verifier(&self, user: &str) -> Option<&ScramVerifier> {
         self.verifiers.get(user)
+    }
+
+    /// The verifier an unknown `user` is checked against: the same for the
+    /// same name for the proxy's lifetime, matched by no password.
+    pub fn unknown_user_verifier(&self, user: &str) -> ScramVerifier {
+        ScramVerifier::for_unknown_user(&self.unknown_user_key, user.as_bytes())
     }
 
     /// The highest write LSN committed through the proxy so far.
@@ -137,7 +148,7 @@ impl ProxyState {
             host: address.host.clone(),
             port: address.port,
             user: user.name.clone(),
-            password: user.password.clone(),
+            password: user.node_password().to_string(),
             database: database.to_string(),
         };
         Some(self.pools.pool(node, login, &self.config.pool))
@@ -232,16 +243,20 @@ impl Proxy {
             .users
             .iter()
             .map(|user| {
-                let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
-                rand::thread_rng().fill_bytes(&mut salt);
-                let verifier = ScramVerifier::from_password(
-                    user.password.as_bytes(),
-                    &salt,
-                    scram::DEFAULT_ITERATIONS,
-                );
+                let verifier = user.scram_verifier().unwrap_or_else(|| {
+                    let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
+                    rand::thread_rng().fill_bytes(&mut salt);
+                    ScramVerifier::from_password(
+                        user.password.as_bytes(),
+                        &salt,
+                        scram::DEFAULT_ITERATIONS,
+                    )
+                });
                 (user.name.clone(), verifier)
             })
             .collect();
+        let mut unknown_user_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut unknown_user_key);
         let state = Arc::new(ProxyState {
             config,
             monitor,
@@ -251,6 +266,8 @@ impl Proxy {
             last_write_lsn: AtomicU64::new(0),
             unknown_writes: UnknownWrites::at_start(),
             verifiers,
+            unknown_user_key,
+            admission: crate::admission::Admission::default(),
             server_parameters: Mutex::new(None),
             known_databases: Mutex::new(HashMap::new()),
             cancels: CancelRegistry::default(),
@@ -299,15 +316,26 @@ impl Proxy {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
+                    Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         // Counted here, not in its task: a burst of accepts
                         // sees every connection before it.
                         let open = state.stats.connection_opened();
-                        if open.open_then() > state.config.max_client_connections {
-                            sessions.spawn(session::refuse(stream, state.clone(), open));
-                        } else {
-                            sessions.spawn(session::serve(stream, state.clone(), open));
+                        let pending = state
+                            .admission
+                            .begin_login(state.config.limits.max_pending_logins);
+                        match pending {
+                            _ if open.open_then() > state.config.max_client_connections => {
+                                let refusal = session::Refusal::TooManyClients;
+                                sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
+                            }
+                            None => {
+                                let refusal = session::Refusal::TooManyPendingLogins;
+                                sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
+                            }
+                            Some(pending) => {
+                                sessions.spawn(session::serve(stream, peer, state.clone(), open, pending));
+                            }
                         }
                     }
                     // Out of file descriptors and the like: back off briefly.
@@ -436,7 +464,7 @@ fn monitor_addresses(config: &ProxyConfig) -> Vec<NodeAddress> {
     let (user, password) = config
         .users
         .first()
-        .map(|user| (user.name.clone(), user.password.clone()))
+        .map(|user| (user.name.clone(), user.node_password().to_string()))
         .unwrap_or_default();
     config
         .nodes

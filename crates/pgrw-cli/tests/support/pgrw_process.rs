@@ -149,6 +149,17 @@ pub fn postgres_processes_in(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A client logged in as `postgres` through the proxy on `port`.
+pub async fn connect(port: u16) -> tokio_postgres::Client {
+    let password = pgrw_cluster::testing::TEST_PASSWORD;
+    let dsn = format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres");
+    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("a client logs in through the proxy");
+    tokio::spawn(connection);
+    client
+}
+
 /// A `pgrw.toml` for a proxy on a free port in front of every node of
 /// `cluster`, with `top_level` keys; its directory (keep it alive), path and port.
 pub fn proxy_config(

@@ -228,3 +228,95 @@ fn replicas_more_than_five_seconds_behind_serve_no_reads_unless_zero_turns_the_l
     .policy();
     assert_eq!((off.max_lag, off.max_lag_bytes), (None, None));
 }
+
+const NODE: &str = "[[nodes]]\nname = \"primary\"\nport = 5432\n";
+
+#[test]
+fn the_limits_have_safe_defaults() {
+    let limits = parse(MINIMAL).unwrap().limits;
+    assert_eq!(limits.max_message_bytes, 256 << 20);
+    assert_eq!(limits.max_pending_logins, 256);
+    assert_eq!(limits.idle_client_timeout(), None);
+    assert_eq!(limits.idle_in_transaction_timeout(), None);
+    assert_eq!(limits.max_failed_logins, 20);
+}
+
+#[test]
+fn a_message_limit_outside_one_kibibyte_to_one_gibibyte_is_refused() {
+    for value in ["100", "2000000000"] {
+        let text = format!("{MINIMAL}\n[limits]\nmax_message_bytes = {value}\n");
+        assert!(
+            error_text(&text).contains("limits.max_message_bytes"),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn a_password_is_read_from_the_environment_variable_named() {
+    // PATH is set wherever tests run (setting a variable needs unsafe).
+    let text = format!("{NODE}[[users]]\nname = \"u\"\npassword_env = \"PATH\"\n");
+    assert_eq!(
+        parse(&text).unwrap().users[0].password,
+        std::env::var("PATH").unwrap()
+    );
+    let unset = format!("{NODE}[[users]]\nname = \"u\"\npassword_env = \"PGRW_TEST_UNSET_VAR\"\n");
+    assert!(error_text(&unset).contains("users[0].password_env"));
+}
+
+#[test]
+fn a_password_is_read_from_the_first_line_of_the_file_named() {
+    let path = std::env::temp_dir().join(format!("pgrw-password-{}", std::process::id()));
+    std::fs::write(&path, "from-file\nignored\n").unwrap();
+    let text = format!(
+        "{NODE}[[users]]\nname = \"u\"\npassword_file = {:?}\n",
+        path.display().to_string()
+    );
+    let config = parse(&text);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(config.unwrap().users[0].password, "from-file");
+}
+
+#[test]
+fn two_password_sources_for_one_user_are_refused() {
+    let text = format!("{NODE}[[users]]\nname = \"u\"\npassword = \"a\"\npassword_env = \"B\"\n");
+    assert!(error_text(&text).contains("more than once"));
+}
+
+const VERIFIER: &str = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+
+#[test]
+fn a_scram_verifier_checks_clients_but_is_never_sent_to_a_node() {
+    let text = format!("{NODE}[[users]]\nname = \"u\"\npassword = {VERIFIER:?}\n");
+    let user = parse(&text).unwrap().users.remove(0);
+    assert_eq!(
+        user.scram_verifier().map(|v| v.to_string()),
+        Some(VERIFIER.to_string())
+    );
+    assert_eq!(user.node_password(), "");
+}
+
+#[test]
+fn a_scram_verifier_cannot_check_md5_logins() {
+    let text = format!("{NODE}[[users]]\nname = \"u\"\npassword = {VERIFIER:?}\nauth = \"md5\"\n");
+    assert!(error_text(&text).contains("users[0].auth"));
+}
+
+#[test]
+fn a_broken_verifier_is_refused_without_showing_it() {
+    let broken = "SCRAM-SHA-256$4096:c2FsdA==$secretpart";
+    let text = format!("{NODE}[[users]]\nname = \"u\"\npassword = {broken:?}\n");
+    let error = error_text(&text);
+    assert!(error.contains("users[0].password"), "{error}");
+    assert!(!error.contains("secretpart"), "{error}");
+}
+
+#[test]
+fn the_configuration_debug_form_never_shows_a_password() {
+    let config = parse(MINIMAL).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("secret"), "{debug}");
+    let text = format!("{NODE}[[users]]\nname = \"u\"\npassword = {VERIFIER:?}\n");
+    let debug = format!("{:?}", parse(&text).unwrap());
+    assert!(!debug.contains("W22ZaJ0SNY7soEsUEjb6gQ"), "{debug}");
+}

@@ -28,3 +28,9 @@ pub const CANNOT_CONNECT_NOW: &str = "57P03";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 /// `55P02`: a setting that cannot be changed (`pgrw.lsn`).
 pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+/// `54000`: a message over `limits.max_message_bytes` (program_limit_exceeded).
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+/// `25P03`: idle in a transaction past `limits.idle_in_transaction_timeout_ms`.
+pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
+/// `57P05`: idle past `limits.idle_client_timeout_ms`.
+pub const IDLE_SESSION_TIMEOUT: &str = "57P05";

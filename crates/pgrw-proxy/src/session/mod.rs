@@ -32,6 +32,7 @@ mod startup;
 mod transaction_reads;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,17 +41,18 @@ use pgrw_core::route::{Balancer, NodeId, Route, SessionState, Topology};
 use rand::RngCore;
 use tokio::net::TcpStream;
 
+use crate::admission::{Admitted, PendingLogin};
 use crate::backend::BackendError;
 use crate::cancel::IssuedKey;
 use crate::config::UserConfig;
 use crate::pool::{CheckoutError, PooledBackend};
-use crate::protocol::Message;
 use crate::protocol::backend::{
     NoticeFields, Severity, TransactionStatus, encode_backend_key_data, encode_error_response,
     encode_parameter_status, encode_ready_for_query,
 };
 use crate::protocol::frontend::tag;
 use crate::protocol::sqlstate;
+use crate::protocol::{Message, ProtocolError};
 use crate::server::ProxyState;
 use crate::shutdown::{Phase, ShutdownWatch, TERMINATING};
 use crate::stats::OpenConnection;
@@ -59,17 +61,27 @@ use extended::PreparedStatement;
 
 /// Serves one client until it leaves. Errors end this session only. `_open`
 /// counts it as an open client connection while it lives.
-pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: OpenConnection) {
+/// `pending` counts it against `limits.max_pending_logins` until it has
+/// logged in.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<ProxyState>,
+    _open: OpenConnection,
+    pending: PendingLogin,
+) {
     let mut client = ClientConnection::new(stream);
     // A client that stalls anywhere before it is logged in (TLS handshake,
     // startup packet, password) is dropped, so it cannot hold a socket forever.
     let login_timeout = state.config.login_timeout();
-    let login = tokio::time::timeout(login_timeout, startup::start(&mut client, &state)).await;
+    let login =
+        tokio::time::timeout(login_timeout, startup::start(&mut client, peer, &state)).await;
+    drop(pending);
     let logged_in = match login {
         Ok(Ok(Some(logged_in))) => logged_in,
         Ok(Ok(None) | Err(SessionEnd::ClientGone | SessionEnd::Terminated)) => return,
         Ok(Err(SessionEnd::Protocol(error))) => {
-            protocol_violation(&mut client, &error.to_string()).await;
+            protocol_violation(&mut client, &error).await;
             return;
         }
         Err(_elapsed) => {
@@ -83,6 +95,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         }
     };
     let mut session = Session {
+        _admitted: logged_in.admitted,
         cancel: state.cancels.issue(),
         client,
         user: logged_in.user,
@@ -120,9 +133,7 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
     }
     match session.run().await {
         Ok(()) | Err(SessionEnd::ClientGone | SessionEnd::Terminated) => {}
-        Err(SessionEnd::Protocol(error)) => {
-            protocol_violation(&mut session.client, &error.to_string()).await
-        }
+        Err(SessionEnd::Protocol(error)) => protocol_violation(&mut session.client, &error).await,
     }
     if session.catalog_changed {
         session.catalog.request_reload();
@@ -139,21 +150,42 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
     session.client.close().await;
 }
 
-/// Turns away a client over `max_client_connections`, as PostgreSQL does one
-/// over `max_connections`: its SSLRequest (and TLS) and StartupMessage are
+/// Why a new connection is turned away before it logs in.
+pub(crate) enum Refusal {
+    /// Over `max_client_connections`.
+    TooManyClients,
+    /// Over `limits.max_pending_logins`.
+    TooManyPendingLogins,
+}
+
+/// Turns away a client over `max_client_connections` (or
+/// `limits.max_pending_logins`), as PostgreSQL does one over
+/// `max_connections`: its SSLRequest (and TLS) and StartupMessage are
 /// answered first, so that the client reports the reason, and a
 /// CancelRequest is still delivered. Bounded by [`REFUSAL_GRACE`], so that
 /// connections over the limit cannot pile up.
-pub(crate) async fn refuse(stream: TcpStream, state: Arc<ProxyState>, _open: OpenConnection) {
+pub(crate) async fn refuse(
+    stream: TcpStream,
+    state: Arc<ProxyState>,
+    _open: OpenConnection,
+    refusal: Refusal,
+) {
     let mut client = ClientConnection::new(stream);
     let grace = state.config.login_timeout().min(REFUSAL_GRACE);
     let negotiated = tokio::time::timeout(grace, startup::negotiate(&mut client, &state)).await;
     if let Ok(Ok(Some(_startup))) = negotiated {
-        let message = format!(
-            "sorry, too many clients already: pgrw serves at most {} client connections \
-             (max_client_connections)",
-            state.config.max_client_connections
-        );
+        let message = match refusal {
+            Refusal::TooManyClients => format!(
+                "sorry, too many clients already: pgrw serves at most {} client connections \
+                 (max_client_connections)",
+                state.config.max_client_connections
+            ),
+            Refusal::TooManyPendingLogins => format!(
+                "sorry, too many clients are logging in at once: pgrw allows at most {} \
+                 connections that have not logged in yet (limits.max_pending_logins)",
+                state.config.limits.max_pending_logins
+            ),
+        };
         fatal(&mut client, sqlstate::TOO_MANY_CONNECTIONS, &message).await;
     }
 }
@@ -161,8 +193,24 @@ pub(crate) async fn refuse(stream: TcpStream, state: Arc<ProxyState>, _open: Ope
 /// How long a client over `max_client_connections` may take to say who it is.
 const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn protocol_violation(client: &mut ClientConnection, message: &str) {
-    fatal(client, sqlstate::PROTOCOL_VIOLATION, message).await;
+/// A message over the size limit is 54000 (its bytes cannot be skipped
+/// unread, so the connection ends all the same); anything else 08P01.
+async fn protocol_violation(client: &mut ClientConnection, error: &ProtocolError) {
+    match error {
+        ProtocolError::LengthTooLong {
+            what,
+            length,
+            maximum,
+        } if client.logged_in() => {
+            let message = format!(
+                "message too long: {what} of {length} bytes is over the limit of {} bytes \
+                 (limits.max_message_bytes)",
+                maximum.saturating_add(1)
+            );
+            fatal(client, sqlstate::PROGRAM_LIMIT_EXCEEDED, &message).await;
+        }
+        error => fatal(client, sqlstate::PROTOCOL_VIOLATION, &error.to_string()).await,
+    }
 }
 
 /// Sends a FATAL error and closes the connection.
@@ -174,6 +222,8 @@ async fn fatal(client: &mut ClientConnection, code: &str, message: &str) {
 
 /// One logged-in client.
 pub(crate) struct Session {
+    /// Counts it against its user's and database's limits.
+    _admitted: Admitted,
     client: ClientConnection,
     state: Arc<ProxyState>,
     user: UserConfig,
@@ -341,11 +391,7 @@ impl Session {
             self.heed_shutdown(shutdown.phase())?;
             // Held backends are watched while the client is idle; without
             // any, the read is the plain one (the common, fast path).
-            let next = if self.held.is_empty() {
-                self.read_message(&mut shutdown).await?
-            } else {
-                self.read_message_holding(&mut shutdown).await?
-            };
+            let next = self.read_next(&mut shutdown).await?;
             let Some(message) = next else {
                 return Ok(());
             };
@@ -373,6 +419,61 @@ impl Session {
             if self.must_end {
                 return Ok(());
             }
+        }
+    }
+
+    /// The client's next message, within the idle timeout that applies
+    /// (`limits.idle_client_timeout_ms` between transactions,
+    /// `limits.idle_in_transaction_timeout_ms` inside one): past it the
+    /// session ends with PostgreSQL's FATAL for the same timeout.
+    async fn read_next(
+        &mut self,
+        shutdown: &mut ShutdownWatch,
+    ) -> Result<Option<Message>, SessionEnd> {
+        let limits = &self.state.config.limits;
+        let in_transaction = !self.between_transactions();
+        let timeout = if in_transaction {
+            limits.idle_in_transaction_timeout()
+        } else {
+            limits.idle_client_timeout()
+        };
+        let Some(timeout) = timeout else {
+            return self.read_any(shutdown).await;
+        };
+        // Written out before the clock starts: a timeout never cuts a write short.
+        self.client.flush().await?;
+        match tokio::time::timeout(timeout, self.read_any(shutdown)).await {
+            Ok(next) => next,
+            Err(_elapsed) => {
+                let (code, message) = if in_transaction {
+                    (
+                        sqlstate::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                        "terminating connection due to idle-in-transaction timeout \
+                         (limits.idle_in_transaction_timeout_ms)",
+                    )
+                } else {
+                    (
+                        sqlstate::IDLE_SESSION_TIMEOUT,
+                        "terminating connection due to idle-session timeout \
+                         (limits.idle_client_timeout_ms)",
+                    )
+                };
+                let fields = NoticeFields::new(Severity::Fatal, code, message);
+                encode_error_response(&mut self.client.out, &fields);
+                Err(SessionEnd::Terminated)
+            }
+        }
+    }
+
+    /// The client's next message, watching held backends if any.
+    async fn read_any(
+        &mut self,
+        shutdown: &mut ShutdownWatch,
+    ) -> Result<Option<Message>, SessionEnd> {
+        if self.held.is_empty() {
+            self.read_message(shutdown).await
+        } else {
+            self.read_message_holding(shutdown).await
         }
     }
 

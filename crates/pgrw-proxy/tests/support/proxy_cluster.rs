@@ -77,6 +77,21 @@ impl ProxiedCluster {
         client
     }
 
+    /// A tokio-postgres client through the proxy, with its connection
+    /// task: the task ends with the error the proxy closed it with (see
+    /// [`closed_with`]).
+    pub async fn connect_watched(
+        &self,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    ) {
+        let (client, connection) = tokio_postgres::connect(&self.dsn(), tokio_postgres::NoTls)
+            .await
+            .expect("logging in through the proxy");
+        (client, tokio::spawn(connection))
+    }
+
     /// The name of the node listening on `port`.
     pub fn node_at(&self, port: i32) -> String {
         self.cluster
@@ -104,6 +119,23 @@ pub async fn first_value(client: &tokio_postgres::Client, sql: &str) -> String {
             _ => None,
         })
         .unwrap_or_else(|| panic!("{sql} returned no row"))
+}
+
+/// The SQLSTATE a watched connection (see [`ProxiedCluster::connect_watched`])
+/// was closed with, within `deadline`.
+pub async fn closed_with(
+    connection: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    deadline: Duration,
+) -> String {
+    let ended = tokio::time::timeout(deadline, connection)
+        .await
+        .expect("the proxy closes the connection")
+        .expect("the connection task");
+    let error = ended.expect_err("the connection ends with an error from the proxy");
+    error
+        .code()
+        .map(|code| code.code().to_string())
+        .unwrap_or_else(|| error.to_string())
 }
 
 /// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
