@@ -77,6 +77,19 @@ pub struct ProxyConfig {
     /// TLS between clients and the proxy (default: none).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// The admin console and the metrics listener (`[admin]`).
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: what operators reach besides the SQL port. The console itself
+/// is the virtual database `pgrw` on the SQL port, for users with `admin = true`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where to serve Prometheus `/metrics` and `/healthz` over HTTP
+    /// (`"127.0.0.1:9930"`); none by default.
+    pub metrics_listen: Option<String>,
 }
 
 /// One PostgreSQL node.
@@ -121,6 +134,10 @@ pub struct UserConfig {
     /// How clients prove they know it.
     #[serde(default)]
     pub auth: AuthMethod,
+    /// Whether this user may log in to the admin console (the virtual
+    /// database `pgrw`; default false).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for UserConfig {
@@ -129,6 +146,7 @@ impl std::fmt::Debug for UserConfig {
             .field("name", &self.name)
             .field("password", &"<redacted>")
             .field("auth", &self.auth)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -530,6 +548,15 @@ impl ProxyConfig {
                 "= 0 would check a node's liveness at every wait and give it no time to answer"
                     .into(),
                 "set a positive value (default 10000) or remove the key",
+            ));
+        }
+        if let Some(address) = &self.admin.metrics_listen
+            && address.parse::<SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "admin.metrics_listen".into(),
+                format!("= {address:?} is not an IP address and port"),
+                "write it as \"127.0.0.1:9930\", or remove the key for no metrics listener",
             ));
         }
         self.tls.check(source_name)

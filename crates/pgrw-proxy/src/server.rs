@@ -12,15 +12,17 @@ use pgrw_core::route::{NodeId, Topology};
 use pgrw_core::sql::shape::ShapeMemory;
 use pgrw_core::{FunctionCatalog, Lsn};
 use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig, NodeAddress};
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::auth::scram::{self, ScramVerifier};
+use crate::admin::clients::ClientRegistry;
+use crate::admin::pause::Pause;
+use crate::auth::scram::ScramVerifier;
 use crate::backend::BackendLogin;
 use crate::cancel::CancelRegistry;
 use crate::config::{ProxyConfig, UserConfig};
 use crate::pool::{Pool, Pools};
+use crate::reload::LiveConfig;
 use crate::session;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
@@ -33,8 +35,15 @@ const PRIMARY_ONLY_SHAPES: usize = 4096;
 
 /// What every session of one proxy shares.
 pub struct ProxyState {
-    /// The configuration.
+    /// The configuration as the proxy started with it; what a reload may
+    /// change (policy, pools, users, weights) is read from `live`.
     pub config: ProxyConfig,
+    /// The configuration in force, swapped whole by a reload.
+    pub(crate) live: LiveConfig,
+    /// Logged-in clients, for the admin console.
+    pub(crate) clients: ClientRegistry,
+    /// Whether new transactions are held (`PAUSE`).
+    pub(crate) pause: Pause,
     /// The node monitor: roles, LSNs, health.
     pub monitor: Monitor,
     /// The backend pools.
@@ -47,8 +56,6 @@ pub struct ProxyState {
     /// Writes acknowledged whose position is unknown (those before the
     /// proxy started, among them).
     unknown_writes: UnknownWrites,
-    /// SCRAM verifiers, one per user, made once at startup.
-    verifiers: HashMap<String, ScramVerifier>,
     /// The ParameterStatus values a node reported at its first login.
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
     /// (user, database) pairs a node has let log in, and whether their login's
@@ -72,9 +79,19 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// The SCRAM verifier for `user`.
-    pub fn verifier(&self, user: &str) -> Option<&ScramVerifier> {
-        self.verifiers.get(user)
+    /// The SCRAM verifier for `user`, in the configuration in force.
+    pub fn verifier(&self, user: &str) -> Option<ScramVerifier> {
+        self.live.now().verifier(user).cloned()
+    }
+
+    /// The configuration in force (after any reload).
+    pub fn config_now(&self) -> Arc<ProxyConfig> {
+        self.live.now().config.clone()
+    }
+
+    /// Reads the configuration from `path` on `RELOAD` or SIGHUP.
+    pub fn set_config_path(&self, path: std::path::PathBuf) {
+        self.live.set_path(path);
     }
 
     /// The highest write LSN committed through the proxy so far.
@@ -130,7 +147,7 @@ impl ProxyState {
             password: user.password.clone(),
             database: database.to_string(),
         };
-        Some(self.pools.pool(node, login, &self.config.pool))
+        Some(self.pools.pool(node, login, &self.config_now().pool))
     }
 
     /// The ParameterStatus values to announce to clients, once known.
@@ -193,6 +210,8 @@ pub enum StartError {
 /// A bound proxy, ready to serve.
 pub struct Proxy {
     listener: TcpListener,
+    /// `[admin] metrics_listen`, bound with the SQL port.
+    metrics: Option<TcpListener>,
     state: Arc<ProxyState>,
 }
 
@@ -208,6 +227,15 @@ impl Proxy {
                 address: config.listen.clone(),
                 source,
             })?;
+        let metrics = match &config.admin.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address.as_str()).await.map_err(|source| {
+                StartError::Listen {
+                    address: address.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         // The monitor bans a replica over the same lag limits routing uses.
         let monitor_config = MonitorConfig {
             health: HealthPolicy::with_lag_limits_of(&config.policy.policy()),
@@ -215,28 +243,16 @@ impl Proxy {
         };
         let monitor = Monitor::start(monitor_addresses(&config), monitor_config);
         let node_count = config.nodes.len();
-        let verifiers = config
-            .users
-            .iter()
-            .map(|user| {
-                let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
-                rand::thread_rng().fill_bytes(&mut salt);
-                let verifier = ScramVerifier::from_password(
-                    user.password.as_bytes(),
-                    &salt,
-                    scram::DEFAULT_ITERATIONS,
-                );
-                (user.name.clone(), verifier)
-            })
-            .collect();
         let state = Arc::new(ProxyState {
+            live: LiveConfig::new(&config),
             config,
+            clients: ClientRegistry::default(),
+            pause: Pause::default(),
             monitor,
             pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
             last_write_lsn: AtomicU64::new(0),
             unknown_writes: UnknownWrites::at_start(),
-            verifiers,
             server_parameters: Mutex::new(None),
             known_databases: Mutex::new(HashMap::new()),
             cancels: CancelRegistry::default(),
@@ -246,7 +262,11 @@ impl Proxy {
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
             primary_only: Mutex::new(ShapeMemory::new(PRIMARY_ONLY_SHAPES)),
         });
-        Ok(Proxy { listener, state })
+        Ok(Proxy {
+            listener,
+            metrics,
+            state,
+        })
     }
 
     /// The address it listens on (useful with port 0).
@@ -259,6 +279,11 @@ impl Proxy {
     /// The shared state (monitor, pools), for status displays and tests.
     pub fn state(&self) -> Arc<ProxyState> {
         self.state.clone()
+    }
+
+    /// The address `/metrics` and `/healthz` are served on, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref()?.local_addr().ok()
     }
 
     /// Waits until the monitor has probed every node (or `timeout` passes).
@@ -278,12 +303,19 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
         stop_now: impl Future<Output = ()>,
     ) {
-        let Proxy { listener, state } = self;
+        let Proxy {
+            listener,
+            metrics,
+            state,
+        } = self;
+        let metrics = metrics.map(|metrics| tokio::spawn(crate::metrics::serve(metrics, state.clone())));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                // `SHUTDOWN` on the admin console.
+                () = state.shutdown.requested() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
@@ -307,6 +339,9 @@ impl Proxy {
         drop(listener);
         drain(&state, &mut sessions, stop_now).await;
         sessions.shutdown().await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         state.monitor.shutdown();
     }
 
@@ -314,6 +349,7 @@ impl Proxy {
     /// is dropped).
     pub fn spawn(self) -> ProxyHandle {
         let address = self.local_addr();
+        let metrics_address = self.metrics_addr();
         let state = self.state();
         let (shutdown, shutdown_heard) = tokio::sync::oneshot::channel::<()>();
         let (stop, stop_heard) = tokio::sync::oneshot::channel::<()>();
@@ -327,6 +363,7 @@ impl Proxy {
         ));
         ProxyHandle {
             address,
+            metrics_address,
             state,
             shutdown: Some(shutdown),
             stop: Some(stop),
@@ -366,6 +403,7 @@ async fn drain(state: &ProxyState, sessions: &mut JoinSet<()>, stop_now: impl Fu
 /// A proxy serving in the background; dropping it stops it at once.
 pub struct ProxyHandle {
     address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
     state: Arc<ProxyState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -376,6 +414,11 @@ impl ProxyHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address `/metrics` and `/healthz` are served on, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// The shared state (monitor, pools, stats), for status displays and tests.

@@ -1,8 +1,9 @@
 //! What the proxy has done so far, per node: units of work routed there, by
 //! kind, and statements given up on because the node hung; statements
 //! cancelled because their client left; reads a replica refused and the
-//! primary ran again, by reason; and client connections, open and in all.
-//! For status displays (`pgrw up`) and tests.
+//! primary ran again, by reason; and client connections, open and in all;
+//! by route reason, statement time per node and stale reads avoided
+//! ([`routes`]). For the admin console, `/metrics`, status displays (`pgrw up`) and tests.
 //!
 //! Counting is on the hot path, so it is one relaxed `fetch_add` on a counter
 //! made at startup: no lock, no allocation. The counters are independent, so a
@@ -10,6 +11,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod routes;
+
+pub use routes::{
+    LATENCY_BUCKETS_US, NodeTimingSnapshot, ReasonKind, RouteStats, RouteStatsSnapshot,
+    StaleAvoidance, TallySnapshot,
+};
 
 use pgrw_core::StatementClass;
 use pgrw_core::route::NodeId;
@@ -30,6 +38,8 @@ pub struct ProxyStats {
     reruns: [AtomicU64; 3],
     /// Statement shapes learned to run only on the primary.
     shapes_learned: AtomicU64,
+    /// By route reason, statement time per node, stale reads avoided.
+    pub routes: RouteStats,
 }
 
 /// Why a read a replica refused before answering anything was run again on
@@ -133,6 +143,8 @@ pub struct StatsSnapshot {
     pub reruns: Reruns,
     /// Statement shapes learned to run only on the primary (each once).
     pub shapes_learned: u64,
+    /// By route reason, statement time per node, stale reads avoided.
+    pub routes: RouteStatsSnapshot,
 }
 
 impl StatsSnapshot {
@@ -153,6 +165,7 @@ impl ProxyStats {
             lost_write_positions: AtomicU64::new(0),
             reruns: Default::default(),
             shapes_learned: AtomicU64::new(0),
+            routes: RouteStats::new(nodes),
         }
     }
 
@@ -238,6 +251,7 @@ impl ProxyStats {
                 recovery_conflict: self.reruns[2].load(Ordering::Relaxed),
             },
             shapes_learned: self.shapes_learned.load(Ordering::Relaxed),
+            routes: self.routes.snapshot(),
         }
     }
 }

@@ -28,3 +28,11 @@ pub const CANNOT_CONNECT_NOW: &str = "57P03";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 /// `55P02`: a setting that cannot be changed (`pgrw.lsn`).
 pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+/// `syntax_error`: an admin console command pgrw does not know.
+pub const SYNTAX_ERROR: &str = "42601";
+/// `insufficient_privilege`: a user not marked `admin` asked for the admin console.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// `undefined_object`: an admin command names a node pgrw.toml does not list.
+pub const UNDEFINED_OBJECT: &str = "42704";
+/// `config_file_error`: `RELOAD` found pgrw.toml unusable (the old one stays).
+pub const CONFIG_FILE_ERROR: &str = "F0000";
