@@ -106,6 +106,15 @@ impl Pgrw {
         assert!(sent.success());
     }
 
+    /// Sends SIGHUP (reload the configuration).
+    pub fn hangup(&self) {
+        let sent = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+    }
+
     /// Waits for the exit, or kills it and panics at `deadline`.
     pub fn wait_for_exit(&mut self, deadline: Duration, what: &str) -> ExitStatus {
         let start = Instant::now();
