@@ -94,3 +94,35 @@ async fn healthz_is_200_with_a_primary_and_503_once_the_primary_is_stopped() {
     let (_, body) = http_get(address, "/healthz").await;
     assert!(body.starts_with("unavailable: no usable primary"), "{body}");
 }
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_uses_is_served() {
+    let proxied = ProxiedCluster::start(0, METRICS).await;
+    let address = proxied.proxy.metrics_addr().expect("a metrics listener");
+    let (_, text) = http_get(address, "/metrics").await;
+    let served: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana-pgrw.json"
+    ))
+    .expect("deploy/grafana-pgrw.json");
+    serde_json::from_str::<serde_json::Value>(&dashboard).expect("the dashboard is JSON");
+    let mut used = 0;
+    for (start, _) in dashboard.match_indices("pgrw_") {
+        let name: String = dashboard[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        assert!(served.contains(family), "the dashboard uses {name}, not served");
+        used += 1;
+    }
+    assert!(used > 10, "the dashboard queries pgrw's metrics");
+}
