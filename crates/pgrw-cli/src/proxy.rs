@@ -62,6 +62,10 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
         tracing::warn!("{not_ready}; serving anyway");
     }
     println!("pgrw proxy listening on {}", proxy.local_addr());
+    if let Some(metrics) = proxy.metrics_addr() {
+        tracing::info!(%metrics, "serving /metrics and /healthz");
+        println!("pgrw metrics on http://{metrics}/metrics");
+    }
     let reloads = tokio::spawn(reload_on_sighup(proxy.state()));
     let drain = shutdown_notice(proxy.state().config.shutdown_timeout_ms);
     proxy

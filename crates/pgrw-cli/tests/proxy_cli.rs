@@ -117,7 +117,13 @@ async fn sighup_reloads_a_changed_config_and_logs_why_it_refuses_an_invalid_one(
         .stderr
         .wait_for_line_containing(DEADLINE, "configuration reload refused");
     let refused = proxy.stderr.all().join("\n");
-    assert!(refused.contains("pool.size"), "the reason names the key: {refused}");
-    let row = client.query_one("SELECT 8", &[]).await.expect("the client goes on");
+    assert!(
+        refused.contains("pool.size"),
+        "the reason names the key: {refused}"
+    );
+    let row = client
+        .query_one("SELECT 8", &[])
+        .await
+        .expect("the client goes on");
     assert_eq!(row.get::<_, i32>(0), 8);
 }

@@ -372,8 +372,12 @@ impl MonitorState {
         if state.operator_banned != banned {
             state.operator_banned = banned;
             match banned {
-                true => tracing::warn!(node = %name, "node banned by an operator: no reads or writes until UNBAN"),
-                false => tracing::warn!(node = %name, "operator's ban lifted: the node's probes decide again"),
+                true => {
+                    tracing::warn!(node = %name, "node banned by an operator: no reads or writes until UNBAN")
+                }
+                false => {
+                    tracing::warn!(node = %name, "operator's ban lifted: the node's probes decide again")
+                }
             }
         }
         self.publish(&mut nodes, self.now());

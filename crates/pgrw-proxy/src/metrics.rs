@@ -115,79 +115,199 @@ pub(crate) fn render(state: &ProxyState) -> String {
     let nodes = node_reports(state, &stats);
     let mut out = Metrics(String::with_capacity(8 * 1024));
 
-    out.help("pgrw_node_up", "gauge", "1 when the node can be routed to (up, not banned), else 0");
+    out.help(
+        "pgrw_node_up",
+        "gauge",
+        "1 when the node can be routed to (up, not banned), else 0",
+    );
     for node in &nodes {
         let up = node.health == pgrw_core::route::Health::Up;
         out.sample("pgrw_node_up", &[("node", &node.name)], u64::from(up));
     }
-    out.help("pgrw_node_banned", "gauge", "1 while the node is banned (by its probes or by an operator)");
+    out.help(
+        "pgrw_node_banned",
+        "gauge",
+        "1 while the node is banned (by its probes or by an operator)",
+    );
     for node in &nodes {
         let banned = matches!(node.health, pgrw_core::route::Health::Banned { .. });
-        out.sample("pgrw_node_banned", &[("node", &node.name)], u64::from(banned));
+        out.sample(
+            "pgrw_node_banned",
+            &[("node", &node.name)],
+            u64::from(banned),
+        );
     }
-    out.help("pgrw_node_operator_banned", "gauge", "1 while an operator's BAN holds the node");
+    out.help(
+        "pgrw_node_operator_banned",
+        "gauge",
+        "1 while an operator's BAN holds the node",
+    );
     for node in &nodes {
-        out.sample("pgrw_node_operator_banned", &[("node", &node.name)], u64::from(node.operator_banned));
+        out.sample(
+            "pgrw_node_operator_banned",
+            &[("node", &node.name)],
+            u64::from(node.operator_banned),
+        );
     }
-    out.help("pgrw_node_role", "gauge", "1 for the node's current role (primary, replica, unknown)");
+    out.help(
+        "pgrw_node_role",
+        "gauge",
+        "1 for the node's current role (primary, replica, unknown)",
+    );
     for node in &nodes {
         for role in [Role::Primary, Role::Replica, Role::Unknown] {
             let role_name = role.to_string();
             let value = u64::from(node.role == role);
-            out.sample("pgrw_node_role", &[("node", &node.name), ("role", &role_name)], value);
+            out.sample(
+                "pgrw_node_role",
+                &[("node", &node.name), ("role", &role_name)],
+                value,
+            );
         }
     }
-    out.help("pgrw_node_lag_bytes", "gauge", "WAL bytes a replica is behind the primary (absent when unknown)");
+    out.help(
+        "pgrw_node_lag_bytes",
+        "gauge",
+        "WAL bytes a replica is behind the primary (absent when unknown)",
+    );
     for node in &nodes {
         if let Some(bytes) = node.lag_bytes {
             out.sample("pgrw_node_lag_bytes", &[("node", &node.name)], bytes);
         }
     }
-    out.help("pgrw_node_lag_seconds", "gauge", "how much older a replica's data is than the primary's (absent when unknown)");
+    out.help(
+        "pgrw_node_lag_seconds",
+        "gauge",
+        "how much older a replica's data is than the primary's (absent when unknown)",
+    );
     for node in &nodes {
         if let Some(millis) = node.lag_ms {
-            out.float("pgrw_node_lag_seconds", &[("node", &node.name)], millis as f64 / 1000.0);
+            out.float(
+                "pgrw_node_lag_seconds",
+                &[("node", &node.name)],
+                millis as f64 / 1000.0,
+            );
         }
     }
-    out.help("pgrw_pool_connections", "gauge", "backend connections to the node, over all pools, by state (in_use, idle)");
+    out.help(
+        "pgrw_pool_connections",
+        "gauge",
+        "backend connections to the node, over all pools, by state (in_use, idle)",
+    );
     for node in &nodes {
-        out.sample("pgrw_pool_connections", &[("node", &node.name), ("state", "in_use")], node.in_use);
-        out.sample("pgrw_pool_connections", &[("node", &node.name), ("state", "idle")], node.idle);
+        out.sample(
+            "pgrw_pool_connections",
+            &[("node", &node.name), ("state", "in_use")],
+            node.in_use,
+        );
+        out.sample(
+            "pgrw_pool_connections",
+            &[("node", &node.name), ("state", "idle")],
+            node.idle,
+        );
     }
-    out.help("pgrw_statements_routed_total", "counter", "units of work routed to the node, by kind (read, write, other)");
+    out.help(
+        "pgrw_statements_routed_total",
+        "counter",
+        "units of work routed to the node, by kind (read, write, other)",
+    );
     for node in &nodes {
-        for (kind, count) in [("read", node.routed.reads), ("write", node.routed.writes), ("other", node.routed.other)] {
-            out.sample("pgrw_statements_routed_total", &[("node", &node.name), ("kind", kind)], count);
+        for (kind, count) in [
+            ("read", node.routed.reads),
+            ("write", node.routed.writes),
+            ("other", node.routed.other),
+        ] {
+            out.sample(
+                "pgrw_statements_routed_total",
+                &[("node", &node.name), ("kind", kind)],
+                count,
+            );
         }
     }
-    out.help("pgrw_node_errors_total", "counter", "units on the node answered with an error or lost, and statements given up on as hung");
+    out.help(
+        "pgrw_node_errors_total",
+        "counter",
+        "units on the node answered with an error or lost, and statements given up on as hung",
+    );
     for node in &nodes {
-        out.sample("pgrw_node_errors_total", &[("node", &node.name)], node.errors);
+        out.sample(
+            "pgrw_node_errors_total",
+            &[("node", &node.name)],
+            node.errors,
+        );
     }
-    out.help("pgrw_statement_duration_seconds", "histogram", "time of a unit of work on the node, from checkout to ReadyForQuery");
+    out.help(
+        "pgrw_statement_duration_seconds",
+        "histogram",
+        "time of a unit of work on the node, from checkout to ReadyForQuery",
+    );
     for (node, timing) in nodes.iter().zip(&stats.routes.nodes) {
         for (bound, count) in LATENCY_BUCKETS_US.iter().zip(&timing.cumulative_buckets) {
             let le = format!("{}", *bound as f64 / 1_000_000.0);
-            out.sample("pgrw_statement_duration_seconds_bucket", &[("node", &node.name), ("le", &le)], *count);
+            out.sample(
+                "pgrw_statement_duration_seconds_bucket",
+                &[("node", &node.name), ("le", &le)],
+                *count,
+            );
         }
         let all = timing.cumulative_buckets.last().copied().unwrap_or(0);
-        out.sample("pgrw_statement_duration_seconds_bucket", &[("node", &node.name), ("le", "+Inf")], all);
-        out.float("pgrw_statement_duration_seconds_sum", &[("node", &node.name)], timing.tally.time_us as f64 / 1_000_000.0);
-        out.sample("pgrw_statement_duration_seconds_count", &[("node", &node.name)], timing.tally.statements);
+        out.sample(
+            "pgrw_statement_duration_seconds_bucket",
+            &[("node", &node.name), ("le", "+Inf")],
+            all,
+        );
+        out.float(
+            "pgrw_statement_duration_seconds_sum",
+            &[("node", &node.name)],
+            timing.tally.time_us as f64 / 1_000_000.0,
+        );
+        out.sample(
+            "pgrw_statement_duration_seconds_count",
+            &[("node", &node.name)],
+            timing.tally.statements,
+        );
     }
-    out.help("pgrw_route_reason_total", "counter", "units of work by the rule that routed them");
+    out.help(
+        "pgrw_route_reason_total",
+        "counter",
+        "units of work by the rule that routed them",
+    );
     for (reason, tally) in &stats.routes.reasons {
-        out.sample("pgrw_route_reason_total", &[("reason", reason.label())], tally.statements);
+        out.sample(
+            "pgrw_route_reason_total",
+            &[("reason", reason.label())],
+            tally.statements,
+        );
     }
-    out.help("pgrw_route_reason_errors_total", "counter", "units answered with an error, by the rule that routed them");
+    out.help(
+        "pgrw_route_reason_errors_total",
+        "counter",
+        "units answered with an error, by the rule that routed them",
+    );
     for (reason, tally) in &stats.routes.reasons {
-        out.sample("pgrw_route_reason_errors_total", &[("reason", reason.label())], tally.errors);
+        out.sample(
+            "pgrw_route_reason_errors_total",
+            &[("reason", reason.label())],
+            tally.errors,
+        );
     }
-    out.help("pgrw_stale_avoidance_total", "counter", "reads that had a position to see: replica_served, waited_then_replica, primary_fallback");
+    out.help(
+        "pgrw_stale_avoidance_total",
+        "counter",
+        "reads that had a position to see: replica_served, waited_then_replica, primary_fallback",
+    );
     for (outcome, count) in &stats.routes.stale {
-        out.sample("pgrw_stale_avoidance_total", &[("outcome", outcome.label())], *count);
+        out.sample(
+            "pgrw_stale_avoidance_total",
+            &[("outcome", outcome.label())],
+            *count,
+        );
     }
-    out.help("pgrw_reads_rerun_total", "counter", "reads a replica refused, run again on the primary, by reason");
+    out.help(
+        "pgrw_reads_rerun_total",
+        "counter",
+        "reads a replica refused, run again on the primary, by reason",
+    );
     for (reason, count) in [
         ("read_only_transaction", stats.reruns.read_only_transaction),
         ("recovery_relation", stats.reruns.recovery_relation),
@@ -195,16 +315,44 @@ pub(crate) fn render(state: &ProxyState) -> String {
     ] {
         out.sample("pgrw_reads_rerun_total", &[("reason", reason)], count);
     }
-    out.help("pgrw_client_connections", "gauge", "client connections open now");
+    out.help(
+        "pgrw_client_connections",
+        "gauge",
+        "client connections open now",
+    );
     out.sample("pgrw_client_connections", &[], stats.connections_open);
-    out.help("pgrw_client_connections_total", "counter", "client connections accepted since the proxy started");
-    out.sample("pgrw_client_connections_total", &[], stats.connections_total);
-    out.help("pgrw_statements_abandoned_total", "counter", "statements cancelled because their client left");
+    out.help(
+        "pgrw_client_connections_total",
+        "counter",
+        "client connections accepted since the proxy started",
+    );
+    out.sample(
+        "pgrw_client_connections_total",
+        &[],
+        stats.connections_total,
+    );
+    out.help(
+        "pgrw_statements_abandoned_total",
+        "counter",
+        "statements cancelled because their client left",
+    );
     out.sample("pgrw_statements_abandoned_total", &[], stats.abandoned);
-    out.help("pgrw_paused", "gauge", "1 while PAUSE holds new transactions");
+    out.help(
+        "pgrw_paused",
+        "gauge",
+        "1 while PAUSE holds new transactions",
+    );
     out.sample("pgrw_paused", &[], u64::from(state.pause.is_paused()));
-    out.help("pgrw_primary_known", "gauge", "1 when exactly one usable primary is known (writes can be served)");
-    out.sample("pgrw_primary_known", &[], u64::from(state.topology().writable_primary().is_ok()));
+    out.help(
+        "pgrw_primary_known",
+        "gauge",
+        "1 when exactly one usable primary is known (writes can be served)",
+    );
+    out.sample(
+        "pgrw_primary_known",
+        &[],
+        u64::from(state.topology().writable_primary().is_ok()),
+    );
     out.0
 }
 

@@ -316,7 +316,10 @@ impl Pools {
     /// Every pool made so far, ordered by node, database and user.
     pub fn all(&self) -> Vec<Arc<Pool>> {
         let pools = self.pools.lock().expect("the pool map is never poisoned");
-        let mut all: Vec<_> = pools.iter().map(|(key, pool)| (key.clone(), pool.clone())).collect();
+        let mut all: Vec<_> = pools
+            .iter()
+            .map(|(key, pool)| (key.clone(), pool.clone()))
+            .collect();
         all.sort_by(|(a, _), (b, _)| a.cmp(b));
         all.into_iter().map(|(_, pool)| pool).collect()
     }

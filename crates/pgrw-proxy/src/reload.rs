@@ -124,7 +124,9 @@ pub fn reload(state: &ProxyState) -> Result<(), String> {
     let result = try_reload(state);
     match &result {
         Ok(()) => tracing::info!("configuration reloaded"),
-        Err(why) => tracing::warn!(reason = %why, "configuration reload refused: the old one stays"),
+        Err(why) => {
+            tracing::warn!(reason = %why, "configuration reload refused: the old one stays")
+        }
     }
     result
 }
@@ -157,7 +159,9 @@ fn try_reload(state: &ProxyState) -> Result<(), String> {
     if new.pool != old.pool {
         state.pools.forget(|_| true);
     } else if !changed_users.is_empty() {
-        state.pools.forget(|user| changed_users.iter().any(|name| name == user));
+        state
+            .pools
+            .forget(|user| changed_users.iter().any(|name| name == user));
     }
     state.live.swap(new);
     Ok(())
@@ -183,7 +187,10 @@ fn needs_restart(old: &ProxyConfig, new: &ProxyConfig) -> Option<String> {
     let pool = |config: &PoolConfig| (config.mode, config.stall_timeout_ms);
     [
         ("listen", old.listen == new.listen),
-        ("login_timeout_ms", old.login_timeout_ms == new.login_timeout_ms),
+        (
+            "login_timeout_ms",
+            old.login_timeout_ms == new.login_timeout_ms,
+        ),
         (
             "max_client_connections",
             old.max_client_connections == new.max_client_connections,
@@ -194,7 +201,10 @@ fn needs_restart(old: &ProxyConfig, new: &ProxyConfig) -> Option<String> {
         ),
         ("tls", old.tls == new.tls),
         ("admin", old.admin == new.admin),
-        ("pool.mode or pool.stall_timeout_ms", pool(&old.pool) == pool(&new.pool)),
+        (
+            "pool.mode or pool.stall_timeout_ms",
+            pool(&old.pool) == pool(&new.pool),
+        ),
     ]
     .into_iter()
     .find(|(_, same)| !same)
@@ -225,7 +235,10 @@ mod tests {
         let old = config("");
         let mut moved = old.clone();
         moved.nodes[1].port = 6000;
-        assert_eq!(needs_restart(&old, &moved).as_deref(), Some("nodes[1].port"));
+        assert_eq!(
+            needs_restart(&old, &moved).as_deref(),
+            Some("nodes[1].port")
+        );
         let mut added = old.clone();
         added.nodes.push(added.nodes[1].clone());
         assert_eq!(needs_restart(&old, &added).as_deref(), Some("nodes"));

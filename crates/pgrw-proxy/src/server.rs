@@ -227,15 +227,16 @@ impl Proxy {
                 address: config.listen.clone(),
                 source,
             })?;
-        let metrics = match &config.admin.metrics_listen {
-            Some(address) => Some(TcpListener::bind(address.as_str()).await.map_err(|source| {
-                StartError::Listen {
-                    address: address.clone(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
+        let metrics =
+            match &config.admin.metrics_listen {
+                Some(address) => Some(TcpListener::bind(address.as_str()).await.map_err(
+                    |source| StartError::Listen {
+                        address: address.clone(),
+                        source,
+                    },
+                )?),
+                None => None,
+            };
         // The monitor bans a replica over the same lag limits routing uses.
         let monitor_config = MonitorConfig {
             health: HealthPolicy::with_lag_limits_of(&config.policy.policy()),
@@ -308,7 +309,8 @@ impl Proxy {
             metrics,
             state,
         } = self;
-        let metrics = metrics.map(|metrics| tokio::spawn(crate::metrics::serve(metrics, state.clone())));
+        let metrics =
+            metrics.map(|metrics| tokio::spawn(crate::metrics::serve(metrics, state.clone())));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {

@@ -40,26 +40,57 @@ async fn every_show_command_answers_with_its_columns() {
     assert_eq!(cell(&nodes, "name", "primary", "role"), Some("primary"));
     assert_eq!(cell(&nodes, "name", "primary", "health"), Some("up"));
     assert_eq!(cell(&nodes, "name", "replica1", "role"), Some("replica"));
-    assert_eq!(cell(&nodes, "name", "replica1", "follows_primary"), Some("yes"));
-    for column in ["address", "banned_until", "replay_lsn", "lag_bytes", "lag_ms", "reads", "writes", "errors"] {
+    assert_eq!(
+        cell(&nodes, "name", "replica1", "follows_primary"),
+        Some("yes")
+    );
+    for column in [
+        "address",
+        "banned_until",
+        "replay_lsn",
+        "lag_bytes",
+        "lag_ms",
+        "reads",
+        "writes",
+        "errors",
+    ] {
         assert!(nodes[0].contains_key(column), "SHOW NODES has {column}");
     }
 
     let pools = rows(&admin, "show pools;").await;
     assert!(!pools.is_empty(), "the application's pool is listed");
-    for column in ["database", "user", "node", "cl_active", "cl_waiting", "sv_active", "sv_idle", "pool_size", "pool_mode"] {
+    for column in [
+        "database",
+        "user",
+        "node",
+        "cl_active",
+        "cl_waiting",
+        "sv_active",
+        "sv_idle",
+        "pool_size",
+        "pool_mode",
+    ] {
         assert!(pools[0].contains_key(column), "SHOW POOLS has {column}");
     }
-    assert_eq!(cell(&pools, "database", "postgres", "user"), Some("postgres"));
+    assert_eq!(
+        cell(&pools, "database", "postgres", "user"),
+        Some("postgres")
+    );
 
     let clients = rows(&admin, "SHOW CLIENTS").await;
-    assert_eq!(clients.len(), 1, "the application (not the console) is a client");
+    assert_eq!(
+        clients.len(),
+        1,
+        "the application (not the console) is a client"
+    );
     assert_eq!(clients[0]["database"].as_deref(), Some("postgres"));
     assert_eq!(clients[0]["state"].as_deref(), Some("idle"));
 
     let servers = rows(&admin, "SHOW SERVERS").await;
     assert!(
-        servers.iter().any(|row| row["state"].as_deref() == Some("idle")),
+        servers
+            .iter()
+            .any(|row| row["state"].as_deref() == Some("idle")),
         "the application's backend waits idle in its pool: {servers:?}"
     );
 
@@ -69,31 +100,55 @@ async fn every_show_command_answers_with_its_columns() {
     assert!(reads.parse::<u64>().expect("a count") >= 1);
 
     let config = rows(&admin, "SHOW CONFIG").await;
-    assert_eq!(cell(&config, "key", "users[0].admin", "value"), Some("true"));
+    assert_eq!(
+        cell(&config, "key", "users[0].admin", "value"),
+        Some("true")
+    );
     assert!(
-        config.iter().all(|row| !row["key"].as_deref().unwrap_or("").contains("password")),
+        config
+            .iter()
+            .all(|row| !row["key"].as_deref().unwrap_or("").contains("password")),
         "no password in SHOW CONFIG"
     );
 
     let version = rows(&admin, "SHOW VERSION").await;
-    assert!(version[0]["version"].as_deref().unwrap_or("").starts_with("pgrw "));
+    assert!(
+        version[0]["version"]
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("pgrw ")
+    );
     let help = rows(&admin, "SHOW HELP").await;
-    assert!(help.iter().any(|row| row["command"].as_deref() == Some("BAN node")));
+    assert!(
+        help.iter()
+            .any(|row| row["command"].as_deref() == Some("BAN node"))
+    );
 }
 
 #[tokio::test]
 async fn a_user_not_marked_admin_is_refused_with_42501() {
     let proxied = ProxiedCluster::start(0, "").await;
     let refused = console(proxied.port()).await.expect_err("not an admin");
-    assert_eq!(refused.code().map(|code| code.code()), Some("42501"), "{refused}");
+    assert_eq!(
+        refused.code().map(|code| code.code()),
+        Some("42501"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
 async fn the_extended_protocol_is_refused_with_0a000_and_the_console_goes_on() {
     let proxied = ProxiedCluster::start(0, ADMIN).await;
     let admin = console(proxied.port()).await.expect("an admin logs in");
-    let refused = admin.query("SHOW NODES", &[]).await.expect_err("extended protocol");
-    assert_eq!(refused.code().map(|code| code.code()), Some("0A000"), "{refused}");
+    let refused = admin
+        .query("SHOW NODES", &[])
+        .await
+        .expect_err("extended protocol");
+    assert_eq!(
+        refused.code().map(|code| code.code()),
+        Some("0A000"),
+        "{refused}"
+    );
     assert_eq!(rows(&admin, "SHOW NODES").await.len(), 1);
 }
 
@@ -114,8 +169,14 @@ async fn a_banned_replica_gets_no_reads_until_it_is_unbanned() {
 
     admin.simple_query("BAN replica1").await.expect("BAN");
     let nodes = rows(&admin, "SHOW NODES").await;
-    assert_eq!(cell(&nodes, "name", "replica1", "health"), Some("banned by operator"));
-    assert_eq!(cell(&nodes, "name", "replica1", "banned_until"), Some("until UNBAN"));
+    assert_eq!(
+        cell(&nodes, "name", "replica1", "health"),
+        Some("banned by operator")
+    );
+    assert_eq!(
+        cell(&nodes, "name", "replica1", "banned_until"),
+        Some("until UNBAN")
+    );
     // Healthy probes of replica1 go on all along: the ban holds over them.
     for _ in 0..40 {
         assert_ne!(read_node(&proxied, &app).await, "replica1");
@@ -151,12 +212,16 @@ async fn pause_holds_a_new_transaction_until_resume_and_lets_one_in_progress_fin
             .await
             .map(|_| ())
     });
-    wait_until(DEADLINE, "SHOW CLIENTS shows a client waiting", async || {
-        rows(&admin, "SHOW CLIENTS")
-            .await
-            .iter()
-            .any(|row| row["state"].as_deref() == Some("waiting"))
-    })
+    wait_until(
+        DEADLINE,
+        "SHOW CLIENTS shows a client waiting",
+        async || {
+            rows(&admin, "SHOW CLIENTS")
+                .await
+                .iter()
+                .any(|row| row["state"].as_deref() == Some("waiting"))
+        },
+    )
     .await;
     in_progress
         .batch_execute("INSERT INTO paused VALUES (3); COMMIT")
@@ -188,7 +253,9 @@ async fn shutdown_on_the_console_stops_the_proxy() {
         .await
         .expect("the proxy stops on its own");
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
         "the listener is closed"
     );
     drop(cluster);

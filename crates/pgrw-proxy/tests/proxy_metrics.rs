@@ -60,13 +60,14 @@ async fn metrics_are_scraped_while_statements_run_and_their_counters_grow() {
     };
     let (_, second) = http_get(address, "/metrics").await;
     let second = samples(&second);
-    assert!(routed(&second) >= routed(&first) + 1.0, "reads were counted");
+    assert!(
+        routed(&second) >= routed(&first) + 1.0,
+        "reads were counted"
+    );
     assert!(routed(&second) >= 200.0);
     let histogram_count = ["primary", "replica1"]
         .iter()
-        .map(|node| {
-            second[&format!("pgrw_statement_duration_seconds_count{{node=\"{node}\"}}")]
-        })
+        .map(|node| second[&format!("pgrw_statement_duration_seconds_count{{node=\"{node}\"}}")])
         .sum::<f64>();
     assert!(histogram_count >= 200.0, "every read was timed");
     let inf = second["pgrw_statement_duration_seconds_bucket{node=\"replica1\",le=\"+Inf\"}"];
@@ -121,7 +122,10 @@ async fn every_metric_the_grafana_dashboard_uses_is_served() {
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix))
             .unwrap_or(&name);
-        assert!(served.contains(family), "the dashboard uses {name}, not served");
+        assert!(
+            served.contains(family),
+            "the dashboard uses {name}, not served"
+        );
         used += 1;
     }
     assert!(used > 10, "the dashboard queries pgrw's metrics");

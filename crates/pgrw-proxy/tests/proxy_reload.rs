@@ -4,6 +4,8 @@
 
 #[path = "support/admin_console.rs"]
 mod admin_console;
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,17 +21,17 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A config for `cluster`: user `postgres` with `user_extra` keys, then `tail`.
 fn config_text(cluster: &TestCluster, user_extra: &str, tail: &str) -> String {
-    let mut text = "listen = \"127.0.0.1:0\"\n".to_string();
-    for node in cluster.nodes() {
-        text.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\nport = {}\n",
-            node.name, node.port
-        ));
-    }
-    text.push_str(&format!(
-        "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{user_extra}\n{tail}\n"
-    ));
-    text
+    proxy_cluster::config_text(cluster, "", &format!("{user_extra}\n{tail}"))
+}
+
+/// The SQLSTATE and message `RELOAD` is refused with.
+async fn refused_reload(admin: &tokio_postgres::Client) -> (String, String) {
+    let refused = admin
+        .simple_query("RELOAD")
+        .await
+        .expect_err("a refused file");
+    let error = refused.as_db_error().expect("an error from the console");
+    (error.code().code().to_string(), error.message().to_string())
 }
 
 async fn start_from_file(path: &Path) -> ProxyHandle {
@@ -74,7 +76,10 @@ async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_run
     let admin = console(port).await.expect("an admin logs in");
     let before = rows(&admin, "SHOW CONFIG").await;
     assert_eq!(cell(&before, "key", "pool.size", "value"), Some("20"));
-    assert_eq!(cell(&before, "key", "policy.balancing", "value"), Some("least_outstanding"));
+    assert_eq!(
+        cell(&before, "key", "policy.balancing", "value"),
+        Some("least_outstanding")
+    );
 
     std::fs::write(
         &path,
@@ -85,29 +90,41 @@ async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_run
         ),
     )
     .expect("write");
-    admin.simple_query("RELOAD").await.expect("a valid file reloads");
+    admin
+        .simple_query("RELOAD")
+        .await
+        .expect("a valid file reloads");
     let after = rows(&admin, "SHOW CONFIG").await;
     assert_eq!(cell(&after, "key", "pool.size", "value"), Some("7"));
-    assert_eq!(cell(&after, "key", "policy.balancing", "value"), Some("round_robin"));
+    assert_eq!(
+        cell(&after, "key", "policy.balancing", "value"),
+        Some("round_robin")
+    );
 
     // An invalid file: refused with the key at fault, the old config kept.
-    std::fs::write(&path, config_text(&cluster, "admin = true", "[pool]\nsize = 0")).expect("write");
-    let refused = admin.simple_query("RELOAD").await.expect_err("an invalid file");
-    assert_eq!(refused.code().map(|code| code.code()), Some("F0000"));
-    let message = refused.as_db_error().map(|error| error.message().to_string()).unwrap_or_default();
+    std::fs::write(
+        &path,
+        config_text(&cluster, "admin = true", "[pool]\nsize = 0"),
+    )
+    .expect("write");
+    let (code, message) = refused_reload(&admin).await;
+    assert_eq!(code, "F0000");
     assert!(message.contains("pool.size"), "{message}");
     // So is one that moves a node, which needs a restart.
-    let moved = config_text(&cluster, "admin = true", "").replace("name = \"replica1\"", "name = \"renamed\"");
+    let moved = config_text(&cluster, "admin = true", "")
+        .replace("name = \"replica1\"", "name = \"renamed\"");
     std::fs::write(&path, moved).expect("write");
-    let refused = admin.simple_query("RELOAD").await.expect_err("a renamed node");
-    let message = refused.as_db_error().map(|error| error.message().to_string()).unwrap_or_default();
+    let (_, message) = refused_reload(&admin).await;
     assert!(message.contains("nodes[1].name"), "{message}");
     let kept = rows(&admin, "SHOW CONFIG").await;
     assert_eq!(cell(&kept, "key", "pool.size", "value"), Some("7"));
 
     // Users reload too: without `admin`, a new console login is refused.
     std::fs::write(&path, config_text(&cluster, "", "")).expect("write");
-    admin.simple_query("RELOAD").await.expect("a valid file reloads");
+    admin
+        .simple_query("RELOAD")
+        .await
+        .expect("a valid file reloads");
     let refused = console(port).await.expect_err("no longer an admin");
     assert_eq!(refused.code().map(|code| code.code()), Some("42501"));
 

@@ -80,7 +80,10 @@ impl ClientRegistry {
         let Ok(entries) = self.entries.lock() else {
             return Vec::new();
         };
-        let mut all: Vec<_> = entries.iter().map(|(id, entry)| (*id, entry.clone())).collect();
+        let mut all: Vec<_> = entries
+            .iter()
+            .map(|(id, entry)| (*id, entry.clone()))
+            .collect();
         all.sort_by_key(|(id, _)| *id);
         all.into_iter().map(|(_, entry)| entry).collect()
     }

@@ -97,7 +97,9 @@ pub(crate) enum NotACommand {
 
 /// Parses one query's text.
 pub(crate) fn parse(sql: &str) -> Result<Command, NotACommand> {
-    let text = sql.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    let text = sql
+        .trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     let words: Vec<&str> = text.split_whitespace().collect();
     let upper: Vec<String> = words.iter().map(|word| word.to_ascii_uppercase()).collect();
     let upper: Vec<&str> = upper.iter().map(String::as_str).collect();
@@ -167,8 +169,14 @@ mod tests {
     #[test]
     fn a_node_name_keeps_its_case_and_loses_its_quotes() {
         assert_eq!(parse("ban Replica1"), Ok(Command::Ban("Replica1".into())));
-        assert_eq!(parse("UNBAN \"r 1\""), Err(NotACommand::NodeNameMissing("UNBAN")));
-        assert_eq!(parse("UNBAN 'replica2';"), Ok(Command::Unban("replica2".into())));
+        assert_eq!(
+            parse("UNBAN \"r 1\""),
+            Err(NotACommand::NodeNameMissing("UNBAN"))
+        );
+        assert_eq!(
+            parse("UNBAN 'replica2';"),
+            Ok(Command::Unban("replica2".into()))
+        );
         assert_eq!(parse("ban"), Err(NotACommand::NodeNameMissing("BAN")));
     }
 

@@ -213,7 +213,10 @@ impl Console<'_> {
                     .collect();
                 self.error(
                     sqlstate::UNDEFINED_OBJECT,
-                    format!("no node {name:?} in pgrw.toml; the nodes are: {}", names.join(", ")),
+                    format!(
+                        "no node {name:?} in pgrw.toml; the nodes are: {}",
+                        names.join(", ")
+                    ),
                 );
             }
             Command::Ban(name) => {

@@ -242,7 +242,10 @@ fn config(config: &ProxyConfig) -> Table {
     let mut table = Table::new(&[("key", Kind::Text), ("value", Kind::Text)]);
     let mut set = |key: String, value: String| table.row(vec![cell(key), cell(value)]);
     set("listen".into(), config.listen.clone());
-    set("login_timeout_ms".into(), config.login_timeout_ms.to_string());
+    set(
+        "login_timeout_ms".into(),
+        config.login_timeout_ms.to_string(),
+    );
     set(
         "max_client_connections".into(),
         config.max_client_connections.to_string(),
@@ -269,33 +272,71 @@ fn config(config: &ProxyConfig) -> Table {
     }
     let pool = &config.pool;
     set("pool.size".into(), pool.size.to_string());
-    set("pool.mode".into(), format!("{:?}", pool.mode).to_lowercase());
-    set("pool.idle_timeout_secs".into(), pool.idle_timeout_secs.to_string());
-    set("pool.max_lifetime_secs".into(), pool.max_lifetime_secs.to_string());
-    set("pool.connect_timeout_ms".into(), pool.connect_timeout_ms.to_string());
-    set("pool.checkout_timeout_ms".into(), pool.checkout_timeout_ms.to_string());
-    set("pool.stall_timeout_ms".into(), pool.stall_timeout_ms.to_string());
+    set(
+        "pool.mode".into(),
+        format!("{:?}", pool.mode).to_lowercase(),
+    );
+    set(
+        "pool.idle_timeout_secs".into(),
+        pool.idle_timeout_secs.to_string(),
+    );
+    set(
+        "pool.max_lifetime_secs".into(),
+        pool.max_lifetime_secs.to_string(),
+    );
+    set(
+        "pool.connect_timeout_ms".into(),
+        pool.connect_timeout_ms.to_string(),
+    );
+    set(
+        "pool.checkout_timeout_ms".into(),
+        pool.checkout_timeout_ms.to_string(),
+    );
+    set(
+        "pool.stall_timeout_ms".into(),
+        pool.stall_timeout_ms.to_string(),
+    );
     let policy = &config.policy;
-    set("policy.balancing".into(), snake(&format!("{:?}", policy.balancing)));
-    set("policy.primary_reads".into(), snake(&format!("{:?}", policy.primary_reads)));
+    set(
+        "policy.balancing".into(),
+        snake(&format!("{:?}", policy.balancing)),
+    );
+    set(
+        "policy.primary_reads".into(),
+        snake(&format!("{:?}", policy.primary_reads)),
+    );
     let limit = |value: Option<u64>| value.map_or("none".to_string(), |value| value.to_string());
     set("policy.max_lag_bytes".into(), limit(policy.max_lag_bytes));
     set("policy.max_lag_ms".into(), limit(policy.max_lag_ms));
-    set("policy.consistency".into(), snake(&format!("{:?}", policy.consistency)));
-    set("policy.read_your_writes".into(), policy.read_your_writes.to_string());
+    set(
+        "policy.consistency".into(),
+        snake(&format!("{:?}", policy.consistency)),
+    );
+    set(
+        "policy.read_your_writes".into(),
+        policy.read_your_writes.to_string(),
+    );
     set(
         "policy.read_your_writes_wait_ms".into(),
         policy.read_your_writes_wait_ms.to_string(),
     );
-    set("tls.mode".into(), format!("{:?}", config.tls.mode()).to_lowercase());
+    set(
+        "tls.mode".into(),
+        format!("{:?}", config.tls.mode()).to_lowercase(),
+    );
     let path = |path: &Option<std::path::PathBuf>| {
-        path.as_ref().map_or("none".to_string(), |path| path.display().to_string())
+        path.as_ref()
+            .map_or("none".to_string(), |path| path.display().to_string())
     };
     set("tls.cert_file".into(), path(&config.tls.cert_file));
     set("tls.key_file".into(), path(&config.tls.key_file));
     set(
         "admin.metrics_listen".into(),
-        config.admin.metrics_listen.clone().unwrap_or_else(|| "none".into()),
+        config
+            .admin
+            .metrics_listen
+            .clone()
+            .unwrap_or_else(|| "none".into()),
     );
     table
 }
@@ -321,7 +362,6 @@ fn node_at(state: &ProxyState, host: &str, port: u16) -> Option<String> {
         .find(|node| node.host == host && node.port == port)
         .map(|node| node.name.clone())
 }
-
 
 #[cfg(test)]
 mod tests {

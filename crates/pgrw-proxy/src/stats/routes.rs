@@ -283,7 +283,12 @@ impl RouteStats {
                 .collect(),
             stale: StaleAvoidance::ALL
                 .iter()
-                .map(|&outcome| (outcome, self.stale[outcome as usize].load(Ordering::Relaxed)))
+                .map(|&outcome| {
+                    (
+                        outcome,
+                        self.stale[outcome as usize].load(Ordering::Relaxed),
+                    )
+                })
                 .collect(),
         }
     }

@@ -70,7 +70,10 @@ pub async fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
         .await
         .expect("the metrics listener accepts");
     let request = format!("GET {path} HTTP/1.1\r\nHost: pgrw\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("a request");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("a request");
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)

@@ -107,7 +107,10 @@ pub fn encode_row_description(out: &mut BytesMut, columns: &[(&str, u32)]) {
 }
 
 /// Appends DataRow: each value in text, `None` for NULL.
-pub fn encode_data_row<'a>(out: &mut BytesMut, values: impl ExactSizeIterator<Item = Option<&'a str>>) {
+pub fn encode_data_row<'a>(
+    out: &mut BytesMut,
+    values: impl ExactSizeIterator<Item = Option<&'a str>>,
+) {
     writer::message(out, tag::DATA_ROW, |out| {
         out.put_i16(writer::count_i16(values.len()));
         for value in values {
