@@ -260,3 +260,48 @@ async fn shutdown_on_the_console_stops_the_proxy() {
     );
     drop(cluster);
 }
+
+#[tokio::test]
+async fn psql_prints_the_console_plainly_and_expanded() {
+    let proxied = ProxiedCluster::start(1, ADMIN).await;
+    let app = proxied.connect().await;
+    app.simple_query("SELECT 1")
+        .await
+        .expect("a read makes a pool");
+    let dsn = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/pgrw",
+        pgrw_cluster::testing::TEST_PASSWORD,
+        proxied.port()
+    );
+    let psql = |args: &'static [&'static str]| {
+        let dsn = dsn.clone();
+        async move {
+            let output = tokio::process::Command::new("psql")
+                .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &dsn])
+                .args(args)
+                .output()
+                .await
+                .expect("run psql");
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "psql failed: {stderr}");
+            assert!(!stderr.contains("WARNING"), "psql warns: {stderr}");
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+
+    let table = psql(&["-c", "SHOW NODES"]).await;
+    let header = table.lines().next().expect("a header line");
+    for column in ["name", "role", "health", "lag_bytes", "reads"] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(table.contains("(2 rows)"), "{table}");
+
+    let expanded = psql(&["-x", "-c", "show pools"]).await;
+    assert!(expanded.contains("-[ RECORD 1 ]"), "{expanded}");
+    assert!(
+        expanded.lines().any(|line| line.starts_with("cl_waiting ")),
+        "{expanded}"
+    );
+    let help = psql(&["-c", "SHOW HELP;"]).await;
+    assert!(help.contains("SHUTDOWN"), "{help}");
+}
