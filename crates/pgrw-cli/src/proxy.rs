@@ -56,11 +56,17 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
         tracing::warn!("{warning}");
     }
     let proxy = Proxy::bind(config).await?;
+    proxy.state().set_config_path(command.config.clone());
     log_started(&proxy);
     if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
         tracing::warn!("{not_ready}; serving anyway");
     }
     println!("pgrw proxy listening on {}", proxy.local_addr());
+    if let Some(metrics) = proxy.metrics_addr() {
+        tracing::info!(%metrics, "serving /metrics and /healthz");
+        println!("pgrw metrics on http://{metrics}/metrics");
+    }
+    let reloads = tokio::spawn(reload_on_sighup(proxy.state()));
     let drain = shutdown_notice(proxy.state().config.shutdown_timeout_ms);
     proxy
         .serve_until(
@@ -72,9 +78,26 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
             stop_requested(),
         )
         .await;
+    reloads.abort();
     tracing::info!("pgrw proxy stopped");
     println!("pgrw proxy stopped");
     Ok(())
+}
+
+/// Reads the configuration file again on every SIGHUP, as `RELOAD` on the
+/// admin console does: applied if valid, else refused with the reason
+/// logged and the old configuration kept (docs/configuration.md, "Reload").
+async fn reload_on_sighup(state: std::sync::Arc<pgrw_proxy::ProxyState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be listened for: reload with RELOAD on the admin console");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        // The outcome is logged by the reload itself.
+        let _ = pgrw_proxy::reload(&state);
+    }
 }
 
 /// Brings up the local cluster (if not running) and serves the proxy in front of it.

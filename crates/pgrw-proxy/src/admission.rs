@@ -289,6 +289,7 @@ mod tests {
             password_env: None,
             auth: Default::default(),
             max_connections: max,
+            admin: false,
         }
     }
 

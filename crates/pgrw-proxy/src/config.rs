@@ -93,6 +93,19 @@ pub struct ProxyConfig {
     /// What clients may take of the proxy: message size, logins, idle time.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The admin console and the metrics listener (`[admin]`).
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: what operators reach besides the SQL port. The console itself
+/// is the virtual database `pgrw` on the SQL port, for users with `admin = true`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where to serve Prometheus `/metrics` and `/healthz` over HTTP
+    /// (`"127.0.0.1:9930"`); none by default.
+    pub metrics_listen: Option<String>,
 }
 
 /// One PostgreSQL node.
@@ -153,6 +166,10 @@ pub struct UserConfig {
     /// one more gets FATAL 53300.
     #[serde(default)]
     pub max_connections: Option<u64>,
+    /// Whether this user may log in to the admin console (the virtual
+    /// database `pgrw`; default false).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl UserConfig {
@@ -187,6 +204,7 @@ impl std::fmt::Debug for UserConfig {
             .field("password_env", &self.password_env)
             .field("auth", &self.auth)
             .field("max_connections", &self.max_connections)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -623,6 +641,15 @@ impl ProxyConfig {
                 "= 0 would check a node's liveness at every wait and give it no time to answer"
                     .into(),
                 "set a positive value (default 10000) or remove the key",
+            ));
+        }
+        if let Some(address) = &self.admin.metrics_listen
+            && address.parse::<SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "admin.metrics_listen".into(),
+                format!("= {address:?} is not an IP address and port"),
+                "write it as \"127.0.0.1:9930\", or remove the key for no metrics listener",
             ));
         }
         self.tls.check(source_name)

@@ -17,12 +17,15 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::auth::scram::{self, ScramVerifier};
+use crate::admin::clients::ClientRegistry;
+use crate::admin::pause::Pause;
+use crate::auth::scram::ScramVerifier;
 use crate::backend::BackendLogin;
 use crate::cancel::CancelRegistry;
 use crate::catalogs::DatabaseCatalogs;
 use crate::config::{ProxyConfig, UserConfig};
 use crate::pool::{Pool, Pools};
+use crate::reload::LiveConfig;
 use crate::session;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
@@ -35,8 +38,15 @@ const PRIMARY_ONLY_SHAPES: usize = 4096;
 
 /// What every session of one proxy shares.
 pub struct ProxyState {
-    /// The configuration.
+    /// The configuration as the proxy started with it; what a reload may
+    /// change (policy, pools, users, weights) is read from `live`.
     pub config: ProxyConfig,
+    /// The configuration in force, swapped whole by a reload.
+    pub(crate) live: LiveConfig,
+    /// Logged-in clients, for the admin console.
+    pub(crate) clients: ClientRegistry,
+    /// Whether new transactions are held (`PAUSE`).
+    pub(crate) pause: Pause,
     /// The node monitor: roles, LSNs, health.
     pub monitor: Monitor,
     /// The backend pools.
@@ -51,8 +61,6 @@ pub struct ProxyState {
     /// Writes acknowledged whose position is unknown (those before the
     /// proxy started, among them).
     unknown_writes: UnknownWrites,
-    /// SCRAM verifiers, one per user, made once at startup.
-    verifiers: HashMap<String, ScramVerifier>,
     /// A random secret drawn at startup: unknown users' verifiers are made
     /// from it (see [`ScramVerifier::for_unknown_user`]).
     unknown_user_key: [u8; 32],
@@ -81,9 +89,19 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// The SCRAM verifier for `user`.
-    pub fn verifier(&self, user: &str) -> Option<&ScramVerifier> {
-        self.verifiers.get(user)
+    /// The SCRAM verifier for `user`, in the configuration in force.
+    pub fn verifier(&self, user: &str) -> Option<ScramVerifier> {
+        self.live.now().verifier(user).cloned()
+    }
+
+    /// The configuration in force (after any reload).
+    pub fn config_now(&self) -> Arc<ProxyConfig> {
+        self.live.now().config.clone()
+    }
+
+    /// Reads the configuration from `path` on `RELOAD` or SIGHUP.
+    pub fn set_config_path(&self, path: std::path::PathBuf) {
+        self.live.set_path(path);
     }
 
     /// The verifier an unknown `user` is checked against: the same for the
@@ -151,7 +169,7 @@ impl ProxyState {
             password: user.node_password().to_string(),
             database: database.to_string(),
         };
-        Some(self.pools.pool(node, login, &self.config.pool))
+        Some(self.pools.pool(node, login, &self.config_now().pool))
     }
 
     /// The ParameterStatus values to announce to clients, once known.
@@ -217,6 +235,8 @@ pub enum StartError {
 /// A bound proxy, ready to serve.
 pub struct Proxy {
     listener: TcpListener,
+    /// `[admin] metrics_listen`, bound with the SQL port.
+    metrics: Option<TcpListener>,
     state: Arc<ProxyState>,
 }
 
@@ -232,6 +252,16 @@ impl Proxy {
                 address: config.listen.clone(),
                 source,
             })?;
+        let metrics =
+            match &config.admin.metrics_listen {
+                Some(address) => Some(TcpListener::bind(address.as_str()).await.map_err(
+                    |source| StartError::Listen {
+                        address: address.clone(),
+                        source,
+                    },
+                )?),
+                None => None,
+            };
         // The monitor bans a replica over the same lag limits routing uses.
         let monitor_config = MonitorConfig {
             health: HealthPolicy::with_lag_limits_of(&config.policy.policy()),
@@ -239,33 +269,19 @@ impl Proxy {
         };
         let monitor = Monitor::start(monitor_addresses(&config), monitor_config);
         let node_count = config.nodes.len();
-        let verifiers = config
-            .users
-            .iter()
-            .map(|user| {
-                let verifier = user.scram_verifier().unwrap_or_else(|| {
-                    let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
-                    rand::thread_rng().fill_bytes(&mut salt);
-                    ScramVerifier::from_password(
-                        user.password.as_bytes(),
-                        &salt,
-                        scram::DEFAULT_ITERATIONS,
-                    )
-                });
-                (user.name.clone(), verifier)
-            })
-            .collect();
         let mut unknown_user_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut unknown_user_key);
         let state = Arc::new(ProxyState {
+            live: LiveConfig::new(&config),
             config,
+            clients: ClientRegistry::default(),
+            pause: Pause::default(),
             monitor,
             pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
             catalogs: DatabaseCatalogs::new(FunctionCatalog::builtin()),
             last_write_lsn: AtomicU64::new(0),
             unknown_writes: UnknownWrites::at_start(),
-            verifiers,
             unknown_user_key,
             admission: crate::admission::Admission::default(),
             server_parameters: Mutex::new(None),
@@ -277,7 +293,11 @@ impl Proxy {
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
             primary_only: Mutex::new(ShapeMemory::new(PRIMARY_ONLY_SHAPES)),
         });
-        Ok(Proxy { listener, state })
+        Ok(Proxy {
+            listener,
+            metrics,
+            state,
+        })
     }
 
     /// The address it listens on (useful with port 0).
@@ -290,6 +310,11 @@ impl Proxy {
     /// The shared state (monitor, pools), for status displays and tests.
     pub fn state(&self) -> Arc<ProxyState> {
         self.state.clone()
+    }
+
+    /// The address `/metrics` and `/healthz` are served on, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref()?.local_addr().ok()
     }
 
     /// Waits until the monitor has probed every node (or `timeout` passes).
@@ -309,12 +334,20 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
         stop_now: impl Future<Output = ()>,
     ) {
-        let Proxy { listener, state } = self;
+        let Proxy {
+            listener,
+            metrics,
+            state,
+        } = self;
+        let metrics =
+            metrics.map(|metrics| tokio::spawn(crate::metrics::serve(metrics, state.clone())));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                // `SHUTDOWN` on the admin console.
+                () = state.shutdown.requested() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
@@ -349,6 +382,9 @@ impl Proxy {
         drop(listener);
         drain(&state, &mut sessions, stop_now).await;
         sessions.shutdown().await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         state.monitor.shutdown();
     }
 
@@ -356,6 +392,7 @@ impl Proxy {
     /// is dropped).
     pub fn spawn(self) -> ProxyHandle {
         let address = self.local_addr();
+        let metrics_address = self.metrics_addr();
         let state = self.state();
         let (shutdown, shutdown_heard) = tokio::sync::oneshot::channel::<()>();
         let (stop, stop_heard) = tokio::sync::oneshot::channel::<()>();
@@ -369,6 +406,7 @@ impl Proxy {
         ));
         ProxyHandle {
             address,
+            metrics_address,
             state,
             shutdown: Some(shutdown),
             stop: Some(stop),
@@ -408,6 +446,7 @@ async fn drain(state: &ProxyState, sessions: &mut JoinSet<()>, stop_now: impl Fu
 /// A proxy serving in the background; dropping it stops it at once.
 pub struct ProxyHandle {
     address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
     state: Arc<ProxyState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -418,6 +457,11 @@ impl ProxyHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address `/metrics` and `/healthz` are served on, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// The shared state (monitor, pools, stats), for status displays and tests.

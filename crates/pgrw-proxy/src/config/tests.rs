@@ -320,3 +320,24 @@ fn the_configuration_debug_form_never_shows_a_password() {
     let debug = format!("{:?}", parse(&text).unwrap());
     assert!(!debug.contains("W22ZaJ0SNY7soEsUEjb6gQ"), "{debug}");
 }
+
+#[test]
+fn admins_and_the_metrics_listener_are_off_unless_configured() {
+    let config = parse(MINIMAL).unwrap();
+    assert!(!config.users[0].admin);
+    assert_eq!(config.admin.metrics_listen, None);
+
+    let text = format!("{MINIMAL}admin = true\n[admin]\nmetrics_listen = \"127.0.0.1:9930\"\n");
+    let config = parse(&text).unwrap();
+    assert!(config.users[0].admin);
+    assert_eq!(
+        config.admin.metrics_listen.as_deref(),
+        Some("127.0.0.1:9930")
+    );
+}
+
+#[test]
+fn a_metrics_listener_that_is_not_an_address_is_refused_by_key() {
+    let text = format!("{MINIMAL}[admin]\nmetrics_listen = \"localhost\"\n");
+    assert!(error_text(&text).contains("`admin.metrics_listen`"));
+}

@@ -34,3 +34,11 @@ pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
 /// `57P05`: idle past `limits.idle_client_timeout_ms`.
 pub const IDLE_SESSION_TIMEOUT: &str = "57P05";
+/// `syntax_error`: an admin console command pgrw does not know.
+pub const SYNTAX_ERROR: &str = "42601";
+/// `insufficient_privilege`: a user not marked `admin` asked for the admin console.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// `undefined_object`: an admin command names a node pgrw.toml does not list.
+pub const UNDEFINED_OBJECT: &str = "42704";
+/// `config_file_error`: `RELOAD` found pgrw.toml unusable (the old one stays).
+pub const CONFIG_FILE_ERROR: &str = "F0000";

@@ -18,7 +18,7 @@
 //! A malformed message ends this session only (08P01); no other client notices.
 
 mod catalog;
-mod client;
+pub(crate) mod client;
 mod dispatch;
 mod extended;
 mod in_flight;
@@ -94,9 +94,28 @@ pub(crate) async fn serve(
             return;
         }
     };
+    if logged_in.database == crate::admin::DATABASE {
+        crate::admin::serve(&mut client, state, logged_in.user).await;
+        return;
+    }
+    let cancel = state.cancels.issue();
+    let registered = state.clients.register(crate::admin::clients::ClientEntry {
+        process_id: cancel.process_id,
+        user: logged_in.user.name.clone(),
+        database: logged_in.database.clone(),
+        peer: Some(peer),
+        connected_at: std::time::SystemTime::now(),
+        tls: client.is_tls(),
+        slot: cancel.slot.clone(),
+        held: Default::default(),
+    });
     let mut session = Session {
         _admitted: logged_in.admitted,
-        cancel: state.cancels.issue(),
+        config: state.config_now(),
+        config_generation: state.live.generation(),
+        unit_timer: None,
+        registered,
+        cancel,
         client,
         user: logged_in.user,
         database: logged_in.database,
@@ -285,6 +304,15 @@ pub(crate) struct Session {
     /// DDL completed in the current transaction: the catalog is reloaded
     /// when it ends.
     catalog_changed: bool,
+    /// The configuration in force when this session last looked (see
+    /// [`Session::live_config`]).
+    config: Arc<crate::config::ProxyConfig>,
+    /// The reload generation `config` is from.
+    config_generation: u64,
+    /// The unit running now: where, why, since when (for `SHOW STATS`).
+    unit_timer: Option<dispatch::UnitTimer>,
+    /// This client in the admin console's registry, while the session lives.
+    registered: crate::admin::clients::Registered,
 }
 
 impl Session {
@@ -536,6 +564,17 @@ impl Session {
             && self.open_batch.is_none()
             && self.batch.is_empty()
             && !self.skip_until_sync
+    }
+
+    /// The configuration in force: the session's copy, taken again after a
+    /// reload (one atomic load when there was none).
+    fn live_config(&mut self) -> Arc<crate::config::ProxyConfig> {
+        let generation = self.state.live.generation();
+        if generation != self.config_generation {
+            self.config = self.state.config_now();
+            self.config_generation = generation;
+        }
+        self.config.clone()
     }
 
     /// Appends an ErrorResponse the proxy itself raises.

@@ -86,7 +86,7 @@ pub(crate) async fn start(
         .await?;
         return Ok(None);
     };
-    let user = state.config.user(&user_name).cloned();
+    let user = state.config_now().user(&user_name).cloned();
     let method = user.as_ref().map(|user| user.auth).unwrap_or_default();
     let accepted = match (method, &user) {
         (AuthMethod::Trust, Some(_)) => true,
@@ -95,7 +95,7 @@ pub(crate) async fn start(
             // An unknown user goes through the same exchange against a verifier
             // nobody knows the password of: the client cannot tell the difference.
             let verifier = match user.as_ref().and_then(|user| state.verifier(&user.name)) {
-                Some(verifier) => verifier.clone(),
+                Some(verifier) => verifier,
                 None => state.unknown_user_verifier(&user_name),
             };
             check_scram(client, verifier).await? && user.is_some()

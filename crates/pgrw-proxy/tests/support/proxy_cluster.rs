@@ -141,6 +141,20 @@ pub async fn closed_with(
 /// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
 /// before the first table and `extra` TOML after the users.
 async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> ProxyHandle {
+    let text = config_text(cluster, top_level, extra);
+    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
+    let proxy = Proxy::bind(config).await.expect("the proxy binds");
+    proxy
+        .ready(Duration::from_secs(30))
+        .await
+        .expect("the monitor sees every node");
+    proxy.spawn()
+}
+
+/// The `pgrw.toml` of [`start_proxy`]: every node of `cluster`, user
+/// `postgres`, `top_level` keys before the first table and `extra` TOML
+/// after the users (keys of the user, then tables).
+pub fn config_text(cluster: &TestCluster, top_level: &str, extra: &str) -> String {
     let mut text = format!("listen = \"127.0.0.1:0\"\n{top_level}\n");
     for node in cluster.nodes() {
         text.push_str(&format!(
@@ -151,11 +165,5 @@ async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> Pro
     text.push_str(&format!(
         "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{extra}\n"
     ));
-    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
-    let proxy = Proxy::bind(config).await.expect("the proxy binds");
-    proxy
-        .ready(Duration::from_secs(30))
-        .await
-        .expect("the monitor sees every node");
-    proxy.spawn()
+    text
 }
