@@ -33,6 +33,9 @@ async fn every_show_command_answers_with_its_columns() {
     let proxied = ProxiedCluster::start(1, ADMIN).await;
     let app = proxied.connect().await;
     app.simple_query("SELECT 1").await.expect("a read");
+    app.simple_query("SELECT 1/0")
+        .await
+        .expect_err("a read that fails");
     let admin = console(proxied.port()).await.expect("an admin logs in");
 
     let nodes = rows(&admin, "SHOW NODES").await;
@@ -96,8 +99,18 @@ async fn every_show_command_answers_with_its_columns() {
 
     let stats = rows(&admin, "SHOW STATS").await;
     assert!(cell(&stats, "name", "primary", "statements").is_some());
-    let reads = cell(&stats, "name", "read", "statements").expect("the read reason");
-    assert!(reads.parse::<u64>().expect("a count") >= 1);
+    let count = |name: &str, column: &str| -> u64 {
+        cell(&stats, "name", name, column)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("SHOW STATS: {name} {column}"))
+    };
+    assert!(count("read", "statements") >= 2);
+    assert_eq!(count("read", "errors"), 1, "the division by zero");
+    let node_errors: u64 = nodes
+        .iter()
+        .filter_map(|row| row["errors"].as_deref()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(node_errors, 1, "counted on the node that ran it");
 
     let config = rows(&admin, "SHOW CONFIG").await;
     assert_eq!(
