@@ -22,6 +22,7 @@ pub mod backend;
 pub mod cancel;
 pub mod config;
 pub mod limits;
+mod node_stream;
 pub mod pool;
 pub mod protocol;
 pub mod server;

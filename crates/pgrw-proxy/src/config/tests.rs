@@ -228,3 +228,39 @@ fn replicas_more_than_five_seconds_behind_serve_no_reads_unless_zero_turns_the_l
     .policy();
     assert_eq!((off.max_lag, off.max_lag_bytes), (None, None));
 }
+
+#[test]
+fn nodes_default_to_sslmode_prefer_as_libpq() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.nodes[0].sslmode, SslMode::Prefer);
+    assert_eq!(config.nodes[0].sslrootcert, None);
+}
+
+#[test]
+fn verify_full_without_a_ca_file_names_the_nodes_key() {
+    let text = error_text(&MINIMAL.replace("port = 5432", "port = 5432\nsslmode = \"verify-full\""));
+    assert!(
+        text.contains("`nodes[0].sslrootcert`") && text.contains("fix:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_sslmode_is_refused_with_the_spellings() {
+    let text = error_text(&MINIMAL.replace("port = 5432", "port = 5432\nsslmode = \"allow\""));
+    assert!(text.contains("verify-full"), "{text}");
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_read_is_named_at_load() {
+    let config = parse(&MINIMAL.replace(
+        "port = 5432",
+        "port = 5432\nsslmode = \"verify-ca\"\nsslrootcert = \"/nonexistent/ca.pem\"",
+    ))
+    .unwrap();
+    let text = config.node_tls().unwrap_err().to_string();
+    assert!(
+        text.contains("`nodes[0].sslrootcert`") && text.contains("/nonexistent/ca.pem"),
+        "{text}"
+    );
+}
