@@ -204,7 +204,19 @@ fn describe_connect_error(address: &NodeAddress, error: &tokio_postgres::Error) 
         }
         source = inner.source();
     }
-    error.to_string()
+    // tokio-postgres's own message ("error connecting to server") leaves
+    // out why: the causes follow it.
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        let cause = inner.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 /// Decodes the probe's row.
