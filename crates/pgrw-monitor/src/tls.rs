@@ -92,7 +92,7 @@ pub enum NodeTlsError {
         mode: SslMode,
     },
     /// The CA file could not be read or holds no usable certificate.
-    #[error("sslrootcert = {file:?}: {problem}")]
+    #[error("sslrootcert = {}: {problem}", given_path(file))]
     BadRootCert {
         /// The file as given.
         file: PathBuf,
@@ -162,10 +162,10 @@ impl NodeTls {
         match (&self.root_cert, refused_certificate) {
             (Some(file), true) => format!(
                 "TLS handshake failed (sslmode = \"{}\"): {error}; the node's certificate \
-                 was checked against sslrootcert = {:?}: use the CA that signed it, or \
+                 was checked against sslrootcert = {}: use the CA that signed it, or \
                  sslmode = \"require\" to skip the check",
                 self.mode,
-                file.display()
+                given_path(file)
             ),
             _ => format!("TLS handshake failed (sslmode = \"{}\"): {error}", self.mode),
         }
@@ -213,6 +213,16 @@ impl PartialEq for NodeTlsClient {
 }
 
 impl Eq for NodeTlsClient {}
+
+/// A file as the configuration gave it, quoted, and where a relative one was
+/// looked for: `"certs/ca.pem" (read as /etc/pgrw/certs/ca.pem)`.
+pub fn given_path(path: &Path) -> String {
+    let given = format!("{:?}", path.display().to_string());
+    match std::path::absolute(path) {
+        Ok(absolute) if path.is_relative() => format!("{given} (read as {})", absolute.display()),
+        _ => given,
+    }
+}
 
 /// The server name to check a node's certificate against (a host name or an IP address).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
@@ -374,6 +384,14 @@ mod tests {
     fn disable_builds_no_tls_and_prefer_builds_one_without_a_ca() {
         assert!(NodeTls::disabled().client_config().unwrap().is_none());
         assert!(NodeTls::default().client_config().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_relative_file_is_named_as_given_and_as_read() {
+        let text = given_path(Path::new("certs/ca.pem"));
+        assert!(text.starts_with("\"certs/ca.pem\" (read as /"), "{text}");
+        assert!(text.ends_with("/certs/ca.pem)"), "{text}");
+        assert_eq!(given_path(Path::new("/etc/ca.pem")), "\"/etc/ca.pem\"");
     }
 
     #[test]

@@ -423,7 +423,7 @@ impl ProxyConfig {
     pub fn from_toml(source_name: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
         let config: ProxyConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
             source_name: source_name.to_string(),
-            message: error.to_string().trim_end().to_string(),
+            message: key_path::describe(text, &error),
         })?;
         config.check(source_name)?;
         Ok(config)
@@ -609,5 +609,6 @@ impl ProxyConfig {
     }
 }
 
+mod key_path;
 #[cfg(test)]
 mod tests;

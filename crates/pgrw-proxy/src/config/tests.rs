@@ -264,3 +264,49 @@ fn a_ca_file_that_cannot_be_read_is_named_at_load() {
         "{text}"
     );
 }
+
+const TWO_NODES: &str = r#"
+[[nodes]]
+name = "primary"
+port = 5432
+
+[[nodes]]
+name = "replica1"
+port = "5433"
+
+[[users]]
+name = "postgres"
+password = "secret"
+"#;
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key_path_line_and_fix() {
+    let text = error_text(TWO_NODES);
+    assert!(
+        text.starts_with("pgrw.toml: `nodes[1].port`: invalid type")
+            && text.contains("line 8")
+            && text.contains("fix:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_key_names_its_key_path() {
+    let text = error_text(&TWO_NODES.replace("port = \"5433\"\n", ""));
+    assert!(text.contains("`nodes[1].port`: missing field"), "{text}");
+}
+
+#[test]
+fn an_unknown_key_names_its_table_and_the_keys_it_takes() {
+    let text = error_text(&format!("{MINIMAL}\n[pool]\nsise = 3\n"));
+    assert!(
+        text.contains("`pool.sise`: unknown field") && text.contains("expected"),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_that_is_not_toml_keeps_the_parsers_line_and_caret() {
+    let text = error_text("listen = \n");
+    assert!(text.contains("line 1"), "{text}");
+}
