@@ -95,7 +95,11 @@ pub async fn run(command: CheckCommand) -> Result<(), CliError> {
     for (address, look) in addresses.iter().zip(&looks) {
         println!("  {}", describe_node(address, look, &looks));
         if let Err(why) = look {
-            problems.push(format!("node {} ({}) is down: {why}", address.name, place(address)));
+            problems.push(format!(
+                "node {} ({}) is down: {why}",
+                address.name,
+                place(address)
+            ));
         }
     }
     let primaries: Vec<usize> = looks
@@ -154,7 +158,11 @@ pub async fn run(command: CheckCommand) -> Result<(), CliError> {
         println!("ok: every node answers, one primary, every replica follows it");
         return Ok(());
     }
-    let mut message = format!("{} problem(s) in {}:", problems.len(), command.config.display());
+    let mut message = format!(
+        "{} problem(s) in {}:",
+        problems.len(),
+        command.config.display()
+    );
     for problem in &problems {
         let _ = write!(message, "\n  - {problem}");
     }
@@ -263,7 +271,9 @@ fn print_senders(address: &NodeAddress, look: &Result<NodeLook, String>) {
     }
     for sender in &look.senders {
         let lag = match (look.lsn, sender.replay_lsn) {
-            (Some(current), Some(replayed)) => format!(", {} B behind", current.bytes_since(replayed)),
+            (Some(current), Some(replayed)) => {
+                format!(", {} B behind", current.bytes_since(replayed))
+            }
             _ => String::new(),
         };
         println!(
@@ -286,7 +296,10 @@ fn follows(replica: &NodeLook, primary: Option<&NodeLook>) -> Result<(), String>
         ));
     }
     let Some(primary) = primary else {
-        return Err(format!("it streams from {}, and there is no one primary", receiver.upstream));
+        return Err(format!(
+            "it streams from {}, and there is no one primary",
+            receiver.upstream
+        ));
     };
     if replica.system_identifier != primary.system_identifier {
         return Err(format!(

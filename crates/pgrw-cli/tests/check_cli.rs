@@ -47,12 +47,27 @@ async fn a_healthy_cluster_passes_with_roles_topology_and_routes() {
             .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{printed}"))
             .to_string()
     };
-    assert!(line_with("primary ").contains(" primary  lsn "), "{printed}");
-    assert!(line_with("replica1 ").contains(" replica  replay "), "{printed}");
-    assert!(line_with("replica1 follows").contains("follows primary"), "{printed}");
+    assert!(
+        line_with("primary ").contains(" primary  lsn "),
+        "{printed}"
+    );
+    assert!(
+        line_with("replica1 ").contains(" replica  replay "),
+        "{printed}"
+    );
+    assert!(
+        line_with("replica1 follows").contains("follows primary"),
+        "{printed}"
+    );
     assert!(line_with("primary → ").contains("streaming"), "{printed}");
-    assert!(line_with("a read ").contains("→ replica1: read"), "{printed}");
-    assert!(line_with("a write").contains("→ primary: write"), "{printed}");
+    assert!(
+        line_with("a read ").contains("→ replica1: read"),
+        "{printed}"
+    );
+    assert!(
+        line_with("a write").contains("→ primary: write"),
+        "{printed}"
+    );
 }
 
 #[tokio::test]
@@ -87,15 +102,19 @@ async fn a_node_down_and_a_replica_following_nothing_fail_the_check() {
     ] {
         replica.batch_execute(sql).await.unwrap();
     }
-    wait_until(Duration::from_secs(30), "replica1 stops streaming", async || {
-        replica
-            .query_one(
-                "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-                &[],
-            )
-            .await
-            .is_ok_and(|row| row.get::<_, i64>(0) == 0)
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "replica1 stops streaming",
+        async || {
+            replica
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                    &[],
+                )
+                .await
+                .is_ok_and(|row| row.get::<_, i64>(0) == 0)
+        },
+    )
     .await;
     let output = check(&config).await;
     let printed = text(&output);
@@ -104,7 +123,10 @@ async fn a_node_down_and_a_replica_following_nothing_fail_the_check() {
         .lines()
         .find(|line| line.contains("- node replica2 (127.0.0.1:"))
         .unwrap_or_else(|| panic!("replica2 is not reported down:\n{printed}"));
-    assert!(down.contains("is down") && down.contains("refused"), "{down}");
+    assert!(
+        down.contains("is down") && down.contains("refused"),
+        "{down}"
+    );
     assert!(
         printed.contains("replica replica1 (node 1) does not follow primary, the primary"),
         "{printed}"

@@ -79,10 +79,15 @@ fn the_image_is_built_in_one_stage_and_runs_pgrw_in_a_small_one() {
     let stages = dockerfile();
     assert_eq!(stages.len(), 2, "a build stage and a runtime stage");
     let builder = &stages[0];
-    assert!(builder[0].arguments.ends_with(" AS builder"), "{}", builder[0].arguments);
+    assert!(
+        builder[0].arguments.ends_with(" AS builder"),
+        "{}",
+        builder[0].arguments
+    );
     assert!(
         builder.iter().any(|i| i.keyword == "RUN"
-            && i.arguments.contains("cargo build --release --locked -p pgrw-cli")),
+            && i.arguments
+                .contains("cargo build --release --locked -p pgrw-cli")),
         "the build stage builds the pgrw binary from the lock file"
     );
     let runtime = &stages[1];
@@ -93,8 +98,7 @@ fn the_image_is_built_in_one_stage_and_runs_pgrw_in_a_small_one() {
     );
     assert!(
         runtime.iter().any(|i| i.keyword == "COPY"
-            && i.arguments
-                == "--from=builder /src/target/release/pgrw /usr/local/bin/pgrw"),
+            && i.arguments == "--from=builder /src/target/release/pgrw /usr/local/bin/pgrw"),
         "only the binary is copied into the runtime image"
     );
     assert!(!runtime.iter().any(|i| i.arguments.contains("cargo")));
@@ -128,9 +132,18 @@ fn the_image_runs_the_proxy_with_its_config_as_a_user_that_is_not_root() {
     command.extend(exec_form(&cmd.arguments));
     assert_eq!(
         command,
-        ["/usr/local/bin/pgrw", "proxy", "--config", "/etc/pgrw/pgrw.toml"]
+        [
+            "/usr/local/bin/pgrw",
+            "proxy",
+            "--config",
+            "/etc/pgrw/pgrw.toml"
+        ]
     );
-    assert!(runtime.iter().any(|i| i.keyword == "EXPOSE" && i.arguments == "6432"));
+    assert!(
+        runtime
+            .iter()
+            .any(|i| i.keyword == "EXPOSE" && i.arguments == "6432")
+    );
 }
 
 #[test]
@@ -238,7 +251,10 @@ fn parse_block(lines: &[Line], at: &mut usize, indent: usize) -> Yaml {
         while *at < lines.len() && lines[*at].indent == indent && lines[*at].text.starts_with("- ")
         {
             let item = &lines[*at].text[2..];
-            assert!(!item.contains(": "), "mappings in lists are outside the subset: {item:?}");
+            assert!(
+                !item.contains(": "),
+                "mappings in lists are outside the subset: {item:?}"
+            );
             items.push(scalar(item));
             *at += 1;
         }
@@ -326,7 +342,12 @@ fn compose_replicas_stream_from_the_primary_through_their_own_slots() {
         .expect("an init script for the primary");
     let script = init.split(':').next().unwrap().trim_start_matches("./");
     assert!(read(&format!("deploy/{script}")).contains("host replication all all scram-sha-256"));
-    assert!(primary.get("command").strings().contains(&"wal_level=replica"));
+    assert!(
+        primary
+            .get("command")
+            .strings()
+            .contains(&"wal_level=replica")
+    );
     // …and each replica starts from a pg_basebackup -R of it.
     let mut slots = BTreeSet::new();
     for replica in ["replica1", "replica2"] {
@@ -347,7 +368,9 @@ fn compose_replicas_stream_from_the_primary_through_their_own_slots() {
             mounted.split(':').next().unwrap().trim_start_matches("./")
         ));
         assert!(
-            script.contains("pg_basebackup") && script.contains(" -R ") && script.contains("-S \"$SLOT_NAME\""),
+            script.contains("pg_basebackup")
+                && script.contains(" -R ")
+                && script.contains("-S \"$SLOT_NAME\""),
             "{replica}'s entrypoint copies the primary with -R through its slot"
         );
         assert!(script.contains("exec docker-entrypoint.sh postgres"));

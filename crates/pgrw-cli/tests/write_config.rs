@@ -50,7 +50,9 @@ async fn the_written_configuration_serves_the_same_cluster_through_pgrw_proxy() 
     assert_eq!(config.listen_addr().unwrap().port(), port);
 
     let proxy = Pgrw::spawn(&["proxy", "--config", file_arg]);
-    proxy.stdout.wait_for_line(DEADLINE, "pgrw proxy listening on");
+    proxy
+        .stdout
+        .wait_for_line(DEADLINE, "pgrw proxy listening on");
     let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
     let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
         .await
@@ -60,6 +62,9 @@ async fn the_written_configuration_serves_the_same_cluster_through_pgrw_proxy() 
         .batch_execute("CREATE TABLE written (id int); INSERT INTO written VALUES (42)")
         .await
         .unwrap();
-    let row = client.query_one("SELECT id FROM written", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT id FROM written", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
 }

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 pub use address::{DsnError, NodeAddress};
 pub use monitor::{Monitor, NotReady};
+pub use pgrw_core::route::{HealthPolicy, NodeId, Topology};
 pub use probe::connect;
 pub use tls::{NodeTls, NodeTlsClient, NodeTlsError, SslMode};
-pub use pgrw_core::route::{HealthPolicy, NodeId, Topology};
 
 /// How often and how patiently the monitor probes, and what bans a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

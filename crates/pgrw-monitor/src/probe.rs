@@ -181,8 +181,8 @@ async fn connect_client(
 /// probe does (`pgrw check`). The error says why, naming the CA file when
 /// the node's certificate was refused.
 pub async fn connect(address: &NodeAddress, timeout: Duration) -> Result<Client, String> {
-    let tls = crate::tls::NodeTlsClient::new(address.tls.clone())
-        .map_err(|error| error.to_string())?;
+    let tls =
+        crate::tls::NodeTlsClient::new(address.tls.clone()).map_err(|error| error.to_string())?;
     match tokio::time::timeout(timeout, connect_client(address, tls.config(), timeout)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(error)) => Err(describe_connect_error(address, &error)),

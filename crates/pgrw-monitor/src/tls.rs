@@ -17,12 +17,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 /// Whether and how a connection to a node uses TLS (libpq's `sslmode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -86,7 +88,9 @@ pub struct NodeTls {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeTlsError {
     /// `verify-ca`/`verify-full` without a CA file.
-    #[error("sslmode = \"{mode}\" needs sslrootcert, the PEM file of the CA that signed the node's certificate")]
+    #[error(
+        "sslmode = \"{mode}\" needs sslrootcert, the PEM file of the CA that signed the node's certificate"
+    )]
     MissingRootCert {
         /// The mode.
         mode: SslMode,
@@ -125,15 +129,13 @@ impl NodeTls {
                     .as_deref()
                     .ok_or(NodeTlsError::MissingRootCert { mode: self.mode })?;
                 let roots = read_roots(file)?;
-                let webpki = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                )
-                .build()
-                .map_err(|error| NodeTlsError::BadRootCert {
-                    file: file.to_path_buf(),
-                    problem: error.to_string(),
-                })?;
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|error| NodeTlsError::BadRootCert {
+                            file: file.to_path_buf(),
+                            problem: error.to_string(),
+                        })?;
                 Arc::new(ChainVerifier {
                     webpki,
                     check_name: self.mode == SslMode::VerifyFull,
@@ -167,7 +169,10 @@ impl NodeTls {
                 self.mode,
                 given_path(file)
             ),
-            _ => format!("TLS handshake failed (sslmode = \"{}\"): {error}", self.mode),
+            _ => format!(
+                "TLS handshake failed (sslmode = \"{}\"): {error}",
+                self.mode
+            ),
         }
     }
 }
@@ -377,7 +382,10 @@ mod tests {
             root_cert: Some(PathBuf::from("/nonexistent/pgrw-ca.pem")),
         };
         let error = tls.client_config().unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/pgrw-ca.pem"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/pgrw-ca.pem"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use pgrw_core::Lsn;
-use rand::RngCore;
 use pgrw_monitor::NodeTlsClient;
+use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::auth::md5;

@@ -30,8 +30,7 @@ impl TestPki {
             .push(DnType::CommonName, "pgrw test CA");
         let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
         let mut server =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_key = KeyPair::generate().unwrap();
         let server_cert = server.signed_by(&server_key, &ca).unwrap();
@@ -214,7 +213,13 @@ async fn a_node_over_a_unix_socket_serves_writes_and_reads() {
         .expect("writes reach the primary over its socket");
     // A Unix socket session has no client address.
     wait_for_session(&cluster, "primary", "pgrw", "activity.client_addr IS NULL").await;
-    wait_for_session(&cluster, "primary", "pgrw-monitor", "activity.client_addr IS NULL").await;
+    wait_for_session(
+        &cluster,
+        "primary",
+        "pgrw-monitor",
+        "activity.client_addr IS NULL",
+    )
+    .await;
     cluster.wait_for_replicas_to_catch_up().await;
     let row = client
         .query_one("SELECT id FROM over_socket", &[])

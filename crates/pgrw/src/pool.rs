@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use pgrw_core::route::{ConsistencyToken, NodeId, Policy, Topology};
 use pgrw_core::{FunctionCatalog, StatementClass, TxAccess};
-use pgrw_monitor::{Monitor, NodeAddress};
 use pgrw_monitor::SslMode;
+use pgrw_monitor::{Monitor, NodeAddress};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Transaction};
 

@@ -238,7 +238,8 @@ fn nodes_default_to_sslmode_prefer_as_libpq() {
 
 #[test]
 fn verify_full_without_a_ca_file_names_the_nodes_key() {
-    let text = error_text(&MINIMAL.replace("port = 5432", "port = 5432\nsslmode = \"verify-full\""));
+    let text =
+        error_text(&MINIMAL.replace("port = 5432", "port = 5432\nsslmode = \"verify-full\""));
     assert!(
         text.contains("`nodes[0].sslrootcert`") && text.contains("fix:"),
         "{text}"
