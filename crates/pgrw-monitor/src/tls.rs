@@ -118,11 +118,9 @@ impl NodeTls {
     /// CA file is read now, so call it once per node, not per connection.
     pub fn client_config(&self) -> Result<Option<Arc<ClientConfig>>, NodeTlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
+        let chain = match self.mode {
             SslMode::Disable => return Ok(None),
-            SslMode::Prefer | SslMode::Require => Arc::new(AnyCertificate {
-                algorithms: provider.signature_verification_algorithms,
-            }),
+            SslMode::Prefer | SslMode::Require => None,
             SslMode::VerifyCa | SslMode::VerifyFull => {
                 let file = self
                     .root_cert
@@ -136,12 +134,16 @@ impl NodeTls {
                             file: file.to_path_buf(),
                             problem: error.to_string(),
                         })?;
-                Arc::new(ChainVerifier {
+                Some(ChainCheck {
                     webpki,
                     check_name: self.mode == SslMode::VerifyFull,
                 })
             }
         };
+        let verifier = Arc::new(NodeCertVerifier {
+            chain,
+            algorithms: provider.signature_verification_algorithms,
+        });
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| NodeTlsError::BadRootCert {
@@ -264,24 +266,49 @@ fn read_roots(file: &Path) -> Result<RootCertStore, NodeTlsError> {
     Ok(roots)
 }
 
-/// `prefer` and `require`: encryption without authentication, as libpq's.
-/// The handshake's signatures are still checked, so the connection is
-/// encrypted to whoever holds the certificate's key.
+/// What a node's certificate must be. The handshake's signatures are always
+/// checked, so even unverified (`prefer`, `require`: encryption without
+/// authentication, as libpq's) the connection is encrypted to whoever holds
+/// the certificate's key.
 #[derive(Debug)]
-struct AnyCertificate {
+struct NodeCertVerifier {
+    /// `verify-ca`, `verify-full`: the chain to check; `None` checks nothing.
+    chain: Option<ChainCheck>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AnyCertificate {
+/// The chain must end at `sslrootcert`; under `verify-ca` a certificate
+/// issued for another name is accepted.
+#[derive(Debug)]
+struct ChainCheck {
+    webpki: Arc<WebPkiServerVerifier>,
+    check_name: bool,
+}
+
+impl ServerCertVerifier for NodeCertVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !chain.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -304,60 +331,6 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca` and `verify-full`: the chain must end at `sslrootcert`; under
-/// `verify-ca` a certificate issued for another name is accepted.
-#[derive(Debug)]
-struct ChainVerifier {
-    webpki: Arc<WebPkiServerVerifier>,
-    check_name: bool,
-}
-
-impl ServerCertVerifier for ChainVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
     }
 }
 

@@ -3,6 +3,9 @@
 //! backends and the monitor's probes both go that way, and what cannot be
 //! used is refused with the file or setting to fix.
 
+#[path = "support/proxy_cluster.rs"]
+mod proxy_cluster;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
 use pgrw_monitor::{NodeTls, NodeTlsClient, SslMode};
 use pgrw_proxy::backend::{BackendConnection, BackendLogin};
 use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
+use proxy_cluster::connect_through;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -63,18 +67,6 @@ async fn proxy_with_nodes(nodes: &str) -> ProxyHandle {
     proxy.spawn()
 }
 
-async fn connect(proxy: &ProxyHandle) -> tokio_postgres::Client {
-    let dsn = format!(
-        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
-        proxy.local_addr().port()
-    );
-    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .expect("logging in through the proxy");
-    tokio::spawn(connection);
-    client
-}
-
 /// Waits until the node `name` has a session of `application` matching `condition`
 /// (a WHERE clause over `pg_stat_activity` joined with `pg_stat_ssl`).
 async fn wait_for_session(cluster: &TestCluster, name: &str, application: &str, condition: &str) {
@@ -121,7 +113,7 @@ async fn a_node_under_verify_full_serves_writes_over_tls_and_a_plain_replica_rea
         cluster.port("replica1"),
     );
     let proxy = proxy_with_nodes(&nodes).await;
-    let client = connect(&proxy).await;
+    let client = connect_through(&proxy).await;
     client
         .batch_execute("CREATE TABLE over_tls (id int); INSERT INTO over_tls VALUES (1)")
         .await
@@ -206,7 +198,7 @@ async fn a_node_over_a_unix_socket_serves_writes_and_reads() {
         cluster.port("replica1"),
     );
     let proxy = proxy_with_nodes(&nodes).await;
-    let client = connect(&proxy).await;
+    let client = connect_through(&proxy).await;
     client
         .batch_execute("CREATE TABLE over_socket (id int); INSERT INTO over_socket VALUES (7)")
         .await
