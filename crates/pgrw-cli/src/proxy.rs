@@ -44,6 +44,10 @@ pub struct UpCommand {
     /// Once the proxy is listening, run `pgrw demo` through it.
     #[arg(long)]
     demo: bool,
+    /// Also write the configuration the proxy runs with to FILE (mode 0600: it
+    /// holds the password), to serve the same with `pgrw proxy --config FILE`.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<PathBuf>,
     /// Milliseconds between two refreshes of the node status (tests shorten it).
     #[arg(long, hide = true, default_value_t = 1000)]
     status_refresh_ms: u64,
@@ -122,7 +126,14 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
     let cluster = spec.up().await?;
     let password = cluster.state().password.clone();
 
-    let proxy = match bind_generated(&cluster, command.port, &password).await {
+    let config_text = generated_config(&cluster, command.port, &password);
+    let mut started = bind_generated(&config_text).await;
+    if let (Ok(_), Some(path)) = (&started, &command.write_config)
+        && let Err(error) = write_config(path, &config_text)
+    {
+        started = Err(error);
+    }
+    let proxy = match started {
         Ok(proxy) => proxy,
         Err(error) => {
             // Nothing may stay behind that this command started.
@@ -150,6 +161,12 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         }
     );
     println!("pgrw proxy listening on {}", proxy.local_addr());
+    if let Some(path) = &command.write_config {
+        println!(
+            "configuration written to {0}: `pgrw proxy --config {0}` serves the same",
+            path.display()
+        );
+    }
     println!(
         "connect: postgres://postgres:{password}@127.0.0.1:{}/postgres",
         proxy.local_addr().port()
@@ -203,13 +220,10 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The proxy `pgrw up` serves, bound on `port`; a port in use says which flag
-/// picks another.
-async fn bind_generated(cluster: &Cluster, port: u16, password: &str) -> Result<Proxy, CliError> {
-    let config = ProxyConfig::from_toml(
-        "generated config",
-        &generated_config(cluster, port, password),
-    )?;
+/// The proxy `pgrw up` serves, from its generated `text`; a port in use says
+/// which flag picks another.
+async fn bind_generated(text: &str) -> Result<Proxy, CliError> {
+    let config = ProxyConfig::from_toml("generated config", text)?;
     if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
         tracing::warn!("{warning}");
     }
@@ -263,6 +277,23 @@ fn generated_config(cluster: &Cluster, port: u16, password: &str) -> String {
         toml_string(password)
     ));
     text
+}
+
+/// Writes `pgrw up`'s configuration to `path`, readable by its owner only.
+fn write_config(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let header = "# Written by `pgrw up --write-config`: the configuration it served the local\n\
+                  # cluster with. `pgrw proxy --config THIS_FILE` serves the same; every key is\n\
+                  # in docs/configuration.md.\n";
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(format!("{header}{text}").as_bytes()))
+        .map_err(|error| format!("writing the configuration to {}: {error}", path.display()).into())
 }
 
 /// `text` as a TOML basic string.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rand::RngCore;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
+use crate::node_stream::NodeStream;
 use crate::protocol::frontend::{CancelKey, encode_cancel_request};
 
 /// Where a cancel for one client goes now: a node and the backend's own key.
@@ -122,7 +122,8 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// (as a client's cancel may fail silently) after [`CANCEL_TIMEOUT`].
 pub async fn send_cancel(target: &CancelTarget) {
     let _ = tokio::time::timeout(CANCEL_TIMEOUT, async {
-        let Ok(mut stream) = TcpStream::connect((target.host.as_str(), target.port)).await else {
+        // In plaintext, as libpq sends its cancels, over TCP or the node's socket.
+        let Ok(mut stream) = NodeStream::open(&target.host, target.port).await else {
             return;
         };
         let mut out = BytesMut::new();

@@ -32,9 +32,12 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads};
+pub use pgrw_monitor::SslMode;
+use pgrw_monitor::{NodeAddress, NodeTls, NodeTlsClient};
 use serde::Deserialize;
 
 use crate::auth::StoredPassword;
@@ -114,14 +117,32 @@ pub struct AdminConfig {
 pub struct NodeConfig {
     /// The name shown in routes and status (`primary`, `replica1`, …).
     pub name: String,
-    /// Host name or IP address (default `127.0.0.1`).
+    /// Host name, IP address, or Unix socket directory such as
+    /// `/var/run/postgresql` (default `127.0.0.1`).
     #[serde(default = "default_host")]
     pub host: String,
-    /// TCP port.
+    /// TCP port (over a Unix socket, it names the socket file `.s.PGSQL.<port>`).
     pub port: u16,
     /// Relative share of reads under `weighted` balancing (default 1).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// TLS to this node, as libpq's `sslmode` (default `prefer`).
+    #[serde(default)]
+    pub sslmode: SslMode,
+    /// PEM file of the CA that signed the node's certificate, for
+    /// `verify-ca` and `verify-full`.
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// The node's TLS settings.
+    pub fn tls(&self) -> NodeTls {
+        NodeTls {
+            mode: self.sslmode,
+            root_cert: self.sslrootcert.clone(),
+        }
+    }
 }
 
 /// How the proxy checks a client's password.
@@ -502,7 +523,7 @@ impl ProxyConfig {
         let mut config: ProxyConfig =
             toml::from_str(text).map_err(|error| ConfigError::Syntax {
                 source_name: source_name.to_string(),
-                message: error.to_string().trim_end().to_string(),
+                message: key_path::describe(text, &error),
             })?;
         for (index, user) in config.users.iter_mut().enumerate() {
             secret::resolve(source_name, index, user)?;
@@ -534,6 +555,50 @@ impl ProxyConfig {
     /// How long a graceful shutdown waits for running transactions.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Each node's TLS, its CA file read (at bind). An unusable file is an
+    /// error naming the node's key and the file.
+    pub fn node_tls(&self) -> Result<Vec<NodeTlsClient>, ConfigError> {
+        let index_of = |index: usize| format!("nodes[{index}].sslrootcert");
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| {
+                NodeTlsClient::new(node.tls()).map_err(|error| ConfigError::Invalid {
+                    source_name: "pgrw.toml".to_string(),
+                    key: index_of(index),
+                    problem: format!("(node {:?}): {error}", node.name),
+                    fix: "point it at the PEM file of the CA that signed the node's \
+                          certificate (PostgreSQL's ssl_ca_file), or lower sslmode to \
+                          \"require\""
+                        .to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Where the node monitor (and `pgrw check`) logs in: every node, as the
+    /// first configured user, to database `postgres`.
+    pub fn node_addresses(&self) -> Vec<NodeAddress> {
+        let (user, password) = self
+            .users
+            .first()
+            .map(|user| (user.name.clone(), user.node_password().to_string()))
+            .unwrap_or_default();
+        self.nodes
+            .iter()
+            .map(|node| NodeAddress {
+                name: node.name.clone(),
+                host: node.host.clone(),
+                port: node.port,
+                user: user.clone(),
+                password: password.clone(),
+                database: "postgres".to_string(),
+                weight: node.weight,
+                tls: node.tls(),
+            })
+            .collect()
     }
 
     /// The user called `name`.
@@ -576,6 +641,14 @@ impl ProxyConfig {
                     format!("nodes[{index}].name"),
                     format!("= {:?} is used by another node", node.name),
                     "give every node its own name",
+                ));
+            }
+            if node.sslmode.verifies() && node.sslrootcert.is_none() {
+                return Err(invalid(
+                    format!("nodes[{index}].sslrootcert"),
+                    format!("is missing while sslmode = \"{}\"", node.sslmode),
+                    "set it to the PEM file of the CA that signed the node's certificate, \
+                     or sslmode = \"require\" to encrypt without checking it",
                 ));
             }
             if node.port == 0 {
@@ -656,5 +729,6 @@ impl ProxyConfig {
     }
 }
 
+mod key_path;
 #[cfg(test)]
 mod tests;

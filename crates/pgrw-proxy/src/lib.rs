@@ -28,6 +28,7 @@ mod catalogs;
 pub mod config;
 pub mod limits;
 mod metrics;
+mod node_stream;
 pub mod pool;
 pub mod protocol;
 pub mod reload;

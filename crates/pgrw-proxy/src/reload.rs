@@ -13,7 +13,8 @@
 //!   keep the pools they have until they leave.
 //! - `nodes[].weight`: the next topology.
 //!
-//! Refused: adding, removing, renaming or moving nodes (the monitor knows
+//! Refused: adding, removing, renaming or moving nodes, or changing how they
+//! are reached (`sslmode`, `sslrootcert`) (the monitor knows
 //! node `i` as `NodeId(i)` for the proxy's life), `listen`, `[tls]`,
 //! `[admin]`, `[limits]`, `pool.mode`, `pool.stall_timeout_ms` and the top-level
 //! timeouts and limits: those need a restart.
@@ -182,6 +183,8 @@ fn needs_restart(old: &ProxyConfig, new: &ProxyConfig) -> Option<String> {
             ("name", before.name == after.name),
             ("host", before.host == after.host),
             ("port", before.port == after.port),
+            ("sslmode", before.sslmode == after.sslmode),
+            ("sslrootcert", before.sslrootcert == after.sslrootcert),
         ] {
             if !same {
                 return Some(format!("nodes[{index}].{key}"));

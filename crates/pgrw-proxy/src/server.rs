@@ -12,7 +12,7 @@ use pgrw_core::classification::DefaultIsolation;
 use pgrw_core::route::{NodeId, Topology};
 use pgrw_core::sql::shape::ShapeMemory;
 use pgrw_core::{FunctionCatalog, Lsn};
-use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig, NodeAddress};
+use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig};
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -75,6 +75,8 @@ pub struct ProxyState {
     pub cancels: CancelRegistry,
     /// TLS for clients: the certificate loaded at bind, and whether it is required.
     pub(crate) client_tls: ClientTls,
+    /// TLS to each node (by `NodeId`), CA files read at bind.
+    node_tls: Vec<pgrw_monitor::NodeTlsClient>,
     /// Units routed per node and client connections, counted as they happen.
     pub(crate) stats: Arc<ProxyStats>,
     /// Serving, draining or closing: what sessions watch to end on shutdown.
@@ -168,6 +170,7 @@ impl ProxyState {
             user: user.name.clone(),
             password: user.node_password().to_string(),
             database: database.to_string(),
+            tls: self.node_tls.get(node.index())?.clone(),
         };
         Some(self.pools.pool(node, login, &self.config_now().pool))
     }
@@ -246,6 +249,7 @@ impl Proxy {
         let address = config.listen_addr()?;
         // A certificate that cannot be used stops the proxy before it listens.
         let client_tls = ClientTls::load(&config.tls)?;
+        let node_tls = config.node_tls()?;
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| StartError::Listen {
@@ -267,7 +271,7 @@ impl Proxy {
             health: HealthPolicy::with_lag_limits_of(&config.policy.policy()),
             ..MonitorConfig::default()
         };
-        let monitor = Monitor::start(monitor_addresses(&config), monitor_config);
+        let monitor = Monitor::start(config.node_addresses(), monitor_config);
         let node_count = config.nodes.len();
         let mut unknown_user_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut unknown_user_key);
@@ -288,6 +292,7 @@ impl Proxy {
             known_databases: Mutex::new(HashMap::new()),
             cancels: CancelRegistry::default(),
             client_tls,
+            node_tls,
             stats: Arc::new(ProxyStats::new(node_count)),
             shutdown: Shutdown::new(),
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
@@ -501,26 +506,4 @@ impl Drop for ProxyHandle {
     fn drop(&mut self) {
         self.stop_now();
     }
-}
-
-/// The monitor logs in to every node as the first configured user.
-fn monitor_addresses(config: &ProxyConfig) -> Vec<NodeAddress> {
-    let (user, password) = config
-        .users
-        .first()
-        .map(|user| (user.name.clone(), user.node_password().to_string()))
-        .unwrap_or_default();
-    config
-        .nodes
-        .iter()
-        .map(|node| NodeAddress {
-            name: node.name.clone(),
-            host: node.host.clone(),
-            port: node.port,
-            user: user.clone(),
-            password: password.clone(),
-            database: "postgres".to_string(),
-            weight: node.weight,
-        })
-        .collect()
 }

@@ -341,3 +341,86 @@ fn a_metrics_listener_that_is_not_an_address_is_refused_by_key() {
     let text = format!("{MINIMAL}[admin]\nmetrics_listen = \"localhost\"\n");
     assert!(error_text(&text).contains("`admin.metrics_listen`"));
 }
+
+#[test]
+fn nodes_default_to_sslmode_prefer_as_libpq() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.nodes[0].sslmode, SslMode::Prefer);
+    assert_eq!(config.nodes[0].sslrootcert, None);
+}
+
+#[test]
+fn verify_full_without_a_ca_file_names_the_nodes_key() {
+    let text =
+        error_text(&MINIMAL.replace("port = 5432", "port = 5432\nsslmode = \"verify-full\""));
+    assert!(
+        text.contains("`nodes[0].sslrootcert`") && text.contains("fix:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_sslmode_is_refused_with_the_spellings() {
+    let text = error_text(&MINIMAL.replace("port = 5432", "port = 5432\nsslmode = \"allow\""));
+    assert!(text.contains("verify-full"), "{text}");
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_read_is_named_at_load() {
+    let config = parse(&MINIMAL.replace(
+        "port = 5432",
+        "port = 5432\nsslmode = \"verify-ca\"\nsslrootcert = \"/nonexistent/ca.pem\"",
+    ))
+    .unwrap();
+    let text = config.node_tls().unwrap_err().to_string();
+    assert!(
+        text.contains("`nodes[0].sslrootcert`") && text.contains("/nonexistent/ca.pem"),
+        "{text}"
+    );
+}
+
+const TWO_NODES: &str = r#"
+[[nodes]]
+name = "primary"
+port = 5432
+
+[[nodes]]
+name = "replica1"
+port = "5433"
+
+[[users]]
+name = "postgres"
+password = "secret"
+"#;
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key_path_line_and_fix() {
+    let text = error_text(TWO_NODES);
+    assert!(
+        text.starts_with("pgrw.toml: `nodes[1].port`: invalid type")
+            && text.contains("line 8")
+            && text.contains("fix:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_key_names_its_key_path() {
+    let text = error_text(&TWO_NODES.replace("port = \"5433\"\n", ""));
+    assert!(text.contains("`nodes[1].port`: missing field"), "{text}");
+}
+
+#[test]
+fn an_unknown_key_names_its_table_and_the_keys_it_takes() {
+    let text = error_text(&format!("{MINIMAL}\n[pool]\nsise = 3\n"));
+    assert!(
+        text.contains("`pool.sise`: unknown field") && text.contains("expected"),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_that_is_not_toml_keeps_the_parsers_line_and_caret() {
+    let text = error_text("listen = \n");
+    assert!(text.contains("line 1"), "{text}");
+}

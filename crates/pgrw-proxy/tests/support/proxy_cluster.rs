@@ -44,15 +44,7 @@ impl ProxiedCluster {
 
     /// A tokio-postgres client through `proxy` (one of [`Self::another_proxy`]).
     pub async fn connect_to(&self, proxy: &ProxyHandle) -> tokio_postgres::Client {
-        let dsn = format!(
-            "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
-            proxy.local_addr().port()
-        );
-        let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-            .await
-            .expect("logging in through the proxy");
-        tokio::spawn(connection);
-        client
+        connect_through(proxy).await
     }
 
     /// The proxy's port.
@@ -136,6 +128,19 @@ pub async fn closed_with(
         .code()
         .map(|code| code.code().to_string())
         .unwrap_or_else(|| error.to_string())
+}
+
+/// A tokio-postgres client through `proxy`, as `postgres`.
+pub async fn connect_through(proxy: &ProxyHandle) -> tokio_postgres::Client {
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
+        proxy.local_addr().port()
+    );
+    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("logging in through the proxy");
+    tokio::spawn(connection);
+    client
 }
 
 /// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
