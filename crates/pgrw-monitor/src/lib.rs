@@ -36,9 +36,16 @@ pub use tls::{NodeTls, NodeTlsClient, NodeTlsError, SslMode};
 pub struct MonitorConfig {
     /// Time between two probes of a node (default 100 ms).
     pub interval: Duration,
-    /// How long a connection attempt or a probe may take before it counts as
-    /// failed (default 1 s).
+    /// How long a probe on an open connection may take before it counts as
+    /// failed (default 1 s): a hung node is banned this soon.
     pub probe_timeout: Duration,
+    /// How long opening a probe connection (TCP, TLS, login, preparing the
+    /// probe) may take (default 5 s). Longer than a probe: a busy server can
+    /// take over a second to fork and authenticate a backend, and a node
+    /// whose every attempt is cut short never answers at all. A node that is
+    /// down refuses at once, whatever this is; one that hangs was already
+    /// banned by its last probe.
+    pub connect_timeout: Duration,
     /// Ban lengths and lag limits, applied by core's health state machine.
     pub health: HealthPolicy,
 }
@@ -48,6 +55,7 @@ impl Default for MonitorConfig {
         MonitorConfig {
             interval: Duration::from_millis(100),
             probe_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
             health: HealthPolicy::default(),
         }
     }

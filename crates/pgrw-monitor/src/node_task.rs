@@ -35,7 +35,7 @@ pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
         let started = Instant::now();
         let open = match connection.take().filter(|open| !open.is_closed()) {
             Some(open) => open,
-            None => match open_connection(address, &tls, timeout).await {
+            None => match open_connection(address, &tls, state.config.connect_timeout).await {
                 Ok(open) => {
                     backoff = interval;
                     open

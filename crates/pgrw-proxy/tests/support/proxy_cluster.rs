@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
+use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
+use pgrw_core::route::Role;
 use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
 
 /// A test cluster and a proxy serving it.
@@ -33,6 +34,7 @@ impl ProxiedCluster {
     ) -> ProxiedCluster {
         let cluster = TestCluster::start(replicas).await;
         let proxy = start_proxy(&cluster, top_level, extra).await;
+        wait_for_replicas(&proxy).await;
         ProxiedCluster { proxy, cluster }
     }
 
@@ -171,4 +173,30 @@ pub fn config_text(cluster: &TestCluster, top_level: &str, extra: &str) -> Strin
         "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{extra}\n"
     ));
     text
+}
+
+/// Waits until every replica `proxy` knows is up, follows the primary and has
+/// replayed the primary's last probed position. A proxy that starts takes
+/// that position as its last write (docs/consistency.md), so until then a
+/// read goes to the primary; on a loaded machine a replica's probe can trail
+/// the primary's for seconds, and a test's first read must not depend on it.
+pub async fn wait_for_replicas(proxy: &ProxyHandle) {
+    let state = proxy.state();
+    wait_until(
+        Duration::from_secs(60),
+        "every replica has replayed the primary's position",
+        async || {
+            let topology = state.topology();
+            topology
+                .nodes
+                .iter()
+                .filter(|node| node.role == Role::Replica)
+                .all(|node| {
+                    node.is_up()
+                        && node.follows_primary()
+                        && node.replay_lsn >= topology.primary_lsn
+                })
+        },
+    )
+    .await;
 }
