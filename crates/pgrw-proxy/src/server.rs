@@ -162,6 +162,17 @@ impl ProxyState {
         }
     }
 
+    /// Forgets what the logins to `database` (every database: `None`) were
+    /// found to be, so that the next login of each pair checks again: an
+    /// `ALTER ROLE/DATABASE … SET` may have changed their default isolation.
+    pub fn forget_logins(&self, database: Option<&str>) {
+        if let Ok(mut known) = self.known_databases.lock() {
+            known.retain(|(_, known_database), _| {
+                database.is_some_and(|database| database != known_database)
+            });
+        }
+    }
+
     /// Whether a login of `user` to `database` defaults to serializable
     /// transactions (as learned at the pair's first login).
     pub fn login_serializable(&self, user: &str, database: &str) -> bool {

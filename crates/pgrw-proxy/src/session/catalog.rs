@@ -3,7 +3,9 @@
 //! `pg_class` on the primary at once, again when DDL committed through the
 //! proxy asks for it, and every `catalog_refresh_ms`; sessions note DDL as
 //! its CommandComplete passes and ask for the reload when their transaction
-//! has ended (before that, nobody else can see the change).
+//! has ended (before that, nobody else can see the change). Either also makes
+//! the next logins check their default isolation again (`ALTER ROLE/DATABASE
+//! … SET default_transaction_isolation`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -64,6 +66,8 @@ async fn keep_loaded(
                     failing = false;
                     tracing::debug!(database, "catalog loaded");
                     slot.publish(catalog, requested);
+                    // Logins check their default isolation again (ALTER ROLE/DATABASE … SET).
+                    state.forget_logins(Some(&database));
                     state.config.catalog_refresh()
                 }
                 Err(reason) => {
@@ -171,6 +175,8 @@ impl Session {
             {
                 self.catalog_changed = false;
                 self.catalog.request_reload();
+                // `ALTER ROLE … SET` reaches every database's next login.
+                self.state.forget_logins(None);
             }
             _ => {}
         }
