@@ -36,7 +36,7 @@ impl Snapshot {
 /// Every database's catalog slot, made at its first session.
 pub(crate) struct DatabaseCatalogs {
     /// The built-in (and configured) knowledge every database starts from.
-    base: Arc<FunctionCatalog>,
+    base: Snapshot,
     slots: Mutex<HashMap<String, Arc<CatalogSlot>>>,
 }
 
@@ -44,14 +44,25 @@ impl DatabaseCatalogs {
     /// No database known yet; each starts from `base`.
     pub(crate) fn new(base: FunctionCatalog) -> DatabaseCatalogs {
         DatabaseCatalogs {
-            base: Arc::new(base),
+            base: Snapshot::of(base),
             slots: Mutex::new(HashMap::new()),
         }
     }
 
     /// The knowledge every database starts from.
     pub(crate) fn base(&self) -> &FunctionCatalog {
-        &self.base
+        &self.base.trusted
+    }
+
+    /// A view of the built-in knowledge alone, for a session before it
+    /// knows its database is there.
+    pub(crate) fn base_view(&self) -> CatalogView {
+        CatalogView {
+            slot: None,
+            receiver: None,
+            doubting: false,
+            current: self.base.clone(),
+        }
     }
 
     /// The slot of `database`, and whether it was made now (then its loader
@@ -64,7 +75,7 @@ impl DatabaseCatalogs {
         if let Some(slot) = slots.get(database) {
             return (Arc::clone(slot), false);
         }
-        let slot = Arc::new(CatalogSlot::new(FunctionCatalog::clone(&self.base)));
+        let slot = Arc::new(CatalogSlot::new(self.base.clone()));
         slots.insert(database.to_string(), Arc::clone(&slot));
         (slot, true)
     }
@@ -92,9 +103,9 @@ pub(crate) struct CatalogSlot {
 }
 
 impl CatalogSlot {
-    fn new(base: FunctionCatalog) -> CatalogSlot {
+    fn new(base: Snapshot) -> CatalogSlot {
         CatalogSlot {
-            snapshot: watch::Sender::new(Snapshot::of(base)),
+            snapshot: watch::Sender::new(base),
             requested: AtomicU64::new(0),
             loaded: AtomicU64::new(0),
             loads: AtomicU64::new(0),
@@ -156,16 +167,6 @@ pub(crate) struct CatalogView {
 }
 
 impl CatalogView {
-    /// A view of `catalog` alone, for a session before it knows its database.
-    pub(crate) fn fixed(catalog: &FunctionCatalog) -> CatalogView {
-        CatalogView {
-            slot: None,
-            receiver: None,
-            doubting: false,
-            current: Snapshot::of(catalog.clone()),
-        }
-    }
-
     /// Takes the slot's state now. Whether it doubts is read first: a load
     /// that ended the doubt was published before, so it is seen too.
     pub(crate) fn refresh(&mut self) {

@@ -195,6 +195,17 @@ impl ProxyState {
         }
     }
 
+    /// Forgets what the logins to `database` (every database: `None`) were
+    /// found to be, so that the next login of each pair checks again: an
+    /// `ALTER ROLE/DATABASE … SET` may have changed their default isolation.
+    pub fn forget_logins(&self, database: Option<&str>) {
+        if let Ok(mut known) = self.known_databases.lock() {
+            known.retain(|(_, known_database), _| {
+                database.is_some_and(|database| database != known_database)
+            });
+        }
+    }
+
     /// The default isolation of a login of `user` to `database` (as learned
     /// at the pair's first login; read committed when not learned).
     pub fn login_isolation(&self, user: &str, database: &str) -> DefaultIsolation {

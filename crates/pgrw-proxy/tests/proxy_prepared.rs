@@ -409,3 +409,27 @@ async fn after_deallocate_all_a_name_can_be_prepared_again() {
     .await;
     assert_eq!(seen[2], ["1", "2", "D Some(\"2\")", "C SELECT 1", "Z I"]);
 }
+
+/// psycopg with `prepare_threshold = 0` parses `DISCARD ALL` in a batch of
+/// its own, then binds and runs it: the Parse alone drops nothing.
+#[tokio::test]
+async fn a_discard_all_parsed_alone_drops_the_statements_only_when_run() {
+    let proxied = ProxiedCluster::start(1, ONE_BACKEND_PER_NODE).await;
+    let seen = compare(
+        &proxied,
+        &[
+            batch(|out| parse(out, "s1", "SELECT 1")),
+            batch(|out| parse(out, "d", "DISCARD ALL")),
+            batch(|out| bind_execute(out, "s1")),
+            batch(|out| bind_execute(out, "d")),
+            batch(|out| {
+                parse(out, "s1", "SELECT 2");
+                bind_execute(out, "s1");
+            }),
+        ],
+    )
+    .await;
+    assert_eq!(seen[2], ["2", "D Some(\"1\")", "C SELECT 1", "Z I"]);
+    assert_eq!(seen[3], ["2", "C DISCARD ALL", "Z I"]);
+    assert_eq!(seen[4], ["1", "2", "D Some(\"2\")", "C SELECT 1", "Z I"]);
+}

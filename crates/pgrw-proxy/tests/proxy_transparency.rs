@@ -154,6 +154,41 @@ async fn a_serializable_default_set_by_alter_database_keeps_reads_on_the_primary
 }
 
 #[tokio::test]
+async fn an_alter_database_set_through_the_proxy_reaches_the_next_login() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    direct_to_primary(&proxied)
+        .await
+        .batch_execute("CREATE DATABASE later_serial")
+        .await
+        .unwrap();
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/later_serial",
+        proxied.port()
+    );
+    let log_in = async || {
+        let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .expect("logging in to later_serial");
+        tokio::spawn(connection);
+        client
+    };
+    // The pair's first login found read committed.
+    let first = log_in().await;
+    assert!(reads_on_a_replica_again(&proxied, &first).await);
+    first
+        .batch_execute(
+            "ALTER DATABASE later_serial SET default_transaction_isolation = 'serializable'",
+        )
+        .await
+        .unwrap();
+    let next = log_in().await;
+    for _ in 0..3 {
+        let node = node_of(&proxied, &next, "SELECT inet_server_port()").await;
+        assert_eq!(node, "primary", "a standby refuses a serializable read");
+    }
+}
+
+#[tokio::test]
 async fn locks_held_on_the_primary_are_seen_through_the_proxy() {
     let proxied = ProxiedCluster::start(1, "").await;
     let holder = direct_to_primary(&proxied).await;

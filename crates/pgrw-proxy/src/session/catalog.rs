@@ -3,7 +3,9 @@
 //! `pg_class` on the primary at once, again when DDL committed through the
 //! proxy asks for it, and every `catalog_refresh_ms`; sessions note DDL as
 //! its CommandComplete passes and ask for the reload when their transaction
-//! has ended (before that, nobody else can see the change).
+//! has ended (before that, nobody else can see the change). Either also makes
+//! the next logins check their default isolation again (`ALTER ROLE/DATABASE
+//! … SET default_transaction_isolation`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -21,8 +23,10 @@ use crate::protocol::backend::{TransactionStatus, tag};
 use crate::server::ProxyState;
 use crate::shutdown::Phase;
 
-/// How soon a load that failed (no primary, a login refused) is tried again.
+/// How soon a load that failed (no primary, a login refused) is tried
+/// again: this, doubled after each failure up to [`RETRY_AT_MOST`].
 const RETRY: Duration = Duration::from_secs(1);
+const RETRY_AT_MOST: Duration = Duration::from_secs(60);
 
 /// The view of `database`'s catalog for a session of `user`; the first
 /// session of a database starts its loader (in the background: the login
@@ -51,32 +55,35 @@ async fn keep_loaded(
     let Some(mut shutdown) = state.upgrade().map(|state| state.shutdown.watch()) else {
         return;
     };
-    let mut failing = false;
+    let mut retry = RETRY;
     loop {
         let requested = slot.requested();
         let next = {
             let Some(state) = state.upgrade() else { return };
             match load(&state, &user, &database).await {
                 Ok(catalog) => {
-                    if failing {
+                    if retry > RETRY {
                         tracing::info!(database, "catalog loaded again");
                     }
-                    failing = false;
+                    retry = RETRY;
                     tracing::debug!(database, "catalog loaded");
                     slot.publish(catalog, requested);
+                    // Logins check their default isolation again (ALTER ROLE/DATABASE … SET).
+                    state.forget_logins(Some(&database));
                     state.config.catalog_refresh()
                 }
                 Err(reason) => {
-                    if !failing {
+                    if retry == RETRY {
                         tracing::warn!(
                             database,
                             "loading the catalog (functions, unlogged tables) from the \
                              primary failed: {reason}; calls of user functions go to the \
-                             primary until it loads; trying again every second"
+                             primary until it loads; trying again in 1 s, then less often"
                         );
                     }
-                    failing = true;
-                    Some(RETRY)
+                    let wait = retry;
+                    retry = (retry * 2).min(RETRY_AT_MOST);
+                    Some(wait)
                 }
             }
         };
@@ -171,6 +178,8 @@ impl Session {
             {
                 self.catalog_changed = false;
                 self.catalog.request_reload();
+                // `ALTER ROLE … SET` reaches every database's next login.
+                self.state.forget_logins(None);
             }
             _ => {}
         }

@@ -142,7 +142,7 @@ pub(crate) async fn serve(
         pools: Vec::new(),
         must_end: false,
         shutdown: state.shutdown.watch(),
-        catalog: crate::catalogs::CatalogView::fixed(state.catalogs.base()),
+        catalog: state.catalogs.base_view(),
         catalog_changed: false,
         state,
     };

@@ -182,6 +182,11 @@ impl SessionEffects {
         self.bits |= effect.0;
     }
 
+    /// Takes `effect` out.
+    pub fn remove(&mut self, effect: Effect) {
+        self.bits &= !effect.0;
+    }
+
     /// No effect at all (and no `pgrw.route` change).
     pub fn is_empty(&self) -> bool {
         self.bits == 0 && self.route_setting.is_none() && self.default_isolation.is_none()

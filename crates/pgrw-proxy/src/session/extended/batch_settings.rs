@@ -20,7 +20,12 @@ pub(super) struct BatchSettings {
     parameterized: bool,
     /// It executes a transaction control statement.
     transaction_control: bool,
+    /// It executes `DISCARD ALL` or `DEALLOCATE ALL`.
+    discards_statements: bool,
 }
+
+/// The effects that drop every prepared statement of the session.
+const DROPS_STATEMENTS: [Effect; 2] = [Effect::DISCARD_ALL, Effect::DEALLOCATE_ALL];
 
 impl Session {
     /// The settings statements a batch executes, with its transaction
@@ -65,6 +70,9 @@ impl Session {
                         continue;
                     };
                     let unit = self.classify(sql);
+                    found.discards_statements |= DROPS_STATEMENTS
+                        .iter()
+                        .any(|effect| unit.effects.contains(*effect));
                     let controls_transaction = settings::controls_transaction(unit.class);
                     found.transaction_control |= controls_transaction;
                     if settings::changes_settings(&unit.effects) && *with_parameters {
@@ -79,6 +87,28 @@ impl Session {
             }
         }
         Ok(found)
+    }
+
+    /// Takes `DISCARD ALL` and `DEALLOCATE ALL` out of the effects of
+    /// `unit`, what `batch` runs, unless the batch executes one: a batch
+    /// that only parses it (psycopg prepares each statement in a batch of
+    /// its own) drops no prepared statement.
+    pub(super) fn unless_executed_no_drop(
+        &self,
+        batch: &[Message],
+        unit: &mut Unit,
+    ) -> Result<(), SessionEnd> {
+        let drops = |unit: &Unit| {
+            DROPS_STATEMENTS
+                .iter()
+                .any(|effect| unit.effects.contains(*effect))
+        };
+        if drops(unit) && !self.settings_in(batch)?.discards_statements {
+            for effect in DROPS_STATEMENTS {
+                unit.effects.remove(effect);
+            }
+        }
+        Ok(())
     }
 
     /// Adds the settings statements `batch` executes to the unit's, when

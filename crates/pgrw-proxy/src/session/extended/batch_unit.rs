@@ -41,12 +41,14 @@ impl Session {
                 });
             }
         }
-        Ok(unit.unwrap_or(Unit {
+        let mut unit = unit.unwrap_or(Unit {
             class: StatementClass::Empty,
             hint: None,
             effects: pgrw_core::classification::SessionEffects::NONE,
             transaction_time: false,
-        }))
+        });
+        self.unless_executed_no_drop(batch, &mut unit)?;
+        Ok(unit)
     }
 
     /// The unit of one statement's SQL.
