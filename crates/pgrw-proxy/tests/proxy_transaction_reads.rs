@@ -54,6 +54,40 @@ async fn exchange(connection: &mut NodeConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// Appends Parse (unnamed), Bind, Describe and Execute of `sql`, as pgjdbc
+/// sends each statement.
+fn extended(out: &mut BytesMut, sql: &str) {
+    frontend::encode_parse(out, b"", sql.as_bytes(), &[]);
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    frontend::encode_bind(
+        out,
+        &frontend::Bind {
+            portal: b"",
+            statement: b"",
+            parameters: &parameters,
+        },
+    );
+    frontend::encode_describe(out, frontend::Target::Portal, b"");
+    frontend::encode_execute(out, b"", 0);
+}
+
+/// Sends `statements` as one extended batch ended by Sync, and describes
+/// the answer as [`exchange`] does.
+async fn exchange_batch(connection: &mut NodeConnection, statements: &[&str]) -> Vec<String> {
+    let mut out = BytesMut::new();
+    for sql in statements {
+        extended(&mut out, sql);
+    }
+    frontend::encode_sync(&mut out);
+    connection.send(&out).await;
+    connection
+        .receive_until_ready()
+        .await
+        .iter()
+        .map(describe)
+        .collect()
+}
+
 fn describe(message: &Message) -> String {
     match BackendMessage::decode(message.view()) {
         Ok(BackendMessage::ErrorResponse(fields)) => format!("E {}", fields.code),
@@ -172,6 +206,41 @@ async fn every_status_byte_and_sqlstate_in_transactions_matches_a_direct_connect
             "{through_proxy}: through the proxy vs direct"
         );
     }
+    // pgjdbc's way: BEGIN in the batch of the transaction's first statement.
+    let batches: [&[&str]; 5] = [
+        &["BEGIN", "SELECT count(*) FROM {t}"],
+        &["SELECT v FROM {t} WHERE id = 2"],
+        &["SELECT 1/0"],
+        &["SELECT 1"],
+        &["COMMIT"],
+    ];
+    let batches_then_write: [&[&str]; 4] = [
+        &["BEGIN", "SELECT count(*) FROM {t}"],
+        &[
+            "UPDATE {t} SET v = 'dos' WHERE id = 2",
+            "SELECT v FROM {t} WHERE id = 2",
+        ],
+        &["COMMIT"],
+        &[
+            "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            "SELECT count(*) FROM {t}",
+            "COMMIT",
+        ],
+    ];
+    for batch in batches.iter().chain(batches_then_write.iter()) {
+        let on = |table: &str| -> Vec<String> {
+            batch.iter().map(|sql| sql.replace("{t}", table)).collect()
+        };
+        let (through_proxy, on_primary) = (on("tr_proxied"), on("tr_direct"));
+        let through: Vec<&str> = through_proxy.iter().map(String::as_str).collect();
+        let direct: Vec<&str> = on_primary.iter().map(String::as_str).collect();
+        let seen = exchange_batch(&mut proxy, &through).await;
+        let expected = exchange_batch(&mut primary, &direct).await;
+        assert_eq!(
+            seen, expected,
+            "{through_proxy:?}: through the proxy vs direct"
+        );
+    }
     // The script's leading reads ran on the replica.
     let stats = proxied.proxy.state().stats();
     assert!(
@@ -213,6 +282,33 @@ async fn reads_before_the_first_write_run_on_a_replica_and_the_rest_on_the_prima
         "the transaction sees its write"
     );
     client.batch_execute("COMMIT").await.expect("COMMIT");
+}
+
+#[tokio::test]
+async fn a_begin_in_the_batch_of_the_first_statement_is_deferred_too() {
+    // pgjdbc with autoCommit=false sends BEGIN so, with Parse/Bind/Execute.
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    replicas_caught_up(&proxied).await;
+    let mut client = raw(proxied.port()).await;
+    let port = |answer: &[String]| -> String {
+        let row = answer
+            .iter()
+            .find(|message| message.starts_with("D "))
+            .unwrap_or_else(|| panic!("a row: {answer:?}"));
+        let port: i32 = row
+            .trim_start_matches("D Some(\"")
+            .trim_end_matches("\")")
+            .parse()
+            .unwrap_or_else(|_| panic!("a port: {row}"));
+        proxied.node_at(port)
+    };
+    let first = exchange_batch(&mut client, &["BEGIN", "SELECT inet_server_port()"]).await;
+    assert_eq!(first.last().map(String::as_str), Some("Z T"), "{first:?}");
+    assert_eq!(port(&first), "replica1", "{first:?}");
+    let later = exchange_batch(&mut client, &["SELECT inet_server_port()"]).await;
+    assert_eq!(port(&later), "replica1", "{later:?}");
+    let ended = exchange(&mut client, "COMMIT").await;
+    assert_eq!(ended, ["C COMMIT", "Z I"]);
 }
 
 #[tokio::test]

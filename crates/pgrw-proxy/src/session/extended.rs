@@ -127,7 +127,7 @@ impl Session {
     }
 
     async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
         if let Some((mut backend, unit)) = self.open_batch.take() {
             if self.splits_at_flush(&mut backend, &unit, &batch)? {
                 // The rest writes after reads on a replica: see [`flush_split`].
@@ -150,6 +150,10 @@ impl Session {
                 (backend, unit)
             }
             None => {
+                if end == BatchEnd::Sync {
+                    // A BEGIN first, as pgjdbc sends it (`transaction_reads`).
+                    self.defer_batch_begin(&mut batch)?;
+                }
                 if batch.is_empty() {
                     // A lone Sync: nothing to run anywhere.
                     self.ready();
