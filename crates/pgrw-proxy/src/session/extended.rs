@@ -113,6 +113,10 @@ impl Session {
             // The backend of a batch that failed before a Flush skips to
             // this Sync too: it gets it, and its ReadyForQuery is the client's.
         }
+        if self.open_batch.is_none() {
+            // A BEGIN first, as pgjdbc sends it (`transaction_reads`).
+            self.defer_batch_begin()?;
+        }
         self.run_batch(BatchEnd::Sync).await
     }
 
@@ -127,7 +131,7 @@ impl Session {
     }
 
     async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
-        let mut batch = std::mem::take(&mut self.batch);
+        let batch = std::mem::take(&mut self.batch);
         if let Some((mut backend, unit)) = self.open_batch.take() {
             if self.splits_at_flush(&mut backend, &unit, &batch)? {
                 // The rest writes after reads on a replica: see [`flush_split`].
@@ -150,10 +154,6 @@ impl Session {
                 (backend, unit)
             }
             None => {
-                if end == BatchEnd::Sync {
-                    // A BEGIN first, as pgjdbc sends it (`transaction_reads`).
-                    self.defer_batch_begin(&mut batch)?;
-                }
                 if batch.is_empty() {
                     // A lone Sync: nothing to run anywhere.
                     self.ready();

@@ -103,11 +103,18 @@ impl Session {
     /// the first statement of a transaction, in the same batch) when it may
     /// be deferred, as [`Session::answer_deferred`] answers a simple one:
     /// ParseComplete, BindComplete, NoData, CommandComplete. Those messages
-    /// leave `batch`; the rest then runs in the deferred transaction.
-    pub(super) fn defer_batch_begin(&mut self, batch: &mut Vec<Message>) -> Result<(), SessionEnd> {
-        if self.routing.deferred.is_some() || batch.len() < 3 {
+    /// leave the batch; the rest then runs in the deferred transaction.
+    pub(super) fn defer_batch_begin(&mut self) -> Result<(), SessionEnd> {
+        if self.routing.deferred.is_some() || self.batch.len() < 3 {
             return Ok(());
         }
+        let mut batch = std::mem::take(&mut self.batch);
+        let deferred = self.defer_begin_of(&mut batch);
+        self.batch = batch;
+        deferred
+    }
+
+    fn defer_begin_of(&mut self, batch: &mut Vec<Message>) -> Result<(), SessionEnd> {
         let FrontendMessage::Parse(parse) = FrontendMessage::decode(batch[0].view())? else {
             return Ok(());
         };
