@@ -4,6 +4,7 @@
 //! line, runs the chosen subcommand and turns an error into one line on stderr
 //! and a non-zero exit code.
 
+mod check;
 mod cluster;
 mod console;
 mod demo;
@@ -36,6 +37,9 @@ enum Command {
     Proxy(proxy::ProxyCommand),
     /// Start the local cluster (if not running) and the proxy in front of it.
     Up(proxy::UpCommand),
+    /// Check a configuration: the file, every node's role and lag, who follows whom,
+    /// where reads and writes would go; non-zero exit when something is wrong.
+    Check(check::CheckCommand),
     /// Run the origin's User scenario through the proxy, showing where each statement ran.
     Demo(demo::DemoCommand),
 }
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             Command::Proxy(command) => proxy::run_proxy(command).await,
             Command::Up(command) => proxy::run_up(command).await,
             Command::Demo(command) => demo::run(command).await,
+            Command::Check(command) => check::run(command).await,
         }
     });
     match outcome {

@@ -44,6 +44,10 @@ pub struct UpCommand {
     /// Once the proxy is listening, run `pgrw demo` through it.
     #[arg(long)]
     demo: bool,
+    /// Also write the configuration the proxy runs with to FILE (mode 0600: it
+    /// holds the password), to serve the same with `pgrw proxy --config FILE`.
+    #[arg(long, value_name = "FILE")]
+    write_config: Option<PathBuf>,
     /// Milliseconds between two refreshes of the node status (tests shorten it).
     #[arg(long, hide = true, default_value_t = 1000)]
     status_refresh_ms: u64,
@@ -56,11 +60,17 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
         tracing::warn!("{warning}");
     }
     let proxy = Proxy::bind(config).await?;
+    proxy.state().set_config_path(command.config.clone());
     log_started(&proxy);
     if let Err(not_ready) = proxy.ready(MONITOR_READY_TIMEOUT).await {
         tracing::warn!("{not_ready}; serving anyway");
     }
     println!("pgrw proxy listening on {}", proxy.local_addr());
+    if let Some(metrics) = proxy.metrics_addr() {
+        tracing::info!(%metrics, "serving /metrics and /healthz");
+        println!("pgrw metrics on http://{metrics}/metrics");
+    }
+    let reloads = tokio::spawn(reload_on_sighup(proxy.state()));
     let drain = shutdown_notice(proxy.state().config.shutdown_timeout_ms);
     proxy
         .serve_until(
@@ -72,9 +82,26 @@ pub async fn run_proxy(command: ProxyCommand) -> Result<(), CliError> {
             stop_requested(),
         )
         .await;
+    reloads.abort();
     tracing::info!("pgrw proxy stopped");
     println!("pgrw proxy stopped");
     Ok(())
+}
+
+/// Reads the configuration file again on every SIGHUP, as `RELOAD` on the
+/// admin console does: applied if valid, else refused with the reason
+/// logged and the old configuration kept (docs/configuration.md, "Reload").
+async fn reload_on_sighup(state: std::sync::Arc<pgrw_proxy::ProxyState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be listened for: reload with RELOAD on the admin console");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        // The outcome is logged by the reload itself.
+        let _ = pgrw_proxy::reload(&state);
+    }
 }
 
 /// Brings up the local cluster (if not running) and serves the proxy in front of it.
@@ -99,7 +126,14 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
     let cluster = spec.up().await?;
     let password = cluster.state().password.clone();
 
-    let proxy = match bind_generated(&cluster, command.port, &password).await {
+    let config_text = generated_config(&cluster, command.port, &password);
+    let mut started = bind_generated(&config_text).await;
+    if let (Ok(_), Some(path)) = (&started, &command.write_config)
+        && let Err(error) = write_config(path, &config_text)
+    {
+        started = Err(error);
+    }
+    let proxy = match started {
         Ok(proxy) => proxy,
         Err(error) => {
             // Nothing may stay behind that this command started.
@@ -127,6 +161,12 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
         }
     );
     println!("pgrw proxy listening on {}", proxy.local_addr());
+    if let Some(path) = &command.write_config {
+        println!(
+            "configuration written to {0}: `pgrw proxy --config {0}` serves the same",
+            path.display()
+        );
+    }
     println!(
         "connect: postgres://postgres:{password}@127.0.0.1:{}/postgres",
         proxy.local_addr().port()
@@ -180,13 +220,10 @@ pub async fn run_up(command: UpCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The proxy `pgrw up` serves, bound on `port`; a port in use says which flag
-/// picks another.
-async fn bind_generated(cluster: &Cluster, port: u16, password: &str) -> Result<Proxy, CliError> {
-    let config = ProxyConfig::from_toml(
-        "generated config",
-        &generated_config(cluster, port, password),
-    )?;
+/// The proxy `pgrw up` serves, from its generated `text`; a port in use says
+/// which flag picks another.
+async fn bind_generated(text: &str) -> Result<Proxy, CliError> {
+    let config = ProxyConfig::from_toml("generated config", text)?;
     if let Some(warning) = pgrw_proxy::limits::raise_open_file_limit(&config) {
         tracing::warn!("{warning}");
     }
@@ -240,6 +277,23 @@ fn generated_config(cluster: &Cluster, port: u16, password: &str) -> String {
         toml_string(password)
     ));
     text
+}
+
+/// Writes `pgrw up`'s configuration to `path`, readable by its owner only.
+fn write_config(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let header = "# Written by `pgrw up --write-config`: the configuration it served the local\n\
+                  # cluster with. `pgrw proxy --config THIS_FILE` serves the same; every key is\n\
+                  # in docs/configuration.md.\n";
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(format!("{header}{text}").as_bytes()))
+        .map_err(|error| format!("writing the configuration to {}: {error}", path.display()).into())
 }
 
 /// `text` as a TOML basic string.

@@ -164,7 +164,8 @@ fn class_name(class: StatementClass) -> &'static str {
     }
 }
 
-/// The built-in catalog plus every user function's volatility from `dsn`.
+/// The built-in catalog plus every user function's volatility and every
+/// unlogged relation from `dsn`, as the proxy loads them.
 async fn catalog_from(dsn: &str) -> Result<FunctionCatalog, CliError> {
     let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
         .await
@@ -174,6 +175,10 @@ async fn catalog_from(dsn: &str) -> Result<FunctionCatalog, CliError> {
         .query(pgrw_core::catalog::USER_FUNCTIONS_QUERY, &[])
         .await
         .map_err(|error| format!("reading user functions from pg_proc: {error}"))?;
+    let unlogged = client
+        .query(pgrw_core::catalog::UNLOGGED_RELATIONS_QUERY, &[])
+        .await
+        .map_err(|error| format!("reading unlogged relations from pg_class: {error}"))?;
     drop(client);
     let _ = driver.await;
     let mut catalog = FunctionCatalog::builtin();
@@ -183,6 +188,9 @@ async fn catalog_from(dsn: &str) -> Result<FunctionCatalog, CliError> {
         let code: String = row.get("volatility");
         let volatility = Volatility::from_provolatile(&code).unwrap_or(Volatility::Volatile);
         catalog.add_user_function(&schema, &name, volatility);
+    }
+    for row in unlogged {
+        catalog.add_unlogged_relation(row.get("name"));
     }
     Ok(catalog)
 }

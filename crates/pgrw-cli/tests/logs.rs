@@ -8,7 +8,7 @@ mod pgrw_process;
 use std::time::Duration;
 
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
-use pgrw_process::{Pgrw, proxy_config};
+use pgrw_process::{Pgrw, connect, proxy_config};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -31,16 +31,6 @@ fn start_proxy_with(
         .stdout
         .wait_for_line(DEADLINE, "pgrw proxy listening on");
     (proxy, dir, port)
-}
-
-/// A client logged in through the proxy on `port`.
-async fn connect(port: u16) -> tokio_postgres::Client {
-    let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .expect("a client logs in through the proxy");
-    tokio::spawn(connection);
-    client
 }
 
 /// Runs `sql` through the proxy on `port` over the simple protocol.
@@ -192,4 +182,53 @@ async fn a_pool_with_no_free_connection_is_a_warning_naming_node_and_size() {
         });
     assert!(warning.contains("node=primary"), "{warning}");
     assert!(warning.contains("pool_size=1"), "{warning}");
+}
+
+/// Tries to log in through the proxy on `port`; the login must fail.
+async fn failed_login(port: u16, user: &str, password: &str) {
+    let dsn = format!("postgres://{user}:{password}@127.0.0.1:{port}/postgres");
+    assert!(
+        tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "{user} is refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_login_is_a_warning_with_user_and_address_that_never_says_which_part_failed() {
+    let cluster = TestCluster::start(0).await;
+    let (proxy, _config, port) = start_proxy(&cluster, &[]);
+    failed_login(port, "postgres", "wrong-guess").await;
+    failed_login(port, "mallory", "other-guess").await;
+    let failures = proxy
+        .stderr
+        .wait_for(DEADLINE, "two failed logins", |lines| {
+            let failures: Vec<String> = lines
+                .iter()
+                .filter(|line| line.contains("password authentication failed"))
+                .cloned()
+                .collect();
+            (failures.len() == 2).then_some(failures)
+        });
+    for line in &failures {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("address=127.0.0.1"), "{line}");
+        assert!(
+            !line.contains("guess"),
+            "a log line holds a password: {line}"
+        );
+    }
+    // Shaped alike: only the user name (and the growing delay) differs.
+    assert!(failures[0].contains("user=\"postgres\""), "{}", failures[0]);
+    assert!(failures[1].contains("user=\"mallory\""), "{}", failures[1]);
+    let shape = |line: &str| -> Vec<String> {
+        line.split_whitespace()
+            .filter(|word| !word.starts_with("user=") && !word.starts_with("delay_ms="))
+            .skip(1) // the timestamp
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(shape(&failures[0]), shape(&failures[1]));
+    assert_no_password(&proxy.stderr.all());
 }

@@ -1,6 +1,7 @@
 //! `pgrw proxy --config FILE` as a service manager runs it: it serves, and
 //! SIGTERM (what systemd and container runtimes stop a process with) stops it
-//! cleanly, as Ctrl-C does; a second SIGTERM stops it at once.
+//! cleanly, as Ctrl-C does; a second SIGTERM stops it at once; SIGHUP
+//! reloads the file, refusing an invalid one with the reason logged.
 
 #[path = "support/pgrw_process.rs"]
 mod pgrw_process;
@@ -8,7 +9,7 @@ mod pgrw_process;
 use std::time::Duration;
 
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster};
-use pgrw_process::{Pgrw, proxy_config};
+use pgrw_process::{Pgrw, connect, proxy_config};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -22,16 +23,6 @@ fn start_proxy(cluster: &TestCluster, top_level: &str) -> (Pgrw, tempfile::TempD
         .stdout
         .wait_for_line(DEADLINE, "pgrw proxy listening on");
     (proxy, dir, port)
-}
-
-/// A client logged in through the proxy on `port`.
-async fn connect(port: u16) -> tokio_postgres::Client {
-    let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .expect("a client logs in through the proxy");
-    tokio::spawn(connection);
-    client
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,4 +72,48 @@ async fn a_second_sigterm_stops_the_proxy_without_waiting_for_open_transactions(
         "pgrw proxy exited with {status} on a second SIGTERM"
     );
     proxy.stdout.wait_for_line(DEADLINE, "pgrw proxy stopped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_a_changed_config_and_logs_why_it_refuses_an_invalid_one() {
+    let cluster = TestCluster::start(0).await;
+    let (proxy, dir, port) = start_proxy(&cluster, "");
+    let config = dir.path().join("pgrw.toml");
+    let client = connect(port).await;
+    let console = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/pgrw");
+    assert!(
+        tokio_postgres::connect(&console, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "postgres is not an admin yet"
+    );
+
+    // The users table is last in the file: the key lands on postgres.
+    let original = std::fs::read_to_string(&config).expect("read the config");
+    std::fs::write(&config, format!("{original}admin = true\n")).expect("write");
+    proxy.hangup();
+    proxy
+        .stderr
+        .wait_for_line_containing(DEADLINE, "configuration reloaded");
+    let (admin, connection) = tokio_postgres::connect(&console, tokio_postgres::NoTls)
+        .await
+        .expect("an admin after the reload");
+    tokio::spawn(connection);
+    admin.simple_query("SHOW NODES").await.expect("SHOW NODES");
+
+    std::fs::write(&config, format!("{original}[pool]\nsize = 0\n")).expect("write");
+    proxy.hangup();
+    proxy
+        .stderr
+        .wait_for_line_containing(DEADLINE, "configuration reload refused");
+    let refused = proxy.stderr.all().join("\n");
+    assert!(
+        refused.contains("pool.size"),
+        "the reason names the key: {refused}"
+    );
+    let row = client
+        .query_one("SELECT 8", &[])
+        .await
+        .expect("the client goes on");
+    assert_eq!(row.get::<_, i32>(0), 8);
 }

@@ -262,6 +262,74 @@ impl TestCluster {
         .await;
     }
 
+    /// Turns TLS on for the node called `name` (`ssl = on`, reloaded, no
+    /// restart) with `cert_pem` (its certificate chain) and `key_pem` (the
+    /// key), written into its data directory; returns once it serves TLS.
+    pub async fn enable_tls(&self, name: &str, cert_pem: &str, key_pem: &str) {
+        let node = self.node(name);
+        for (file, text) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            self.write_server_file(node, file, text);
+        }
+        self.append_setting(node, "ssl = on\n");
+        let client = self.connect(name).await;
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .unwrap_or_else(|error| panic!("reloading {name}: {error}"));
+        let description = format!("{name} serves TLS");
+        wait_until(Duration::from_secs(30), &description, async || {
+            let client = self.connect(name).await;
+            client
+                .query_one("SHOW ssl", &[])
+                .await
+                .is_ok_and(|row| row.get::<_, String>(0) == "on")
+        })
+        .await;
+    }
+
+    /// Makes the node called `name` listen on a Unix socket too, in its data
+    /// directory, with password logins (a restart); returns the socket
+    /// directory, the `host` a client gives.
+    pub async fn enable_unix_socket(&self, name: &str) -> std::path::PathBuf {
+        let node = self.node(name);
+        let directory = node.data_dir.clone();
+        self.append_setting(
+            node,
+            &format!("unix_socket_directories = '{}'\n", directory.display()),
+        );
+        let hba = node.data_dir.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", hba.display()));
+        rules.push_str("local   all          all                 scram-sha-256\n");
+        std::fs::write(&hba, rules)
+            .unwrap_or_else(|error| panic!("writing {}: {error}", hba.display()));
+        self.stop(name).await;
+        self.start_node(name).await;
+        directory
+    }
+
+    fn append_setting(&self, node: &NodeLayout, line: &str) {
+        let path = node.data_dir.join("postgresql.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .unwrap_or_else(|error| panic!("appending to {}: {error}", path.display()));
+    }
+
+    /// Writes a file the server reads (mode 0600, owned by the server user).
+    fn write_server_file(&self, node: &NodeLayout, file: &str, text: &str) {
+        let path = node.data_dir.join(file);
+        std::fs::write(&path, text)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)))
+            .unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
+        self.cluster
+            .programs
+            .user()
+            .own(&path)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
     fn node(&self, name: &str) -> &NodeLayout {
         self.nodes
             .iter()

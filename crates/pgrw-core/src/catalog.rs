@@ -7,6 +7,13 @@
 //! from `pg_proc` ([`USER_FUNCTIONS_QUERY`], [`FunctionCatalog::add_user_function`]);
 //! configuration can force names either way. A function known nowhere is
 //! what PostgreSQL makes a user function by default, volatile: the primary.
+//!
+//! The same driver adds the database's unlogged relations
+//! ([`UNLOGGED_RELATIONS_QUERY`], [`FunctionCatalog::add_unlogged_relation`]):
+//! a standby has none of their rows and refuses to read them, so a statement
+//! naming one runs on the primary. While a driver knows its copy may be out of
+//! date (DDL committed, not yet reloaded), [`FunctionCatalog::doubting`] gives
+//! a copy that trusts no function outside `pg_catalog`-qualified calls.
 
 mod builtin;
 
@@ -24,6 +31,13 @@ pub const USER_FUNCTIONS_QUERY: &str = "SELECT n.nspname::text AS schema, p.pron
      p.provolatile::text AS volatility \
      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind IN ('f', 'a', 'w')";
+
+/// SQL listing the database's unlogged tables, materialized views and
+/// sequences (`pg_class.relpersistence = 'u'`), one column `name`. Feed each
+/// row to [`FunctionCatalog::add_unlogged_relation`].
+pub const UNLOGGED_RELATIONS_QUERY: &str = "SELECT c.relname::text AS name \
+     FROM pg_catalog.pg_class c \
+     WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p', 'm', 'S')";
 
 /// A function's volatility, as in `pg_proc.provolatile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,6 +85,9 @@ pub enum PrimaryBecause {
     Configured,
     /// Its name cannot be read reliably (`U&"…"` escapes, over 63 bytes).
     OpaqueName,
+    /// DDL committed since the catalog was loaded: until it is loaded again,
+    /// any function may have been created, replaced or shadowed.
+    CatalogReloading,
 }
 
 impl PrimaryBecause {
@@ -81,7 +98,10 @@ impl PrimaryBecause {
     pub fn hint_may_override(self) -> bool {
         matches!(
             self,
-            PrimaryBecause::Volatile | PrimaryBecause::Unknown | PrimaryBecause::AsksTheNode
+            PrimaryBecause::Volatile
+                | PrimaryBecause::Unknown
+                | PrimaryBecause::AsksTheNode
+                | PrimaryBecause::CatalogReloading
         )
     }
 }
@@ -98,6 +118,9 @@ impl fmt::Display for PrimaryBecause {
             PrimaryBecause::Unknown => "is unknown (volatile by default)",
             PrimaryBecause::Configured => "is configured primary-only",
             PrimaryBecause::OpaqueName => "has a name pgrw cannot read",
+            PrimaryBecause::CatalogReloading => {
+                "may have changed (DDL committed, catalog being reloaded)"
+            }
         })
     }
 }
@@ -131,6 +154,11 @@ pub struct FunctionCatalog {
     read_only_operators: HashSet<Box<[u8]>>,
     /// Treat functions known nowhere as read-only.
     trust_unknown: bool,
+    /// Names (as in `pg_class.relname`) of unlogged relations.
+    unlogged_relations: HashSet<Box<[u8]>>,
+    /// The user functions may have changed since they were loaded: only
+    /// built-in knowledge of `pg_catalog`-qualified calls is trusted.
+    doubting: bool,
 }
 
 /// Room for `schema.name` with both at PostgreSQL's 63-byte limit.
@@ -190,6 +218,35 @@ impl FunctionCatalog {
             .entry(name.as_bytes().into())
             .or_default();
         overloads.push((schema.as_bytes().into(), volatility));
+    }
+
+    /// Records an unlogged relation, as listed by [`UNLOGGED_RELATIONS_QUERY`]
+    /// (the name as stored in `pg_class`).
+    pub fn add_unlogged_relation(&mut self, name: &str) {
+        self.unlogged_relations.insert(name.as_bytes().into());
+    }
+
+    /// Whether any unlogged relation is known (so that names are worth looking up).
+    pub fn knows_unlogged_relations(&self) -> bool {
+        !self.unlogged_relations.is_empty()
+    }
+
+    /// Whether `name` (as PostgreSQL resolves it: unquoted identifiers
+    /// already lowercased) names an unlogged relation in some schema.
+    pub fn is_unlogged_relation(&self, name: &[u8]) -> bool {
+        !self.unlogged_relations.is_empty() && self.unlogged_relations.contains(name)
+    }
+
+    /// A copy of this catalog for while it may be out of date: every call
+    /// not qualified with `pg_catalog` whose verdict would be read-only goes
+    /// to the primary ([`PrimaryBecause::CatalogReloading`]) instead — a user
+    /// function may just have shadowed a built-in name, or been replaced by a
+    /// volatile one. Configured names keep their verdicts.
+    pub fn doubting(&self) -> FunctionCatalog {
+        FunctionCatalog {
+            doubting: true,
+            ..self.clone()
+        }
     }
 
     /// Forces calls of `name` (or `schema.name`) to the primary. Case-insensitive.
@@ -254,6 +311,12 @@ impl FunctionCatalog {
         // the writer unless configured otherwise (a replica hint cannot override).
         if !builtin_scope && let Some(Knowledge::Primary(builtin)) = known {
             return builtin_verdict(builtin);
+        }
+        if self.doubting && schema != Some(b"pg_catalog".as_slice()) {
+            return FunctionVerdict::Primary(
+                PrimaryBecause::CatalogReloading,
+                SessionEffects::NONE,
+            );
         }
         if builtin_scope && known == Some(Knowledge::ExtensionReadOnly) {
             return FunctionVerdict::ReadOnly;
@@ -443,6 +506,41 @@ mod tests {
             catalog.judge(Some(b"app"), b"nextval"),
             FunctionVerdict::ReadOnly
         );
+    }
+
+    #[test]
+    fn a_doubting_catalog_trusts_only_pg_catalog_calls() {
+        let mut catalog = FunctionCatalog::builtin();
+        catalog.add_user_function("public", "price_of", Volatility::Stable);
+        catalog.force_read_only("report");
+        let doubting = catalog.doubting();
+        for name in [&b"lower"[..], b"price_of"] {
+            assert_eq!(
+                primary_because(doubting.judge(None, name)),
+                Some(PrimaryBecause::CatalogReloading)
+            );
+        }
+        assert_eq!(
+            doubting.judge(Some(b"pg_catalog"), b"lower"),
+            FunctionVerdict::ReadOnly
+        );
+        assert_eq!(doubting.judge(None, b"report"), FunctionVerdict::ReadOnly);
+        assert_eq!(
+            primary_because(doubting.judge(None, b"nextval")),
+            Some(PrimaryBecause::Writes)
+        );
+        assert_eq!(catalog.judge(None, b"price_of"), FunctionVerdict::ReadOnly);
+    }
+
+    #[test]
+    fn unlogged_relations_are_known_by_exact_name() {
+        let mut catalog = FunctionCatalog::builtin();
+        assert!(!catalog.is_unlogged_relation(b"scratch"));
+        catalog.add_unlogged_relation("scratch");
+        catalog.add_unlogged_relation("Mixed");
+        assert!(catalog.is_unlogged_relation(b"scratch"));
+        assert!(catalog.is_unlogged_relation(b"Mixed"));
+        assert!(!catalog.is_unlogged_relation(b"mixed"));
     }
 
     #[test]

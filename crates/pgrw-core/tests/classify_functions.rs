@@ -532,3 +532,79 @@ fn a_builtin_name_qualified_to_another_schema_is_unknown() {
     assert_primary("SELECT shadow.upper(name) FROM users");
     assert_replica("SELECT pg_catalog.lower('A')");
 }
+
+/// `public.lower(int)` that inserts: an unqualified `lower(…)` may be it
+/// (the classifier does not resolve overloads), so the primary runs it.
+#[test]
+fn a_volatile_overload_of_a_builtin_name_sends_the_call_to_the_primary() {
+    let mut catalog = FunctionCatalog::builtin();
+    catalog.add_user_function("public", "lower", Volatility::Volatile);
+    let c = verdict_with("SELECT lower(5)", &catalog);
+    assert_eq!(c.class, StatementClass::Write);
+    assert_eq!(c.reason.to_string(), "function lower is volatile");
+    assert_eq!(
+        verdict_with("SELECT pg_catalog.lower('A')", &catalog).class,
+        StatementClass::Read
+    );
+}
+
+/// `shadow.upper(text)` that writes, reached through `search_path`: the
+/// classifier does not know the path, so any schema's volatile `upper` counts.
+#[test]
+fn a_volatile_shadow_in_another_schema_sends_the_call_to_the_primary() {
+    let mut catalog = FunctionCatalog::builtin();
+    catalog.add_user_function("shadow", "upper", Volatility::Volatile);
+    assert_eq!(
+        verdict_with("SELECT upper('x')", &catalog).class,
+        StatementClass::Write
+    );
+    assert_eq!(
+        verdict_with("SELECT shadow.upper('x')", &catalog).class,
+        StatementClass::Write
+    );
+}
+
+#[test]
+fn a_read_naming_an_unlogged_relation_goes_to_the_primary() {
+    let mut catalog = FunctionCatalog::builtin();
+    catalog.add_unlogged_relation("scratch");
+    for sql in [
+        "SELECT count(*) FROM scratch",
+        "SELECT * FROM app.SCRATCH s",
+        "SELECT 1 FROM t JOIN \"scratch\" USING (id)",
+        "EXPLAIN SELECT * FROM scratch",
+        "COPY scratch TO STDOUT",
+    ] {
+        let c = verdict_with(sql, &catalog);
+        assert_eq!(c.class, StatementClass::Write, "{sql}");
+        assert_eq!(
+            c.reason.to_string(),
+            "reads unlogged relation scratch (only the primary has its rows)",
+            "{sql}"
+        );
+    }
+    // A quoted name is exact: `"Scratch"` is another relation.
+    assert_eq!(
+        verdict_with("SELECT * FROM \"Scratch\"", &catalog).class,
+        StatementClass::Read
+    );
+    assert_eq!(
+        verdict_with("SELECT * FROM logged", &catalog).class,
+        StatementClass::Read
+    );
+}
+
+#[test]
+fn while_the_catalog_reloads_user_and_builtin_names_go_to_the_primary() {
+    let mut catalog = FunctionCatalog::builtin();
+    catalog.add_user_function("public", "price_of", Volatility::Stable);
+    let doubting = catalog.doubting();
+    for sql in ["SELECT price_of(1)", "SELECT lower('A')"] {
+        let c = verdict_with(sql, &doubting);
+        assert_eq!(c.class, StatementClass::Write, "{sql}");
+    }
+    assert_eq!(
+        verdict_with("SELECT id FROM items", &doubting).class,
+        StatementClass::Read
+    );
+}

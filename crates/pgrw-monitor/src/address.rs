@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode as DsnSslMode};
+
+use crate::tls::{NodeTls, SslMode};
 
 /// PostgreSQL's default port, used when a connection string names none.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -31,6 +33,8 @@ pub struct NodeAddress {
     pub database: String,
     /// Relative share of reads under weighted balancing (default 1).
     pub weight: u32,
+    /// TLS to the node (`sslmode`, `sslrootcert`; default `prefer`).
+    pub tls: NodeTls,
 }
 
 /// Why a connection string cannot address one node.
@@ -122,6 +126,13 @@ impl NodeAddress {
             }
         };
         let database = config.get_dbname().unwrap_or(&user).to_string();
+        // tokio-postgres reads disable, prefer and require; verify-ca and
+        // verify-full are the proxy's `pgrw.toml` keys only.
+        let mode = match config.get_ssl_mode() {
+            DsnSslMode::Disable => SslMode::Disable,
+            DsnSslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        };
         Ok(NodeAddress {
             name: name.to_string(),
             host,
@@ -130,6 +141,10 @@ impl NodeAddress {
             password,
             database,
             weight: 1,
+            tls: NodeTls {
+                mode,
+                root_cert: None,
+            },
         })
     }
 
@@ -145,6 +160,12 @@ impl NodeAddress {
         if !self.password.is_empty() {
             config.password(&self.password);
         }
+        config.ssl_mode(match self.tls.mode {
+            SslMode::Disable => DsnSslMode::Disable,
+            SslMode::Prefer => DsnSslMode::Prefer,
+            // The rustls configuration checks the certificate.
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => DsnSslMode::Require,
+        });
         config
     }
 }
@@ -159,6 +180,7 @@ impl fmt::Debug for NodeAddress {
             .field("password", &"…")
             .field("database", &self.database)
             .field("weight", &self.weight)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -194,6 +216,7 @@ mod tests {
                 password: "s3cret".to_string(),
                 database: "shop".to_string(),
                 weight: 1,
+                tls: NodeTls::default(),
             }
         );
     }
@@ -235,6 +258,16 @@ mod tests {
         assert_eq!(
             address("host=/var/run/postgresql user=u").host,
             "/var/run/postgresql"
+        );
+    }
+
+    #[test]
+    fn reads_sslmode_and_defaults_to_prefer_as_libpq() {
+        assert_eq!(address("user=u").tls.mode, SslMode::Prefer);
+        assert_eq!(address("user=u sslmode=disable").tls.mode, SslMode::Disable);
+        assert_eq!(
+            address("postgres://u@h/d?sslmode=require").tls.mode,
+            SslMode::Require
         );
     }
 

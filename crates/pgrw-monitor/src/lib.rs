@@ -4,6 +4,8 @@
 //! the library route by.
 //!
 //! - [`address`]: where a node is ([`NodeAddress`], read from a connection string).
+//! - [`tls`]: TLS to a node (`sslmode`, `sslrootcert`) and Unix socket paths,
+//!   shared with the proxy's backend connections.
 //! - [`Monitor`]: start it, read or subscribe to the topology, report failures,
 //!   wait for a replica to replay a position.
 //!
@@ -19,12 +21,15 @@ mod monitor;
 mod node_task;
 mod probe;
 mod state;
+pub mod tls;
 
 use std::time::Duration;
 
 pub use address::{DsnError, NodeAddress};
 pub use monitor::{Monitor, NotReady};
 pub use pgrw_core::route::{HealthPolicy, NodeId, Topology};
+pub use probe::connect;
+pub use tls::{NodeTls, NodeTlsClient, NodeTlsError, SslMode};
 
 /// How often and how patiently the monitor probes, and what bans a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

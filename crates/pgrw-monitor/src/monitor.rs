@@ -181,6 +181,32 @@ impl Monitor {
         state.wake(node);
     }
 
+    /// Bans `node` on an operator's word (the admin console's `BAN`): no
+    /// read or write is routed to it until [`Monitor::operator_unban`],
+    /// whatever its probes find. False for a node the monitor does not have.
+    pub fn operator_ban(&self, node: NodeId) -> bool {
+        self.running.state.set_operator_ban(node, true)
+    }
+
+    /// Lifts an operator's ban of `node`: its probes decide its health again.
+    /// False for a node the monitor does not have.
+    pub fn operator_unban(&self, node: NodeId) -> bool {
+        let known = self.running.state.set_operator_ban(node, false);
+        self.running.state.wake(node);
+        known
+    }
+
+    /// Sets `node`'s weight under weighted balancing (a reload changed it):
+    /// the next topology has it.
+    pub fn set_weight(&self, node: NodeId, weight: u32) {
+        self.running.state.set_weight(node, weight);
+    }
+
+    /// Whether an operator banned `node`.
+    pub fn operator_banned(&self, node: NodeId) -> bool {
+        self.running.state.operator_banned(node)
+    }
+
     /// Tells the monitor one connection to `node` failed mid-use: the node
     /// is probed now, and banned only if the probe fails. One backend ending
     /// (`pg_terminate_backend`, an out-of-memory kill, `idle_session_timeout`)

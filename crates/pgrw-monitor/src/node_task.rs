@@ -12,8 +12,10 @@ use std::time::Duration;
 use pgrw_core::route::NodeId;
 use tokio::time::Instant;
 
+use crate::address::NodeAddress;
 use crate::probe::{ProbeConnection, ProbeError};
 use crate::state::{MonitorState, Outcome};
+use crate::tls::{NodeTlsClient, NodeTlsError};
 
 /// The longest wait between two connection attempts to a node whose server
 /// refuses the login (a wrong password, too many connections, a timeout).
@@ -24,13 +26,16 @@ pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
     let address = &state.addresses[node.index()];
     let interval = state.config.interval;
     let timeout = state.config.probe_timeout;
+    // The CA file is read once; a node whose TLS settings cannot be used is
+    // reported down with the reason every interval.
+    let tls = NodeTlsClient::new(address.tls.clone());
     let mut connection: Option<ProbeConnection> = None;
     let mut backoff = interval;
     loop {
         let started = Instant::now();
         let open = match connection.take().filter(|open| !open.is_closed()) {
             Some(open) => open,
-            None => match ProbeConnection::open(address, timeout).await {
+            None => match open_connection(address, &tls, timeout).await {
                 Ok(open) => {
                     backoff = interval;
                     open
@@ -65,6 +70,20 @@ pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
             () = tokio::time::sleep_until(started + interval) => {}
             () = state.woken(node) => {}
         }
+    }
+}
+
+async fn open_connection(
+    address: &NodeAddress,
+    tls: &Result<NodeTlsClient, NodeTlsError>,
+    timeout: Duration,
+) -> Result<ProbeConnection, ProbeError> {
+    match tls {
+        Ok(tls) => ProbeConnection::open(address, tls.config(), timeout).await,
+        Err(error) => Err(ProbeError::Connect {
+            why: error.to_string(),
+            refused_by_server: true,
+        }),
     }
 }
 

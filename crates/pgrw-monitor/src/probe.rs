@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use pgrw_core::Lsn;
 use pgrw_core::route::{Role, WalReceiver};
+use rustls::ClientConfig;
 use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::address::NodeAddress;
 
@@ -107,17 +109,15 @@ pub(crate) struct ProbeConnection {
 }
 
 impl ProbeConnection {
-    /// Connects to `address` and prepares the probe, all within `timeout`.
+    /// Connects to `address` (over TLS with `tls`, the node's configuration
+    /// built once) and prepares the probe, all within `timeout`.
     pub(crate) async fn open(
         address: &NodeAddress,
+        tls: Option<&Arc<ClientConfig>>,
         timeout: Duration,
     ) -> Result<ProbeConnection, ProbeError> {
-        let mut config = address.connect_config();
-        config.connect_timeout(timeout);
         let opened = tokio::time::timeout(timeout, async {
-            let (client, connection) = config.connect(NoTls).await?;
-            // Runs until the client is dropped or the server goes away.
-            tokio::spawn(connection);
+            let client = connect_client(address, tls, timeout).await?;
             let statement = client.prepare(PROBE_SQL).await?;
             Ok::<_, tokio_postgres::Error>(ProbeConnection { client, statement })
         })
@@ -128,7 +128,7 @@ impl ProbeConnection {
                 refused_by_server: error
                     .as_db_error()
                     .is_some_and(|db| db.code().code() != CANNOT_CONNECT_NOW),
-                why: error.to_string(),
+                why: describe_connect_error(address, &error),
             }),
             Err(_) => Err(ProbeError::Connect {
                 why: format!("no connection within {timeout:?}"),
@@ -150,6 +150,73 @@ impl ProbeConnection {
             Err(_) => Err(ProbeError::Query(format!("no answer within {timeout:?}"))),
         }
     }
+}
+
+/// A tokio-postgres connection to `address`, over TLS with `tls`; its
+/// connection task runs until the client is dropped or the server goes away.
+async fn connect_client(
+    address: &NodeAddress,
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = address.connect_config();
+    config.connect_timeout(timeout);
+    match tls {
+        None => {
+            let (client, connection) = config.connect(NoTls).await?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Some(tls) => {
+            let tls = MakeRustlsConnect::new(ClientConfig::clone(tls));
+            let (client, connection) = config.connect(tls).await?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+    }
+}
+
+/// Connects to `address` as the monitor does (its `sslmode`, its socket
+/// directory), within `timeout`: for tools that ask a node more than the
+/// probe does (`pgrw check`). The error says why, naming the CA file when
+/// the node's certificate was refused.
+pub async fn connect(address: &NodeAddress, timeout: Duration) -> Result<Client, String> {
+    let tls =
+        crate::tls::NodeTlsClient::new(address.tls.clone()).map_err(|error| error.to_string())?;
+    match tokio::time::timeout(timeout, connect_client(address, tls.config(), timeout)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(describe_connect_error(address, &error)),
+        Err(_) => Err(format!("no connection within {timeout:?}")),
+    }
+}
+
+/// A failed connection in words: tokio-postgres's, with the CA file named
+/// when the node's certificate was refused.
+fn describe_connect_error(address: &NodeAddress, error: &tokio_postgres::Error) -> String {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|tls| tls.downcast_ref::<rustls::Error>().is_some())
+        {
+            return address.tls.describe_handshake_failure(io);
+        }
+        source = inner.source();
+    }
+    // tokio-postgres's own message ("error connecting to server") leaves
+    // out why: the causes follow it.
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        let cause = inner.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 /// Decodes the probe's row.

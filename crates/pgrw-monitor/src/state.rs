@@ -43,6 +43,11 @@ struct NodeState {
     probe_began: Duration,
     /// For a replica that answers, why it does not follow the current primary.
     orphan: Option<Orphan>,
+    /// Banned by an operator (`BAN node` on the admin console) until an
+    /// `UNBAN`: probes go on, but do not lift it.
+    operator_banned: bool,
+    /// Its weight, when a reload changed the configured one.
+    weight: Option<u32>,
 }
 
 impl NodeState {
@@ -61,6 +66,10 @@ impl NodeState {
             }
     }
 }
+
+/// The `until` of an operator's ban in a published topology: never reached
+/// (about a century of monitor time), so routing keeps away until `UNBAN`.
+pub(crate) const OPERATOR_BAN_UNTIL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How much of the primary's progress is kept at least: replicas further
 /// behind are reported at least this far behind.
@@ -238,15 +247,7 @@ impl MonitorState {
             nodes.primary_lsn_at = nodes.primary_lsn_at.max(Some(began));
         }
         self.judge_replicas(&mut nodes, now);
-        let topology = self.topology_of(&nodes, now);
-        self.note_split_brain(&mut nodes, &topology);
-        self.topology.send_if_modified(|current| {
-            let changed = **current != topology;
-            if changed {
-                *current = Arc::new(topology);
-            }
-            changed
-        });
+        self.publish(&mut nodes, now);
         drop(nodes);
         if probed {
             self.probes.send_modify(|count| *count += 1);
@@ -332,13 +333,21 @@ impl MonitorState {
                     Some(reading) => (reading.applied_lsn(), lag_of(reading, nodes, now)),
                     None => (Lsn::INVALID, Lag::default()),
                 };
+                // An operator's ban shows in what routing sees only: the
+                // node's own health (its bans, the primary's progress) goes on.
+                let health = match state.operator_banned {
+                    true => Health::Banned {
+                        until: OPERATOR_BAN_UNTIL,
+                    },
+                    false => state.health.health(),
+                };
                 Node {
                     name: Arc::clone(name),
                     role: state.role(),
-                    health: state.health.health(),
+                    health,
                     replay_lsn,
                     lag,
-                    weight: address.weight,
+                    weight: state.weight.unwrap_or(address.weight),
                     answering: state.health.answering(),
                     orphan: state.orphan,
                 }
@@ -349,6 +358,60 @@ impl MonitorState {
             Some(at) => topology.with_primary_lsn_at(at),
             None => topology,
         }
+    }
+
+    /// Bans `node` (or lifts that ban) on an operator's word: while banned it
+    /// is shown banned in every topology, whatever its probes find, so that
+    /// nothing is routed to it. False for a node the monitor does not have.
+    pub(crate) fn set_operator_ban(&self, node: NodeId, banned: bool) -> bool {
+        let Some(name) = self.names.get(node.index()).cloned() else {
+            return false;
+        };
+        let mut nodes = self.lock();
+        let state = &mut nodes.states[node.index()];
+        if state.operator_banned != banned {
+            state.operator_banned = banned;
+            match banned {
+                true => {
+                    tracing::warn!(node = %name, "node banned by an operator: no reads or writes until UNBAN")
+                }
+                false => {
+                    tracing::warn!(node = %name, "operator's ban lifted: the node's probes decide again")
+                }
+            }
+        }
+        self.publish(&mut nodes, self.now());
+        true
+    }
+
+    /// Publishes the topology the nodes make at `now`, if it changed.
+    fn publish(&self, nodes: &mut Nodes, now: Duration) {
+        let topology = self.topology_of(nodes, now);
+        self.note_split_brain(nodes, &topology);
+        self.topology.send_if_modified(|current| {
+            let changed = **current != topology;
+            if changed {
+                *current = Arc::new(topology);
+            }
+            changed
+        });
+    }
+
+    /// Sets `node`'s weight and publishes the topology with it.
+    pub(crate) fn set_weight(&self, node: NodeId, weight: u32) {
+        let mut nodes = self.lock();
+        if let Some(state) = nodes.states.get_mut(node.index()) {
+            state.weight = Some(weight);
+            self.publish(&mut nodes, self.now());
+        }
+    }
+
+    /// Whether an operator banned `node`.
+    pub(crate) fn operator_banned(&self, node: NodeId) -> bool {
+        self.lock()
+            .states
+            .get(node.index())
+            .is_some_and(|state| state.operator_banned)
     }
 
     /// Notes that a probe of `node` begins now: a primary's answer to it

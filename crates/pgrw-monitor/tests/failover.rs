@@ -10,11 +10,15 @@ use pgrw_cluster::testing::TestCluster;
 use pgrw_core::route::{HealthPolicy, NoPrimary, Role};
 use pgrw_monitor::MonitorConfig;
 
-use common::{PATIENCE, monitor, node, quick_bans, wait_for_topology};
+use common::{PATIENCE, PROBE_TIMEOUT, monitor, node, quick_bans, wait_for_topology};
 
-/// The default bans and lag limits (the failover guarantees rest on them).
+/// The default bans and lag limits (the failover guarantees rest on them),
+/// with the tests' [`PROBE_TIMEOUT`].
 fn default_config() -> MonitorConfig {
-    MonitorConfig::default()
+    MonitorConfig {
+        probe_timeout: PROBE_TIMEOUT,
+        ..MonitorConfig::default()
+    }
 }
 
 #[tokio::test]

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use pgrw_core::Lsn;
+use pgrw_monitor::NodeTlsClient;
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::auth::md5;
 use crate::auth::scram::{self, ScramClient, ScramClientFinal};
 use crate::cancel::CancelTarget;
+use crate::node_stream::NodeStream;
 use crate::protocol::backend::{Authentication, BackendMessage, TransactionStatus};
 use crate::protocol::frontend;
 use crate::protocol::{FrameLimits, Message, ProtocolError};
@@ -24,7 +25,7 @@ use crate::protocol::{FrameLimits, Message, ProtocolError};
 pub struct BackendLogin {
     /// The node's name, for errors.
     pub node_name: String,
-    /// Host.
+    /// Host name, IP address, or Unix socket directory (starting with `/`).
     pub host: String,
     /// Port.
     pub port: u16,
@@ -34,6 +35,8 @@ pub struct BackendLogin {
     pub password: String,
     /// Database.
     pub database: String,
+    /// TLS to the node (`sslmode`), its CA file already read.
+    pub tls: NodeTlsClient,
 }
 
 /// Why a node connection failed.
@@ -99,7 +102,7 @@ pub enum BackendError {
 
 /// A logged-in connection to one node, idle or in use.
 pub struct BackendConnection {
-    stream: TcpStream,
+    stream: NodeStream,
     read_buffer: BytesMut,
     node_name: String,
     /// The node's `ParameterStatus` values at login.
@@ -142,10 +145,9 @@ impl BackendConnection {
             node: node.clone(),
             source,
         };
-        let stream = TcpStream::connect((login.host.as_str(), login.port))
+        let stream = NodeStream::connect(&login.host, login.port, &login.tls)
             .await
             .map_err(io)?;
-        stream.set_nodelay(true).map_err(io)?;
         let now = Instant::now();
         let mut connection = BackendConnection {
             stream,
@@ -275,11 +277,7 @@ impl BackendConnection {
     /// Whether an idle connection still looks usable: the node has neither
     /// closed it nor sent anything unasked (a FATAL on shutdown). Never blocks.
     pub fn looks_alive(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(
-            self.stream.try_read(&mut probe),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
-        )
+        self.stream.looks_alive()
     }
 
     /// The node's name.
@@ -306,6 +304,7 @@ impl BackendConnection {
 
     /// Reads more bytes from the node into the buffer (cancel-safe).
     pub async fn fill(&mut self) -> Result<(), BackendError> {
+        crate::protocol::frame::shrink_if_idle(&mut self.read_buffer);
         let read = self
             .stream
             .read_buf(&mut self.read_buffer)

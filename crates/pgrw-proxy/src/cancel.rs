@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rand::RngCore;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
+use crate::node_stream::NodeStream;
 use crate::protocol::frontend::{CancelKey, encode_cancel_request};
 
 /// Where a cancel for one client goes now: a node and the backend's own key.
@@ -55,6 +55,19 @@ impl Drop for IssuedKey {
     }
 }
 
+/// One more than the largest process id any Linux allows (`PID_MAX_LIMIT`,
+/// 2^22; other systems stay lower): no server process has an id at or above it.
+const NO_PROCESS_BELOW: u32 = 1 << 22;
+
+/// A process id for a client's BackendKeyData from `random`: at or above
+/// [`NO_PROCESS_BELOW`], so that `pg_terminate_backend(pid)` or
+/// `pg_cancel_backend(pid)` of the id a client was given can never reach an
+/// unrelated backend on a node (it answers "not a PostgreSQL backend process").
+fn proxy_process_id(random: u32) -> i32 {
+    let span = i32::MAX as u32 - NO_PROCESS_BELOW;
+    (NO_PROCESS_BELOW + random % span) as i32
+}
+
 /// Every live client's cancel key.
 #[derive(Default)]
 pub struct CancelRegistry {
@@ -67,7 +80,7 @@ impl CancelRegistry {
         let mut rng = rand::thread_rng();
         let slot = CancelSlot::default();
         loop {
-            let process_id = (rng.next_u32() >> 1) as i32;
+            let process_id = proxy_process_id(rng.next_u32());
             let mut secret_key = [0u8; 4];
             rng.fill_bytes(&mut secret_key);
             let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
@@ -109,7 +122,8 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// (as a client's cancel may fail silently) after [`CANCEL_TIMEOUT`].
 pub async fn send_cancel(target: &CancelTarget) {
     let _ = tokio::time::timeout(CANCEL_TIMEOUT, async {
-        let Ok(mut stream) = TcpStream::connect((target.host.as_str(), target.port)).await else {
+        // In plaintext, as libpq sends its cancels, over TCP or the node's socket.
+        let Ok(mut stream) = NodeStream::open(&target.host, target.port).await else {
             return;
         };
         let mut out = BytesMut::new();
@@ -131,4 +145,26 @@ pub async fn send_cancel(target: &CancelTarget) {
 /// working for nobody as soon as it can.
 pub fn spawn_cancel(target: Arc<CancelTarget>) {
     tokio::spawn(async move { send_cancel(&target).await });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announced_process_id_is_never_a_real_process_id() {
+        for random in [0, 1, NO_PROCESS_BELOW, u32::MAX, u32::MAX / 2, 12345] {
+            let pid = proxy_process_id(random);
+            assert!(pid >= NO_PROCESS_BELOW as i32, "{random} gave {pid}");
+        }
+        let registry = CancelRegistry::default();
+        for _ in 0..10_000 {
+            let key = registry.issue();
+            assert!(
+                key.process_id >= NO_PROCESS_BELOW as i32,
+                "{}",
+                key.process_id
+            );
+        }
+    }
 }

@@ -32,10 +32,21 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead, TransactionReads};
+pub use pgrw_monitor::SslMode;
+use pgrw_monitor::{NodeAddress, NodeTls, NodeTlsClient};
 use serde::Deserialize;
+
+use crate::auth::StoredPassword;
+use crate::auth::scram::ScramVerifier;
+
+mod limits;
+mod secret;
+
+pub use limits::LimitsConfig;
 
 pub use crate::tls::{TlsConfig, TlsMode};
 
@@ -62,6 +73,11 @@ pub struct ProxyConfig {
     /// clients are disconnected at once; see docs/proxy.md.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// How often each database's catalog (user functions, unlogged tables)
+    /// is read again from the primary (default 60000; 0: only at the
+    /// database's first session and after DDL through the proxy).
+    #[serde(default = "default_catalog_refresh_ms")]
+    pub catalog_refresh_ms: u64,
     /// The PostgreSQL nodes; their roles are discovered, not configured.
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
@@ -77,6 +93,22 @@ pub struct ProxyConfig {
     /// TLS between clients and the proxy (default: none).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// What clients may take of the proxy: message size, logins, idle time.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The admin console and the metrics listener (`[admin]`).
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: what operators reach besides the SQL port. The console itself
+/// is the virtual database `pgrw` on the SQL port, for users with `admin = true`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where to serve Prometheus `/metrics` and `/healthz` over HTTP
+    /// (`"127.0.0.1:9930"`); none by default.
+    pub metrics_listen: Option<String>,
 }
 
 /// One PostgreSQL node.
@@ -85,14 +117,32 @@ pub struct ProxyConfig {
 pub struct NodeConfig {
     /// The name shown in routes and status (`primary`, `replica1`, …).
     pub name: String,
-    /// Host name or IP address (default `127.0.0.1`).
+    /// Host name, IP address, or Unix socket directory such as
+    /// `/var/run/postgresql` (default `127.0.0.1`).
     #[serde(default = "default_host")]
     pub host: String,
-    /// TCP port.
+    /// TCP port (over a Unix socket, it names the socket file `.s.PGSQL.<port>`).
     pub port: u16,
     /// Relative share of reads under `weighted` balancing (default 1).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// TLS to this node, as libpq's `sslmode` (default `prefer`).
+    #[serde(default)]
+    pub sslmode: SslMode,
+    /// PEM file of the CA that signed the node's certificate, for
+    /// `verify-ca` and `verify-full`.
+    #[serde(default)]
+    pub sslrootcert: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// The node's TLS settings.
+    pub fn tls(&self) -> NodeTls {
+        NodeTls {
+            mode: self.sslmode,
+            root_cert: self.sslrootcert.clone(),
+        }
+    }
 }
 
 /// How the proxy checks a client's password.
@@ -116,19 +166,66 @@ pub enum AuthMethod {
 pub struct UserConfig {
     /// The role name.
     pub name: String,
-    /// The password, in plaintext: the proxy needs it to log in to the nodes.
+    /// The password the proxy logs in to the nodes with, in plaintext; or a
+    /// SCRAM-SHA-256 verifier as PostgreSQL stores it
+    /// (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`), which checks clients
+    /// but cannot log in to a node (see docs/security.md). After
+    /// [`ProxyConfig::from_toml`], also what `password_file` or
+    /// `password_env` gave.
+    #[serde(default)]
     pub password: String,
+    /// A file holding the password (its first line), instead of `password`.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// An environment variable holding the password, instead of `password`.
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// How clients prove they know it.
     #[serde(default)]
     pub auth: AuthMethod,
+    /// The most clients logged in as this user at once (default: no limit);
+    /// one more gets FATAL 53300.
+    #[serde(default)]
+    pub max_connections: Option<u64>,
+    /// Whether this user may log in to the admin console (the virtual
+    /// database `pgrw`; default false).
+    #[serde(default)]
+    pub admin: bool,
 }
 
+impl UserConfig {
+    /// The SCRAM verifier clients are checked against, when the password is one.
+    pub fn scram_verifier(&self) -> Option<ScramVerifier> {
+        match StoredPassword::parse(&self.password) {
+            Ok(StoredPassword::Scram(verifier)) => Some(verifier),
+            _ => None,
+        }
+    }
+
+    /// The password to log in to the nodes with: empty when only a
+    /// verifier is configured (the node must then not ask for one).
+    pub fn node_password(&self) -> &str {
+        if self.password.starts_with(SCRAM_PREFIX) {
+            ""
+        } else {
+            &self.password
+        }
+    }
+}
+
+const SCRAM_PREFIX: &str = "SCRAM-SHA-256$";
+
 impl std::fmt::Debug for UserConfig {
+    /// Never shows the password, whatever its form.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserConfig")
             .field("name", &self.name)
             .field("password", &"<redacted>")
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
             .field("auth", &self.auth)
+            .field("max_connections", &self.max_connections)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -367,6 +464,9 @@ fn default_max_client_connections() -> u64 {
 fn default_shutdown_timeout_ms() -> u64 {
     30_000
 }
+fn default_catalog_refresh_ms() -> u64 {
+    60_000
+}
 fn default_host() -> String {
     "127.0.0.1".to_string()
 }
@@ -420,10 +520,14 @@ impl ProxyConfig {
 
     /// Parses and checks `text`; `source_name` names it in errors.
     pub fn from_toml(source_name: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
-        let config: ProxyConfig = toml::from_str(text).map_err(|error| ConfigError::Syntax {
-            source_name: source_name.to_string(),
-            message: error.to_string().trim_end().to_string(),
-        })?;
+        let mut config: ProxyConfig =
+            toml::from_str(text).map_err(|error| ConfigError::Syntax {
+                source_name: source_name.to_string(),
+                message: key_path::describe(text, &error),
+            })?;
+        for (index, user) in config.users.iter_mut().enumerate() {
+            secret::resolve(source_name, index, user)?;
+        }
         config.check(source_name)?;
         Ok(config)
     }
@@ -443,9 +547,58 @@ impl ProxyConfig {
         Duration::from_millis(self.login_timeout_ms)
     }
 
+    /// How often a database's catalog is read again (`None`: never on a timer).
+    pub fn catalog_refresh(&self) -> Option<Duration> {
+        (self.catalog_refresh_ms > 0).then(|| Duration::from_millis(self.catalog_refresh_ms))
+    }
+
     /// How long a graceful shutdown waits for running transactions.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Each node's TLS, its CA file read (at bind). An unusable file is an
+    /// error naming the node's key and the file.
+    pub fn node_tls(&self) -> Result<Vec<NodeTlsClient>, ConfigError> {
+        let index_of = |index: usize| format!("nodes[{index}].sslrootcert");
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| {
+                NodeTlsClient::new(node.tls()).map_err(|error| ConfigError::Invalid {
+                    source_name: "pgrw.toml".to_string(),
+                    key: index_of(index),
+                    problem: format!("(node {:?}): {error}", node.name),
+                    fix: "point it at the PEM file of the CA that signed the node's \
+                          certificate (PostgreSQL's ssl_ca_file), or lower sslmode to \
+                          \"require\""
+                        .to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Where the node monitor (and `pgrw check`) logs in: every node, as the
+    /// first configured user, to database `postgres`.
+    pub fn node_addresses(&self) -> Vec<NodeAddress> {
+        let (user, password) = self
+            .users
+            .first()
+            .map(|user| (user.name.clone(), user.node_password().to_string()))
+            .unwrap_or_default();
+        self.nodes
+            .iter()
+            .map(|node| NodeAddress {
+                name: node.name.clone(),
+                host: node.host.clone(),
+                port: node.port,
+                user: user.clone(),
+                password: password.clone(),
+                database: "postgres".to_string(),
+                weight: node.weight,
+                tls: node.tls(),
+            })
+            .collect()
     }
 
     /// The user called `name`.
@@ -488,6 +641,14 @@ impl ProxyConfig {
                     format!("nodes[{index}].name"),
                     format!("= {:?} is used by another node", node.name),
                     "give every node its own name",
+                ));
+            }
+            if node.sslmode.verifies() && node.sslrootcert.is_none() {
+                return Err(invalid(
+                    format!("nodes[{index}].sslrootcert"),
+                    format!("is missing while sslmode = \"{}\"", node.sslmode),
+                    "set it to the PEM file of the CA that signed the node's certificate, \
+                     or sslmode = \"require\" to encrypt without checking it",
                 ));
             }
             if node.port == 0 {
@@ -544,6 +705,9 @@ impl ProxyConfig {
                 ));
             }
         }
+        if let Some((key, problem, fix)) = self.limits.problem() {
+            return Err(invalid(key.into(), problem, fix));
+        }
         if self.pool.stall_timeout_ms == 0 {
             return Err(invalid(
                 "pool.stall_timeout_ms".into(),
@@ -552,9 +716,19 @@ impl ProxyConfig {
                 "set a positive value (default 10000) or remove the key",
             ));
         }
+        if let Some(address) = &self.admin.metrics_listen
+            && address.parse::<SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "admin.metrics_listen".into(),
+                format!("= {address:?} is not an IP address and port"),
+                "write it as \"127.0.0.1:9930\", or remove the key for no metrics listener",
+            ));
+        }
         self.tls.check(source_name)
     }
 }
 
+mod key_path;
 #[cfg(test)]
 mod tests;

@@ -14,22 +14,32 @@
 //! [`config`] reads `pgrw.toml`, [`limits`] raises the open-file limit it needs,
 //! [`tls`] loads the certificate clients see, [`unknown_writes`] holds reads
 //! back after writes whose position the proxy could not learn,
-//! and [`stats`] counts what went to which node.
+//! [`stats`] counts what went to which node, `admin` is the console (the
+//! virtual database `pgrw`), `metrics` serves Prometheus `/metrics` and
+//! `/healthz`, and [`reload`] applies a changed `pgrw.toml` live.
 //! Routing decisions come from `pgrw_core`, node state from `pgrw_monitor`.
 
+mod admin;
+mod admission;
 pub mod auth;
 pub mod backend;
 pub mod cancel;
+mod catalogs;
 pub mod config;
 pub mod limits;
+mod metrics;
+mod node_stream;
 pub mod pool;
 pub mod protocol;
+pub mod reload;
 pub mod server;
-mod session;
+pub(crate) mod session;
 mod shutdown;
 pub mod stats;
 pub mod tls;
 pub mod unknown_writes;
 
+pub use admin::DATABASE as ADMIN_DATABASE;
 pub use config::ProxyConfig;
+pub use reload::reload;
 pub use server::{Proxy, ProxyHandle, ProxyState, StartError};

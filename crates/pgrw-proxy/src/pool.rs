@@ -52,6 +52,8 @@ pub struct Pool {
     permits: Arc<Semaphore>,
     /// The connections checked out on this node, over all its pools.
     in_flight: Arc<AtomicU32>,
+    /// Clients waiting for a free slot now (`cl_waiting`).
+    waiting: AtomicU32,
 }
 
 impl Pool {
@@ -70,6 +72,7 @@ impl Pool {
             config,
             idle: Mutex::new(Vec::new()),
             in_flight,
+            waiting: AtomicU32::new(0),
         })
     }
 
@@ -83,17 +86,50 @@ impl Pool {
         self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
     }
 
+    /// Who it logs in as, and where.
+    pub fn login(&self) -> &BackendLogin {
+        &self.login
+    }
+
+    /// What it holds now, for the admin console and metrics.
+    pub fn usage(&self) -> PoolUsage {
+        PoolUsage {
+            size: self.config.size,
+            checked_out: self.config.size - self.permits.available_permits().min(self.config.size),
+            idle: self.idle_count(),
+            waiting: self.waiting.load(Ordering::Relaxed) as usize,
+        }
+    }
+
+    /// Its idle connections: backend process id and age.
+    pub fn idle_connections(&self) -> Vec<(i32, std::time::Duration)> {
+        let Ok(idle) = self.idle.lock() else {
+            return Vec::new();
+        };
+        idle.iter()
+            .map(|connection| {
+                (
+                    connection.cancel_target.process_id,
+                    connection.opened_at.elapsed(),
+                )
+            })
+            .collect()
+    }
+
     /// A connection for exclusive use: an idle one if any is fresh enough,
     /// else a new one; waits at most the checkout timeout for a free slot.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledBackend, CheckoutError> {
         // A free slot is the common case: take it without arming a timer.
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(
-                self.config.checkout_timeout(),
-                self.permits.clone().acquire_owned(),
-            )
-            .await
+            Err(_) => {
+                let _waiting = Waiting::on(&self.waiting);
+                tokio::time::timeout(
+                    self.config.checkout_timeout(),
+                    self.permits.clone().acquire_owned(),
+                )
+                .await
+            }
             .map_err(|_| {
                 tracing::warn!(
                     node = %self.login.node_name,
@@ -158,6 +194,36 @@ impl Pool {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(connection);
         }
+    }
+}
+
+/// What a pool holds at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Its most connections (`pool.size`).
+    pub size: usize,
+    /// Connections checked out by clients (`sv_active`).
+    pub checked_out: usize,
+    /// Idle connections kept for reuse (`sv_idle`).
+    pub idle: usize,
+    /// Clients waiting for a free slot (`cl_waiting`).
+    pub waiting: usize,
+}
+
+/// Counts one client waiting for a slot while it lives (also when the wait
+/// is given up on because the client left).
+struct Waiting<'a>(&'a AtomicU32);
+
+impl<'a> Waiting<'a> {
+    fn on(count: &'a AtomicU32) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -237,6 +303,25 @@ impl Pools {
         self.in_flight
             .iter()
             .map(|count| count.load(Ordering::Relaxed))
+    }
+
+    /// Forgets the pools of the users `forget` says yes to: clients that
+    /// hold one keep it until they leave; the next asks for a new one
+    /// (made with the configuration then in force).
+    pub fn forget(&self, forget: impl Fn(&str) -> bool) {
+        let mut pools = self.pools.lock().expect("the pool map is never poisoned");
+        pools.retain(|(_, _, user), _| !forget(user));
+    }
+
+    /// Every pool made so far, ordered by node, database and user.
+    pub fn all(&self) -> Vec<Arc<Pool>> {
+        let pools = self.pools.lock().expect("the pool map is never poisoned");
+        let mut all: Vec<_> = pools
+            .iter()
+            .map(|(key, pool)| (key.clone(), pool.clone()))
+            .collect();
+        all.sort_by(|(a, _), (b, _)| a.cmp(b));
+        all.into_iter().map(|(_, pool)| pool).collect()
     }
 
     /// The pool for (`node`, database, user) of `login`, created when first asked.

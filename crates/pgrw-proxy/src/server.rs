@@ -12,16 +12,20 @@ use pgrw_core::classification::DefaultIsolation;
 use pgrw_core::route::{NodeId, Topology};
 use pgrw_core::sql::shape::ShapeMemory;
 use pgrw_core::{FunctionCatalog, Lsn};
-use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig, NodeAddress};
+use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig};
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::auth::scram::{self, ScramVerifier};
+use crate::admin::clients::ClientRegistry;
+use crate::admin::pause::Pause;
+use crate::auth::scram::ScramVerifier;
 use crate::backend::BackendLogin;
 use crate::cancel::CancelRegistry;
+use crate::catalogs::DatabaseCatalogs;
 use crate::config::{ProxyConfig, UserConfig};
 use crate::pool::{Pool, Pools};
+use crate::reload::LiveConfig;
 use crate::session;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
@@ -34,22 +38,34 @@ const PRIMARY_ONLY_SHAPES: usize = 4096;
 
 /// What every session of one proxy shares.
 pub struct ProxyState {
-    /// The configuration.
+    /// The configuration as the proxy started with it; what a reload may
+    /// change (policy, pools, users, weights) is read from `live`.
     pub config: ProxyConfig,
+    /// The configuration in force, swapped whole by a reload.
+    pub(crate) live: LiveConfig,
+    /// Logged-in clients, for the admin console.
+    pub(crate) clients: ClientRegistry,
+    /// Whether new transactions are held (`PAUSE`).
+    pub(crate) pause: Pause,
     /// The node monitor: roles, LSNs, health.
     pub monitor: Monitor,
     /// The backend pools.
     pub pools: Pools,
-    /// The function volatility catalog the classifier uses.
+    /// The built-in function catalog (settings statements are classified with it).
     pub catalog: FunctionCatalog,
+    /// Each database's catalog as loaded from its primary (`catalogs`).
+    pub(crate) catalogs: DatabaseCatalogs,
     /// The highest `pg_current_wal_lsn()` read after a write committed through
     /// the proxy: every later read must see it.
     last_write_lsn: AtomicU64,
     /// Writes acknowledged whose position is unknown (those before the
     /// proxy started, among them).
     unknown_writes: UnknownWrites,
-    /// SCRAM verifiers, one per user, made once at startup.
-    verifiers: HashMap<String, ScramVerifier>,
+    /// A random secret drawn at startup: unknown users' verifiers are made
+    /// from it (see [`ScramVerifier::for_unknown_user`]).
+    unknown_user_key: [u8; 32],
+    /// Pending logins, clients per user and database, failed logins.
+    pub(crate) admission: crate::admission::Admission,
     /// The ParameterStatus values a node reported at its first login.
     server_parameters: Mutex<Option<Vec<(String, String)>>>,
     /// (user, database) pairs a node has let log in, and their login's
@@ -59,6 +75,8 @@ pub struct ProxyState {
     pub cancels: CancelRegistry,
     /// TLS for clients: the certificate loaded at bind, and whether it is required.
     pub(crate) client_tls: ClientTls,
+    /// TLS to each node (by `NodeId`), CA files read at bind.
+    node_tls: Vec<pgrw_monitor::NodeTlsClient>,
     /// Units routed per node and client connections, counted as they happen.
     pub(crate) stats: Arc<ProxyStats>,
     /// Serving, draining or closing: what sessions watch to end on shutdown.
@@ -73,9 +91,25 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// The SCRAM verifier for `user`.
-    pub fn verifier(&self, user: &str) -> Option<&ScramVerifier> {
-        self.verifiers.get(user)
+    /// The SCRAM verifier for `user`, in the configuration in force.
+    pub fn verifier(&self, user: &str) -> Option<ScramVerifier> {
+        self.live.now().verifier(user).cloned()
+    }
+
+    /// The configuration in force (after any reload).
+    pub fn config_now(&self) -> Arc<ProxyConfig> {
+        self.live.now().config.clone()
+    }
+
+    /// Reads the configuration from `path` on `RELOAD` or SIGHUP.
+    pub fn set_config_path(&self, path: std::path::PathBuf) {
+        self.live.set_path(path);
+    }
+
+    /// The verifier an unknown `user` is checked against: the same for the
+    /// same name for the proxy's lifetime, matched by no password.
+    pub fn unknown_user_verifier(&self, user: &str) -> ScramVerifier {
+        ScramVerifier::for_unknown_user(&self.unknown_user_key, user.as_bytes())
     }
 
     /// The highest write LSN committed through the proxy so far.
@@ -110,6 +144,12 @@ impl ProxyState {
         }
     }
 
+    /// The catalog sessions of `database` classify with now, and how many
+    /// times it was loaded from the primary (`None` before its first session).
+    pub fn catalog_of(&self, database: &str) -> Option<(Arc<FunctionCatalog>, u64)> {
+        self.catalogs.current(database)
+    }
+
     /// What was routed to each node, and the client connections, so far.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
@@ -128,10 +168,11 @@ impl ProxyState {
             host: address.host.clone(),
             port: address.port,
             user: user.name.clone(),
-            password: user.password.clone(),
+            password: user.node_password().to_string(),
             database: database.to_string(),
+            tls: self.node_tls.get(node.index())?.clone(),
         };
-        Some(self.pools.pool(node, login, &self.config.pool))
+        Some(self.pools.pool(node, login, &self.config_now().pool))
     }
 
     /// The ParameterStatus values to announce to clients, once known.
@@ -197,6 +238,8 @@ pub enum StartError {
 /// A bound proxy, ready to serve.
 pub struct Proxy {
     listener: TcpListener,
+    /// `[admin] metrics_listen`, bound with the SQL port.
+    metrics: Option<TcpListener>,
     state: Arc<ProxyState>,
 }
 
@@ -206,51 +249,60 @@ impl Proxy {
         let address = config.listen_addr()?;
         // A certificate that cannot be used stops the proxy before it listens.
         let client_tls = ClientTls::load(&config.tls)?;
+        let node_tls = config.node_tls()?;
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| StartError::Listen {
                 address: config.listen.clone(),
                 source,
             })?;
+        let metrics =
+            match &config.admin.metrics_listen {
+                Some(address) => Some(TcpListener::bind(address.as_str()).await.map_err(
+                    |source| StartError::Listen {
+                        address: address.clone(),
+                        source,
+                    },
+                )?),
+                None => None,
+            };
         // The monitor bans a replica over the same lag limits routing uses.
         let monitor_config = MonitorConfig {
             health: HealthPolicy::with_lag_limits_of(&config.policy.policy()),
             ..MonitorConfig::default()
         };
-        let monitor = Monitor::start(monitor_addresses(&config), monitor_config);
+        let monitor = Monitor::start(config.node_addresses(), monitor_config);
         let node_count = config.nodes.len();
-        let verifiers = config
-            .users
-            .iter()
-            .map(|user| {
-                let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
-                rand::thread_rng().fill_bytes(&mut salt);
-                let verifier = ScramVerifier::from_password(
-                    user.password.as_bytes(),
-                    &salt,
-                    scram::DEFAULT_ITERATIONS,
-                );
-                (user.name.clone(), verifier)
-            })
-            .collect();
+        let mut unknown_user_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut unknown_user_key);
         let state = Arc::new(ProxyState {
+            live: LiveConfig::new(&config),
             config,
+            clients: ClientRegistry::default(),
+            pause: Pause::default(),
             monitor,
             pools: Pools::new(node_count),
             catalog: FunctionCatalog::builtin(),
+            catalogs: DatabaseCatalogs::new(FunctionCatalog::builtin()),
             last_write_lsn: AtomicU64::new(0),
             unknown_writes: UnknownWrites::at_start(),
-            verifiers,
+            unknown_user_key,
+            admission: crate::admission::Admission::default(),
             server_parameters: Mutex::new(None),
             known_databases: Mutex::new(HashMap::new()),
             cancels: CancelRegistry::default(),
             client_tls,
+            node_tls,
             stats: Arc::new(ProxyStats::new(node_count)),
             shutdown: Shutdown::new(),
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
             primary_only: Mutex::new(ShapeMemory::new(PRIMARY_ONLY_SHAPES)),
         });
-        Ok(Proxy { listener, state })
+        Ok(Proxy {
+            listener,
+            metrics,
+            state,
+        })
     }
 
     /// The address it listens on (useful with port 0).
@@ -263,6 +315,11 @@ impl Proxy {
     /// The shared state (monitor, pools), for status displays and tests.
     pub fn state(&self) -> Arc<ProxyState> {
         self.state.clone()
+    }
+
+    /// The address `/metrics` and `/healthz` are served on, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref()?.local_addr().ok()
     }
 
     /// Waits until the monitor has probed every node (or `timeout` passes).
@@ -282,22 +339,41 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
         stop_now: impl Future<Output = ()>,
     ) {
-        let Proxy { listener, state } = self;
+        let Proxy {
+            listener,
+            metrics,
+            state,
+        } = self;
+        let metrics =
+            metrics.map(|metrics| tokio::spawn(crate::metrics::serve(metrics, state.clone())));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                // `SHUTDOWN` on the admin console.
+                () = state.shutdown.requested() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
+                    Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         // Counted here, not in its task: a burst of accepts
                         // sees every connection before it.
                         let open = state.stats.connection_opened();
-                        if open.open_then() > state.config.max_client_connections {
-                            sessions.spawn(session::refuse(stream, state.clone(), open));
-                        } else {
-                            sessions.spawn(session::serve(stream, state.clone(), open));
+                        let pending = state
+                            .admission
+                            .begin_login(state.config.limits.max_pending_logins);
+                        match pending {
+                            _ if open.open_then() > state.config.max_client_connections => {
+                                let refusal = session::Refusal::TooManyClients;
+                                sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
+                            }
+                            None => {
+                                let refusal = session::Refusal::TooManyPendingLogins;
+                                sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
+                            }
+                            Some(pending) => {
+                                sessions.spawn(session::serve(stream, peer, state.clone(), open, pending));
+                            }
                         }
                     }
                     // Out of file descriptors and the like: back off briefly.
@@ -311,6 +387,9 @@ impl Proxy {
         drop(listener);
         drain(&state, &mut sessions, stop_now).await;
         sessions.shutdown().await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         state.monitor.shutdown();
     }
 
@@ -318,6 +397,7 @@ impl Proxy {
     /// is dropped).
     pub fn spawn(self) -> ProxyHandle {
         let address = self.local_addr();
+        let metrics_address = self.metrics_addr();
         let state = self.state();
         let (shutdown, shutdown_heard) = tokio::sync::oneshot::channel::<()>();
         let (stop, stop_heard) = tokio::sync::oneshot::channel::<()>();
@@ -331,6 +411,7 @@ impl Proxy {
         ));
         ProxyHandle {
             address,
+            metrics_address,
             state,
             shutdown: Some(shutdown),
             stop: Some(stop),
@@ -370,6 +451,7 @@ async fn drain(state: &ProxyState, sessions: &mut JoinSet<()>, stop_now: impl Fu
 /// A proxy serving in the background; dropping it stops it at once.
 pub struct ProxyHandle {
     address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
     state: Arc<ProxyState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -380,6 +462,11 @@ impl ProxyHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address `/metrics` and `/healthz` are served on, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// The shared state (monitor, pools, stats), for status displays and tests.
@@ -419,26 +506,4 @@ impl Drop for ProxyHandle {
     fn drop(&mut self) {
         self.stop_now();
     }
-}
-
-/// The monitor logs in to every node as the first configured user.
-fn monitor_addresses(config: &ProxyConfig) -> Vec<NodeAddress> {
-    let (user, password) = config
-        .users
-        .first()
-        .map(|user| (user.name.clone(), user.password.clone()))
-        .unwrap_or_default();
-    config
-        .nodes
-        .iter()
-        .map(|node| NodeAddress {
-            name: node.name.clone(),
-            host: node.host.clone(),
-            port: node.port,
-            user: user.clone(),
-            password: password.clone(),
-            database: "postgres".to_string(),
-            weight: node.weight,
-        })
-        .collect()
 }

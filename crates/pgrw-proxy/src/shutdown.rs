@@ -8,7 +8,7 @@
 //! `shutdown_timeout_ms` the phase becomes [`Phase::Closing`]: every session
 //! still open is told 57P01 and closed, its running statement cancelled.
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 /// Where a proxy is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub(crate) enum Phase {
 /// The proxy's side: moves the phase on.
 pub(crate) struct Shutdown {
     phase: watch::Sender<Phase>,
+    /// Asked from inside (the admin console's `SHUTDOWN`).
+    request: Notify,
 }
 
 impl Shutdown {
@@ -31,6 +33,7 @@ impl Shutdown {
     pub(crate) fn new() -> Shutdown {
         Shutdown {
             phase: watch::Sender::new(Phase::Serving),
+            request: Notify::new(),
         }
     }
 
@@ -47,6 +50,17 @@ impl Shutdown {
             }
             later
         });
+    }
+
+    /// Asks the listener to begin the graceful shutdown a SIGTERM begins.
+    pub(crate) fn request(&self) {
+        self.request.notify_one();
+    }
+
+    /// Resolves once [`Shutdown::request`] was called (cancel-safe: a
+    /// request made while nobody waits is kept).
+    pub(crate) async fn requested(&self) {
+        self.request.notified().await;
     }
 
     /// A session's view of the phase.

@@ -2,8 +2,9 @@
 //! kind, and statements given up on because the node hung; statements
 //! cancelled because their client left; reads a replica refused and the
 //! primary ran again, by reason; reads made in a deferred transaction before
-//! its first write; and client connections, open and in all.
-//! For status displays (`pgrw up`) and tests.
+//! its first write; and client connections, open and in all;
+//! by route reason, statement time per node and stale reads avoided
+//! ([`routes`]). For the admin console, `/metrics`, status displays (`pgrw up`) and tests.
 //!
 //! Counting is on the hot path, so it is one relaxed `fetch_add` on a counter
 //! made at startup: no lock, no allocation. The counters are independent, so a
@@ -11,6 +12,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod routes;
+
+pub use routes::{
+    LATENCY_BUCKETS_US, NodeTimingSnapshot, ReasonKind, RouteStats, RouteStatsSnapshot,
+    StaleAvoidance, TallySnapshot,
+};
 
 use pgrw_core::StatementClass;
 use pgrw_core::route::NodeId;
@@ -31,6 +39,8 @@ pub struct ProxyStats {
     reruns: [AtomicU64; 3],
     /// Statement shapes learned to run only on the primary.
     shapes_learned: AtomicU64,
+    /// By route reason, statement time per node, stale reads avoided.
+    pub routes: RouteStats,
 }
 
 /// Why a read a replica refused before answering anything was run again on
@@ -139,6 +149,8 @@ pub struct StatsSnapshot {
     /// [`NodeRouted::reads`]) made in a deferred transaction before its
     /// first write (`transaction_reads = "replica"`).
     pub reads_in_transaction: Vec<u64>,
+    /// By route reason, statement time per node, stale reads avoided.
+    pub routes: RouteStatsSnapshot,
 }
 
 impl StatsSnapshot {
@@ -159,6 +171,7 @@ impl ProxyStats {
             lost_write_positions: AtomicU64::new(0),
             reruns: Default::default(),
             shapes_learned: AtomicU64::new(0),
+            routes: RouteStats::new(nodes),
         }
     }
 
@@ -259,6 +272,7 @@ impl ProxyStats {
                 .iter()
                 .map(|counters| counters.reads_in_transaction.load(Ordering::Relaxed))
                 .collect(),
+            routes: self.routes.snapshot(),
         }
     }
 }

@@ -217,7 +217,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
 }
 
 fn quoted(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
+    pgrw_monitor::tls::given_path(path)
 }
 
 /// Loading happens at bind, after the file was parsed: errors name the file

@@ -263,6 +263,14 @@ async fn psycopg_cancel_stops_the_running_query_and_the_connection_stays_usable(
 }
 
 #[tokio::test]
+async fn psycopg_libpq_reset_logs_in_again_with_a_fresh_session() {
+    // The question reads `pg_prepared_statements`, about this node: the primary answers.
+    run(Driver::Psycopg3, "reset")
+        .await
+        .assert_only_on_primary("transaction_ports");
+}
+
+#[tokio::test]
 async fn asyncpg_prepared_reads_run_on_replicas() {
     // One connection's back-to-back reads stay on one replica (monotonic
     // reads); pools spread theirs (the pool test below, sqlx's).

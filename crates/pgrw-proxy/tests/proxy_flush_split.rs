@@ -79,6 +79,17 @@ async fn reading_on_a_replica(proxied: &ProxiedCluster) -> RawClient {
     }
 }
 
+/// Appends a Bind of `statement` to `portal`, without parameters.
+fn encode_plain_bind(out: &mut BytesMut, portal: &[u8], statement: &[u8]) {
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    let bind = Bind {
+        portal,
+        statement,
+        parameters: &parameters,
+    };
+    frontend::encode_bind(out, &bind);
+}
+
 async fn set_up(sql: &str) -> ProxiedCluster {
     let proxied = ProxiedCluster::start(1, "auth = \"trust\"").await;
     let mut client = RawClient::log_in(proxied.port()).await;
@@ -139,18 +150,10 @@ async fn the_unnamed_statement_of_the_reads_follows_the_write_to_the_primary() {
     let proxied = set_up("CREATE TABLE split_unnamed (a int)").await;
     let mut client = reading_on_a_replica(&proxied).await;
     // The write is named; the reads' unnamed statement is bound again after it.
-    let parameters = frontend::bind_parameters(&[], &[], &[]);
     let mut out = BytesMut::new();
     frontend::encode_parse(&mut out, b"w", b"INSERT INTO split_unnamed VALUES (1)", &[]);
     for statement in [&b"w"[..], b""] {
-        frontend::encode_bind(
-            &mut out,
-            &Bind {
-                portal: b"",
-                statement,
-                parameters: &parameters,
-            },
-        );
+        encode_plain_bind(&mut out, b"", statement);
         frontend::encode_execute(&mut out, b"", 0);
     }
     frontend::encode_sync(&mut out);
@@ -172,4 +175,42 @@ async fn inside_a_read_only_transaction_the_write_is_refused_as_postgresql_refus
     assert_eq!(answer.error.as_deref(), Some("25006"));
     assert_eq!(answer.tags, "12nEZ");
     client.query_value("ROLLBACK").await;
+}
+
+#[tokio::test]
+async fn a_portal_bound_before_the_flush_follows_the_write_to_the_primary() {
+    let proxied = set_up("CREATE TABLE split_portal (port int)").await;
+    let mut client = reading_on_a_replica(&proxied).await;
+    // Still before the Flush: a portal bound on the replica, not run yet.
+    let mut out = BytesMut::new();
+    frontend::encode_parse(&mut out, b"", b"SELECT inet_server_port()", &[]);
+    encode_plain_bind(&mut out, b"p", b"");
+    frontend::encode_flush(&mut out);
+    client.send(&out).await;
+    assert_eq!(answer_until(&mut client, b'2').await.tags, "12");
+    // After it: a write, then the portal.
+    let mut out = BytesMut::new();
+    frontend::encode_parse(
+        &mut out,
+        b"w",
+        b"INSERT INTO split_portal VALUES (inet_server_port()) RETURNING port",
+        &[],
+    );
+    encode_plain_bind(&mut out, b"", b"w");
+    frontend::encode_execute(&mut out, b"", 0);
+    frontend::encode_execute(&mut out, b"p", 0);
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    let answer = answer_until(&mut client, b'Z').await;
+    assert_eq!(answer.error, None, "a replica refused the write");
+    assert_eq!(
+        answer.tags, "12DCDCZ",
+        "the portal's second Bind is not seen"
+    );
+    let nodes: Vec<String> = answer
+        .values
+        .iter()
+        .map(|port| proxied.node_at(port.parse().expect("a port")))
+        .collect();
+    assert_eq!(nodes, ["primary", "primary"], "the write and the portal");
 }

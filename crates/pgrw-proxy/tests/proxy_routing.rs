@@ -1,7 +1,8 @@
 //! Through the proxy, with tokio-postgres (extended protocol, prepared
 //! statements) and psql (simple protocol): reads land on replicas, writes and
 //! transactions on the primary, checked by the port of the node that ran them
-//! (`current_setting('port')`: the classifier does not know `inet_server_port()` yet).
+//! (`current_setting('port')`; `inet_server_port()` would do too: both stay reads,
+//! answered by the node that ran them, docs/proxy.md).
 
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;

@@ -1,5 +1,6 @@
 //! Self-healing routes: a read a replica refuses because only the primary
-//! can run it (an unlogged table, a "read-only" function that writes, a
+//! can run it (a view over an unlogged table — the unlogged table itself
+//! the proxy knows from the catalog —, a "read-only" function that writes, a
 //! conflict with replay) is run again on the primary before the client sees
 //! anything, and its shape is remembered, so that the next one goes to the
 //! primary first. Inside a transaction the refusal is the client's, as on a
@@ -15,19 +16,22 @@ use pgrw_cluster::testing::wait_until;
 use proxy_cluster::ProxiedCluster;
 use tokio_postgres::SimpleQueryMessage;
 
-/// A cluster with one replica, an unlogged table `scratch` of two rows, and
-/// the replica caught up (it knows the table, but cannot read it).
-async fn with_unlogged_table() -> ProxiedCluster {
-    with_unlogged_table_and("").await
+/// A cluster with one replica, a view `scratch` of the two rows of an
+/// unlogged table, and the replica caught up (it knows the view, but cannot
+/// read it; the classifier sees only the view's name).
+async fn with_view_over_unlogged_table() -> ProxiedCluster {
+    with_view_over_unlogged_table_and("").await
 }
 
-/// As [`with_unlogged_table`], with `extra` proxy configuration.
-async fn with_unlogged_table_and(extra: &str) -> ProxiedCluster {
+/// As [`with_view_over_unlogged_table`], with `extra` proxy configuration.
+async fn with_view_over_unlogged_table_and(extra: &str) -> ProxiedCluster {
     let proxied = ProxiedCluster::start(1, extra).await;
     let client = proxied.connect().await;
     client
         .batch_execute(
-            "CREATE UNLOGGED TABLE scratch (id int); INSERT INTO scratch VALUES (1), (2)",
+            "CREATE UNLOGGED TABLE scratch_rows (id int); \
+             INSERT INTO scratch_rows VALUES (1), (2); \
+             CREATE VIEW scratch AS SELECT id FROM scratch_rows",
         )
         .await
         .unwrap();
@@ -57,15 +61,18 @@ fn port_of(proxied: &ProxiedCluster, port: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_read_of_an_unlogged_table_is_answered_by_the_primary_and_learned() {
-    let proxied = with_unlogged_table().await;
+async fn a_read_of_a_view_over_an_unlogged_table_is_answered_by_the_primary_and_learned() {
+    let proxied = with_view_over_unlogged_table().await;
     let client = proxied.connect().await;
     let stats = || proxied.proxy.state().stats();
 
     // The classifier sends it to the replica, which refuses it.
     let direct = proxied.cluster.connect("replica1").await;
     let refused = direct.simple_query("SELECT count(*) FROM scratch").await;
-    assert!(refused.is_err(), "a replica cannot read an unlogged table");
+    assert!(
+        refused.is_err(),
+        "a replica cannot read a view over an unlogged table"
+    );
 
     let answer = client
         .simple_query("SELECT count(*), current_setting('port') FROM scratch WHERE id > 0")
@@ -89,8 +96,8 @@ async fn a_read_of_an_unlogged_table_is_answered_by_the_primary_and_learned() {
 }
 
 #[tokio::test]
-async fn an_extended_protocol_read_of_an_unlogged_table_is_answered_by_the_primary() {
-    let proxied = with_unlogged_table().await;
+async fn an_extended_protocol_read_of_a_view_over_an_unlogged_table_is_answered_by_the_primary() {
+    let proxied = with_view_over_unlogged_table().await;
     let client = proxied.connect().await;
     let stats = || proxied.proxy.state().stats();
     let sql = "SELECT count(*)::int AS n, current_setting('port')::int AS port \
@@ -117,7 +124,7 @@ async fn an_extended_protocol_read_of_an_unlogged_table_is_answered_by_the_prima
 
 #[tokio::test]
 async fn inside_a_read_only_transaction_the_replicas_refusal_reaches_the_client() {
-    let proxied = with_unlogged_table().await;
+    let proxied = with_view_over_unlogged_table().await;
     let client = proxied.connect().await;
     client.batch_execute("BEGIN READ ONLY").await.unwrap();
     let port: String = client
@@ -146,7 +153,7 @@ async fn inside_a_read_only_transaction_the_replicas_refusal_reaches_the_client(
 
 #[tokio::test]
 async fn a_query_string_that_already_answered_is_not_run_again() {
-    let proxied = with_unlogged_table().await;
+    let proxied = with_view_over_unlogged_table().await;
     let client = proxied.connect().await;
     // The first statement's answer reaches the client before the second
     // fails: a rerun would answer it twice. As on a direct connection, the
@@ -272,7 +279,7 @@ async fn a_read_cancelled_by_a_conflict_with_replay_is_answered_by_the_primary()
 
 #[tokio::test]
 async fn in_session_pooling_a_rerun_keeps_the_session_usable_on_both_nodes() {
-    let proxied = with_unlogged_table_and("[pool]\nmode = \"session\"").await;
+    let proxied = with_view_over_unlogged_table_and("[pool]\nmode = \"session\"").await;
     let client = proxied.connect().await;
     let row = client
         .query_one(

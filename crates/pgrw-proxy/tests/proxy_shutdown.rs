@@ -8,48 +8,20 @@ mod proxy_cluster;
 use std::time::Duration;
 
 use pgrw_cluster::testing::wait_until;
-use proxy_cluster::ProxiedCluster;
-use tokio::task::JoinHandle;
+use proxy_cluster::{ProxiedCluster, closed_with};
 
 /// Bounds every wait in these tests; far above what each should take.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A client through the proxy, with its connection task: the task ends
-/// with the error the proxy closed the connection with.
-async fn connect(
-    proxied: &ProxiedCluster,
-) -> (
-    tokio_postgres::Client,
-    JoinHandle<Result<(), tokio_postgres::Error>>,
-) {
-    let (client, connection) = tokio_postgres::connect(&proxied.dsn(), tokio_postgres::NoTls)
-        .await
-        .expect("logging in through the proxy");
-    (client, tokio::spawn(connection))
-}
-
-/// The SQLSTATE the connection ended with.
-async fn closed_with(connection: JoinHandle<Result<(), tokio_postgres::Error>>) -> String {
-    let ended = tokio::time::timeout(DEADLINE, connection)
-        .await
-        .expect("the proxy closes the connection")
-        .expect("the connection task");
-    let error = ended.expect_err("the connection ends with an error from the proxy");
-    error
-        .code()
-        .map(|code| code.code().to_string())
-        .unwrap_or_else(|| error.to_string())
-}
-
 #[tokio::test]
 async fn an_idle_client_is_told_57p01_and_closed() {
     let mut proxied = ProxiedCluster::start(0, "").await;
-    let (client, connection) = connect(&proxied).await;
+    let (client, connection) = proxied.connect_watched().await;
     client.simple_query("SELECT 1").await.expect("a query");
 
     proxied.proxy.shutdown();
 
-    assert_eq!(closed_with(connection).await, "57P01");
+    assert_eq!(closed_with(connection, DEADLINE).await, "57P01");
 }
 
 #[tokio::test]
@@ -61,7 +33,7 @@ async fn a_running_write_transaction_commits_and_gets_its_results_before_57p01()
         .batch_execute("CREATE TABLE drained (id int)")
         .await
         .expect("create table");
-    let (client, connection) = connect(&proxied).await;
+    let (client, connection) = proxied.connect_watched().await;
     client
         .batch_execute("BEGIN; INSERT INTO drained VALUES (1)")
         .await
@@ -87,7 +59,7 @@ async fn a_running_write_transaction_commits_and_gets_its_results_before_57p01()
         .batch_execute("COMMIT")
         .await
         .expect("the transaction open at shutdown commits");
-    assert_eq!(closed_with(connection).await, "57P01");
+    assert_eq!(closed_with(connection, DEADLINE).await, "57P01");
     let committed = primary
         .query_one("SELECT count(*) FROM drained", &[])
         .await
@@ -104,7 +76,7 @@ async fn an_autocommit_write_in_flight_commits_and_its_client_gets_the_result_be
         .batch_execute("CREATE TABLE drained_write (id int)")
         .await
         .expect("create table");
-    let (client, connection) = connect(&proxied).await;
+    let (client, connection) = proxied.connect_watched().await;
     let writing = tokio::spawn(async move {
         client
             .execute(
@@ -132,7 +104,7 @@ async fn an_autocommit_write_in_flight_commits_and_its_client_gets_the_result_be
         .expect("the client task")
         .expect("the write in flight at shutdown gets its result");
     assert_eq!(inserted, 1);
-    assert_eq!(closed_with(connection).await, "57P01");
+    assert_eq!(closed_with(connection, DEADLINE).await, "57P01");
     let committed = primary
         .query_one("SELECT count(*) FROM drained_write", &[])
         .await
@@ -145,7 +117,7 @@ async fn new_connections_are_refused_once_shutdown_starts() {
     let mut proxied =
         ProxiedCluster::start_with_top_level(0, "shutdown_timeout_ms = 20000", "").await;
     // A transaction left open keeps the proxy draining.
-    let (client, _connection) = connect(&proxied).await;
+    let (client, _connection) = proxied.connect_watched().await;
     client.batch_execute("BEGIN").await.expect("begin");
 
     proxied.proxy.shutdown();
@@ -177,7 +149,7 @@ async fn a_transaction_still_open_at_the_deadline_is_told_57p01_and_rolled_back(
         .batch_execute("CREATE TABLE abandoned (id int)")
         .await
         .expect("create table");
-    let (client, connection) = connect(&proxied).await;
+    let (client, connection) = proxied.connect_watched().await;
     client
         .batch_execute("BEGIN; INSERT INTO abandoned VALUES (1)")
         .await
@@ -185,7 +157,7 @@ async fn a_transaction_still_open_at_the_deadline_is_told_57p01_and_rolled_back(
 
     proxied.proxy.shutdown();
 
-    assert_eq!(closed_with(connection).await, "57P01");
+    assert_eq!(closed_with(connection, DEADLINE).await, "57P01");
     wait_until(
         DEADLINE,
         "the node rolls the transaction back",

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use pgrw_core::route::{ConsistencyToken, NodeId, Policy, Topology};
 use pgrw_core::{FunctionCatalog, StatementClass, TxAccess};
+use pgrw_monitor::SslMode;
 use pgrw_monitor::{Monitor, NodeAddress};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::{BuildError, Unroutable};
@@ -71,7 +72,19 @@ fn connect_options(address: &NodeAddress) -> PgConnectOptions {
         .port(address.port)
         .username(&address.user)
         .database(&address.database)
-        .application_name("pgrw");
+        .application_name("pgrw")
+        // As the monitor reaches the node (`sslmode` in the connection string).
+        .ssl_mode(match address.tls.mode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require => PgSslMode::Require,
+            SslMode::VerifyCa => PgSslMode::VerifyCa,
+            SslMode::VerifyFull => PgSslMode::VerifyFull,
+        });
+    let options = match &address.tls.root_cert {
+        Some(file) => options.ssl_root_cert(file),
+        None => options,
+    };
     let options = if address.host.starts_with('/') {
         options.socket(&address.host)
     } else {

@@ -223,9 +223,11 @@ async fn a_multi_host_url_routes_reads_to_the_replicas_and_writes_to_the_primary
     );
     let pool = pgrw::RwPool::builder_from_url(&url)
         .expect("a multi-host URL")
+        .monitor_config(common::monitor_config())
         .connect()
         .await
         .expect("connects");
+    fixture.wait_for_replicas(&pool).await;
     let read: i32 = sqlx::query_scalar("SELECT current_setting('port')::int")
         .fetch_one(&pool)
         .await

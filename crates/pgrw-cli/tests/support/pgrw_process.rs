@@ -99,8 +99,17 @@ impl Pgrw {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGHUP (reload the configuration).
+    pub fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, flag: &str) {
         let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([flag, &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(sent.success());
@@ -147,6 +156,17 @@ pub fn postgres_processes_in(dir: &Path) -> Vec<String> {
         .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
         .filter(|command| command.contains("postgres") && command.contains(&dir))
         .collect()
+}
+
+/// A client logged in as `postgres` through the proxy on `port`.
+pub async fn connect(port: u16) -> tokio_postgres::Client {
+    let password = pgrw_cluster::testing::TEST_PASSWORD;
+    let dsn = format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres");
+    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("a client logs in through the proxy");
+    tokio::spawn(connection);
+    client
 }
 
 /// A `pgrw.toml` for a proxy on a free port in front of every node of

@@ -298,3 +298,31 @@ fn failed_probes_in_a_row_keep_the_last_role_but_take_the_node_down() {
         (Role::Replica, Health::Down)
     );
 }
+
+#[test]
+fn an_operators_ban_holds_over_healthy_probes_until_it_is_lifted() {
+    let state = healthy_cluster();
+    assert!(state.set_operator_ban(NodeId(1), true));
+    state.record_at(NodeId(1), replica_at(1_000), ms(5_000));
+    let banned = topology(&state);
+    assert_eq!(
+        banned.node(NodeId(1)).map(|node| node.health),
+        Some(Health::Banned {
+            until: OPERATOR_BAN_UNTIL
+        })
+    );
+    assert!(state.operator_banned(NodeId(1)));
+    assert!(!state.operator_banned(NodeId(2)));
+
+    assert!(state.set_operator_ban(NodeId(1), false));
+    assert_eq!(
+        topology(&state).node(NodeId(1)).map(|node| node.health),
+        Some(Health::Up)
+    );
+}
+
+#[test]
+fn an_operator_cannot_ban_a_node_the_monitor_does_not_have() {
+    let state = healthy_cluster();
+    assert!(!state.set_operator_ban(NodeId(9), true));
+}

@@ -10,7 +10,13 @@ use pgrw_core::route::{HealthPolicy, Node, Topology};
 use pgrw_monitor::{Monitor, MonitorConfig, NodeAddress};
 
 /// Long enough for a loaded 2-core machine; tests that pass wait far less.
-pub const PATIENCE: Duration = Duration::from_secs(15);
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long a probe may take here: a loaded machine running many clusters
+/// can take over a second to fork and log in a backend, and a probe that
+/// times out looks like a node that is down. A killed or stopped node
+/// refuses connections at once, whatever this is.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Short bans, so that a node comes back within a test's patience.
 pub fn quick_bans() -> HealthPolicy {
@@ -21,10 +27,11 @@ pub fn quick_bans() -> HealthPolicy {
     }
 }
 
-/// The default configuration with [`quick_bans`].
+/// The default configuration with [`quick_bans`] and [`PROBE_TIMEOUT`].
 pub fn config() -> MonitorConfig {
     MonitorConfig {
         health: quick_bans(),
+        probe_timeout: PROBE_TIMEOUT,
         ..MonitorConfig::default()
     }
 }

@@ -68,6 +68,20 @@ impl FrameLimits {
     }
 }
 
+/// An empty buffer larger than this (grown for a large message) is given
+/// back by [`shrink_if_idle`].
+pub const SHRINK_ABOVE: usize = 256 * 1024;
+
+/// Replaces `buffer` with a small one (8 KiB) when it is empty but larger
+/// than [`SHRINK_ABOVE`]: a connection that once carried a large message then
+/// holds kilobytes, not that message's size. Call it before reading into the
+/// buffer again, or after writing it out.
+pub fn shrink_if_idle(buffer: &mut BytesMut) {
+    if buffer.is_empty() && buffer.capacity() > SHRINK_ABOVE {
+        *buffer = BytesMut::with_capacity(8 * 1024);
+    }
+}
+
 /// Whether `buf` starts with a whole typed message: `Ok(Some(len))` gives the
 /// frame's length (tag included), `Ok(None)` asks for more bytes, and an
 /// error means the declared length is impossible or over the limit.
@@ -346,6 +360,17 @@ mod tests {
             check_message(&header, &FrameLimits::before_authentication()),
             Err(ProtocolError::LengthTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn an_empty_buffer_grown_for_a_large_message_is_made_small_again() {
+        let mut buf = BytesMut::with_capacity(4 << 20);
+        buf.extend_from_slice(&[0; 16]);
+        shrink_if_idle(&mut buf);
+        assert!(buf.capacity() >= 4 << 20, "not empty: kept");
+        buf.clear();
+        shrink_if_idle(&mut buf);
+        assert!(buf.capacity() <= SHRINK_ABOVE, "{}", buf.capacity());
     }
 
     #[test]

@@ -28,3 +28,17 @@ pub const CANNOT_CONNECT_NOW: &str = "57P03";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 /// `55P02`: a setting that cannot be changed (`pgrw.lsn`).
 pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+/// `54000`: a message over `limits.max_message_bytes` (program_limit_exceeded).
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+/// `25P03`: idle in a transaction past `limits.idle_in_transaction_timeout_ms`.
+pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
+/// `57P05`: idle past `limits.idle_client_timeout_ms`.
+pub const IDLE_SESSION_TIMEOUT: &str = "57P05";
+/// `syntax_error`: an admin console command pgrw does not know.
+pub const SYNTAX_ERROR: &str = "42601";
+/// `insufficient_privilege`: a user not marked `admin` asked for the admin console.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// `undefined_object`: an admin command names a node pgrw.toml does not list.
+pub const UNDEFINED_OBJECT: &str = "42704";
+/// `config_file_error`: `RELOAD` found pgrw.toml unusable (the old one stays).
+pub const CONFIG_FILE_ERROR: &str = "F0000";

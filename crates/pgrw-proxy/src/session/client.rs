@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::protocol::frame::shrink_if_idle;
 use crate::protocol::{FrameLimits, Message, ProtocolError, StartupPacket};
 
 /// Why a session ends early.
@@ -110,9 +111,13 @@ pub(crate) struct ClientConnection {
     read_buffer: BytesMut,
     /// Bytes waiting to be written to the client.
     pub(crate) out: BytesMut,
-    /// Frame limits: tight before authentication, PostgreSQL's after.
-    pub(crate) limits: FrameLimits,
+    /// Frame limits: tight before authentication, `limits.max_message_bytes` after.
+    limits: FrameLimits,
+    logged_in: bool,
 }
+
+/// The capacity buffers start with.
+const BUFFER_CAPACITY: usize = 8 * 1024;
 
 /// Past this many pending output bytes, write them out even mid-result.
 const OUT_HIGH_WATER: usize = 64 * 1024;
@@ -121,10 +126,26 @@ impl ClientConnection {
     pub(crate) fn new(stream: TcpStream) -> ClientConnection {
         ClientConnection {
             stream: ClientStream::Plain(stream),
-            read_buffer: BytesMut::with_capacity(8 * 1024),
-            out: BytesMut::with_capacity(8 * 1024),
+            read_buffer: BytesMut::with_capacity(BUFFER_CAPACITY),
+            out: BytesMut::with_capacity(BUFFER_CAPACITY),
             limits: FrameLimits::before_authentication(),
+            logged_in: false,
         }
+    }
+
+    /// The client logged in: from now on its messages may be as large as
+    /// `max_message_len`.
+    pub(crate) fn set_logged_in(&mut self, max_message_len: usize) {
+        self.limits = FrameLimits {
+            max_message_len,
+            ..FrameLimits::default()
+        };
+        self.logged_in = true;
+    }
+
+    /// Whether the client has logged in.
+    pub(crate) fn logged_in(&self) -> bool {
+        self.logged_in
     }
 
     /// The next startup-phase packet; `None` when the client closed first.
@@ -184,6 +205,7 @@ impl ClientConnection {
 
     /// Reads more bytes (cancel-safe); 0 means the client closed.
     pub(crate) async fn fill(&mut self) -> std::io::Result<usize> {
+        shrink_if_idle(&mut self.read_buffer);
         self.stream.read_buf(&mut self.read_buffer).await
     }
 
@@ -194,6 +216,7 @@ impl ClientConnection {
             // TLS may keep records the socket did not take yet; TCP flushes at once.
             self.stream.flush().await?;
             self.out.clear();
+            shrink_if_idle(&mut self.out);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! the session: transaction and pin, the write LSN, keep or give back.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgrw_core::classification::SessionEffects;
 use pgrw_core::classification::{DefaultIsolation, Effect, RouteSetting};
@@ -21,6 +21,7 @@ use crate::pool::{CheckoutError, Pool, PooledBackend};
 use crate::protocol::Message;
 use crate::protocol::backend::{NoticeFields, Severity, TransactionStatus, encode_error_response};
 use crate::protocol::sqlstate;
+use crate::stats::{ReasonKind, StaleAvoidance};
 use crate::unknown_writes::Resolved;
 
 /// What the router needs to know of a unit of work.
@@ -37,10 +38,26 @@ pub(super) struct Unit {
     pub(super) transaction_time: bool,
 }
 
+/// The unit running now, for `SHOW STATS` and `/metrics`: its node, the
+/// reason it went there, and when it was checked out.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UnitTimer {
+    node: NodeId,
+    reason: ReasonKind,
+    started: Instant,
+}
+
+/// What routing a unit said beyond its node, counted once it is checked out.
+#[derive(Debug, Clone, Copy)]
+struct RouteNote {
+    reason: ReasonKind,
+    stale: Option<StaleAvoidance>,
+}
+
 /// One try at routing and checking out.
 enum Attempt {
     /// A backend on the chosen node.
-    CheckedOut(PooledBackend),
+    CheckedOut(PooledBackend, RouteNote),
     /// No node can take the unit; the error is written.
     Refused,
     /// The chosen node could not be reached.
@@ -67,6 +84,7 @@ impl Session {
     /// can take it, and an ErrorResponse is already written (the caller ends
     /// the exchange with ReadyForQuery).
     pub(super) async fn acquire(&mut self, unit: &Unit) -> Option<PooledBackend> {
+        self.wait_while_paused().await;
         let mut backend = self.route_and_check_out(unit).await?;
         self.set_cancel_target(&mut backend);
         let state = self.state.clone();
@@ -90,7 +108,7 @@ impl Session {
         let attempts = self.state.config.nodes.len().max(1);
         for attempt in 1..=attempts {
             match self.route_and_check_out_once(unit).await {
-                Attempt::CheckedOut(backend) => {
+                Attempt::CheckedOut(backend, note) => {
                     // Counted where it runs, once, even after a reroute.
                     self.state.stats.record_routed(backend.node(), unit.class);
                     if unit.class == StatementClass::Read
@@ -103,6 +121,14 @@ impl Session {
                     {
                         self.state.stats.record_read_in_transaction(backend.node());
                     }
+                    if let Some(outcome) = note.stale {
+                        self.state.stats.routes.record_stale_avoidance(outcome);
+                    }
+                    self.unit_timer = Some(UnitTimer {
+                        node: backend.node(),
+                        reason: note.reason,
+                        started: Instant::now(),
+                    });
                     return Some(backend);
                 }
                 Attempt::Refused => return None,
@@ -123,8 +149,9 @@ impl Session {
     }
 
     async fn route_and_check_out_once(&mut self, unit: &Unit) -> Attempt {
-        let policy = self.state.config.policy.policy();
-        let consistency = self.state.config.policy.consistency();
+        let config = self.live_config();
+        let policy = config.policy.policy();
+        let consistency = config.policy.consistency();
         if policy.balancing == Balancing::LeastOutstanding {
             self.balancer.set_load(self.state.pools.in_flight());
         }
@@ -210,11 +237,21 @@ impl Session {
         // Rendered only if the client asks (`SHOW pgrw.route`): no string per
         // statement. A unit with no statement (a batch of Close messages, as
         // drivers send when they drop a prepared statement) is not one to report.
+        let note = RouteNote {
+            reason: ReasonKind::of(decided.reason),
+            stale: stale_avoidance(
+                unit.class,
+                &decided,
+                &topology,
+                self.routing.required_lsn(&policy).is_valid(),
+                waited.is_some(),
+            ),
+        };
         if unit.class != StatementClass::Empty {
             self.last_route = Some((decided, topology));
         }
         if let Some(index) = self.held.iter().position(|backend| backend.node() == node) {
-            return Attempt::CheckedOut(self.held.swap_remove(index));
+            return Attempt::CheckedOut(self.held.swap_remove(index), note);
         }
         let Some(pool) = self.pool(node) else {
             self.error(
@@ -224,12 +261,46 @@ impl Session {
             return Attempt::Refused;
         };
         match pool.checkout().await {
-            Ok(backend) => Attempt::CheckedOut(backend),
+            Ok(backend) => Attempt::CheckedOut(backend, note),
             Err(error @ CheckoutError::Timeout { .. }) => {
                 self.error(sqlstate::TOO_MANY_CONNECTIONS, format!("pgrw: {error}"));
                 Attempt::Refused
             }
             Err(error) => Attempt::Unreachable(node, error),
+        }
+    }
+
+    /// While the proxy is paused (`PAUSE` on the admin console), holds a unit
+    /// that would start a transaction: one inside a transaction, pinned to a
+    /// backend or holding one carries on, so that what is in progress ends.
+    /// A shutdown ends the wait too.
+    async fn wait_while_paused(&mut self) {
+        if !self.state.pause.is_paused()
+            || self.routing.transaction.is_some()
+            || self.routing.pin.is_some()
+            || !self.held.is_empty()
+        {
+            return;
+        }
+        let state = self.state.clone();
+        let mut shutdown = self.shutdown.clone();
+        self.registered.set_held(true);
+        tokio::select! {
+            () = state.pause.resumed() => {}
+            _ = shutdown.changed() => {}
+        }
+        self.registered.set_held(false);
+    }
+
+    /// Counts the unit that ran (its node, reason, time; `errored`).
+    fn unit_finished(&mut self, errored: bool) {
+        if let Some(timer) = self.unit_timer.take() {
+            self.state.stats.routes.record_finished(
+                timer.node,
+                timer.reason,
+                timer.started.elapsed(),
+                errored,
+            );
         }
     }
 
@@ -278,6 +349,7 @@ impl Session {
         ready: Option<Message>,
     ) -> Result<(), SessionEnd> {
         let node = backend.node();
+        self.unit_finished(self.exchange_errored);
         let status = backend.connection().status;
         let in_transaction = self.routing.transaction.is_some();
         let effects = unit.effects;
@@ -460,6 +532,7 @@ impl Session {
     ) {
         let node = backend.node();
         drop(backend);
+        self.unit_finished(true);
         self.state.monitor.report_suspect(node);
         if self.routing.transaction.is_some_and(|t| t.node == node) {
             self.routing.end_transaction();
@@ -539,5 +612,36 @@ fn track_transaction(
             _ => TxAccess::Unspecified,
         };
         routing.begin(node, access);
+    }
+}
+
+/// What a read that had a position to see (`required`) got, if it was one:
+/// a replica at once, a replica after waiting, or the primary because no
+/// replica had it in time.
+fn stale_avoidance(
+    class: StatementClass,
+    decided: &pgrw_core::route::Route,
+    topology: &pgrw_core::route::Topology,
+    required: bool,
+    waited: bool,
+) -> Option<StaleAvoidance> {
+    use pgrw_core::route::{Role, RouteReason};
+    if class != StatementClass::Read || !required {
+        return None;
+    }
+    if matches!(
+        decided.reason,
+        RouteReason::ReadYourWrites(_) | RouteReason::WaitedForReplica(_)
+    ) {
+        return Some(StaleAvoidance::PrimaryFallback);
+    }
+    let on_replica = decided
+        .node()
+        .and_then(|node| topology.node(node))
+        .is_some_and(|node| node.role == Role::Replica);
+    match (on_replica, waited) {
+        (true, false) => Some(StaleAvoidance::ReplicaServed),
+        (true, true) => Some(StaleAvoidance::WaitedThenReplica),
+        (false, _) => None,
     }
 }

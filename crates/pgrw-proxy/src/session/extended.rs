@@ -43,6 +43,7 @@ use crate::protocol::frontend::{
     encode_parse, encode_sync,
 };
 use backend_statements::backend_name;
+pub(super) use backend_statements::changes_relations;
 use batch_unit::{strictest, unit_of};
 use statement_names::{duplicate_parse, retire_statements};
 
@@ -132,14 +133,43 @@ impl Session {
 
     async fn run_batch(&mut self, end: BatchEnd) -> Result<(), SessionEnd> {
         let batch = std::mem::take(&mut self.batch);
+        let sent = std::mem::take(&mut self.flushed);
         if let Some((mut backend, unit)) = self.open_batch.take() {
-            if self.splits_at_flush(&mut backend, &unit, &batch)? {
-                // The rest writes after reads on a replica: see [`flush_split`].
-                self.end_first_part(backend, unit).await?;
-            } else {
-                self.open_batch = Some((backend, unit));
+            match self.splits_at_flush(&mut backend, &unit, &sent, &batch)? {
+                Some(rebinds) => {
+                    // The rest writes after reads on a replica: see [`flush_split`].
+                    self.end_first_part(backend, unit).await?;
+                    self.rebinds = rebinds;
+                }
+                None => {
+                    self.open_batch = Some((backend, unit));
+                    self.flushed = sent;
+                }
             }
         }
+        self.run_batch_part(batch, end).await?;
+        self.rebinds.clear();
+        Ok(())
+    }
+
+    /// Runs one part of a batch (up to a Flush or its Sync); the parts of a
+    /// batch still open after it are kept for a split (`self.flushed`).
+    async fn run_batch_part(
+        &mut self,
+        batch: Vec<Message>,
+        end: BatchEnd,
+    ) -> Result<(), SessionEnd> {
+        self.run_routed(&batch, end).await?;
+        if self.open_batch.is_some() {
+            self.flushed.extend(batch);
+        } else {
+            self.flushed.clear();
+        }
+        Ok(())
+    }
+
+    /// Routes one part of a batch (or follows its open batch) and runs it.
+    async fn run_routed(&mut self, batch: &[Message], end: BatchEnd) -> Result<(), SessionEnd> {
         // An error in an earlier part of this batch (before a Flush) is the
         // whole batch's: its implicit transaction is rolled back at the Sync.
         let errored_before = self.open_batch.is_some() && self.exchange_errored;
@@ -148,8 +178,8 @@ impl Session {
             // The rest of a batch after a Flush: part of the same unit.
             Some((backend, mut unit)) => {
                 if !batch.is_empty() {
-                    unit = strictest(unit, self.batch_unit(&batch)?);
-                    self.follow_settings(&batch, &mut unit)?;
+                    unit = strictest(unit, self.batch_unit(batch)?);
+                    self.follow_settings(batch, &mut unit)?;
                 }
                 (backend, unit)
             }
@@ -159,24 +189,24 @@ impl Session {
                     self.ready();
                     return Ok(());
                 }
-                if end == BatchEnd::Sync && self.answers_closes_alone(&batch)? {
+                if end == BatchEnd::Sync && self.answers_closes_alone(batch)? {
                     return Ok(());
                 }
-                if self.refuses_pgrw_commands(&batch)? {
+                if self.refuses_pgrw_commands(batch)? {
                     match end {
                         BatchEnd::Sync => self.ready(),
                         BatchEnd::Flush => self.skip_until_sync = true,
                     }
                     return Ok(());
                 }
-                let mut unit = self.batch_unit(&batch)?;
+                let mut unit = self.batch_unit(batch)?;
                 if self.may_recall_shape(&unit)
-                    && let Some(sql) = self.executed_sql(&batch)?
+                    && let Some(sql) = self.executed_sql(batch)?
                 {
                     self.recall_shape(&sql, &mut unit);
                 }
                 self.unit_settings.clear();
-                self.follow_settings(&batch, &mut unit)?;
+                self.follow_settings(batch, &mut unit)?;
                 let Some(mut backend) = self.acquire(&unit).await else {
                     match end {
                         BatchEnd::Sync => self.ready(),
@@ -191,7 +221,7 @@ impl Session {
                     }
                     return Ok(());
                 }
-                match self.result_shape_changed(&mut backend, &batch).await? {
+                match self.result_shape_changed(&mut backend, batch).await? {
                     Ok(false) => {}
                     Ok(true) => return self.refuse_changed_shape(backend, end).await,
                     Err(error) => {
@@ -208,10 +238,11 @@ impl Session {
         // Only a whole batch (to its Sync) that closes nothing can be sent
         // again as it was.
         let rerunnable = !continued
+            && self.rebinds.is_empty()
             && end == BatchEnd::Sync
-            && !closes_anything(&batch)?
+            && !closes_anything(batch)?
             && self.may_rerun(&unit, backend.node());
-        self.send_batch(backend, unit, &batch, end, errored_before, rerunnable)
+        self.send_batch(backend, unit, batch, end, errored_before, rerunnable)
             .await
     }
 
@@ -346,6 +377,13 @@ impl Session {
         let mut exchange = Exchange::default();
         let mut building = Building::default();
         let mut parsed: Vec<(Bytes, usize)> = Vec::new();
+        // Portals of a split batch's first part, bound again here first (`flush_split`).
+        for message in std::mem::take(&mut self.rebinds) {
+            if let FrontendMessage::Bind(bind) = FrontendMessage::decode(message.view())? {
+                self.bind(backend, bind, &mut building, &mut out, &mut exchange);
+                exchange.steps.push_back(Step::Rebind);
+            }
+        }
         for message in batch {
             match FrontendMessage::decode(message.view())? {
                 FrontendMessage::Parse(parse) => {
@@ -356,20 +394,7 @@ impl Session {
                     }
                 }
                 FrontendMessage::Bind(bind) => {
-                    let on_backend = self.ensure_prepared(
-                        backend,
-                        bind.statement,
-                        &mut building,
-                        &mut out,
-                        &mut exchange,
-                    );
-                    encode_bind(
-                        &mut out,
-                        &Bind {
-                            statement: backend_side(on_backend.as_deref(), bind.statement),
-                            ..bind
-                        },
-                    );
+                    self.bind(backend, bind, &mut building, &mut out, &mut exchange);
                     exchange.steps.push_back(Step::Bind);
                 }
                 FrontendMessage::Describe {
@@ -424,6 +449,26 @@ impl Session {
         })
     }
 
+    /// Adds a client Bind to the batch, its statement prepared on `backend`
+    /// first if it is missing there (the caller adds the step).
+    fn bind(
+        &mut self,
+        backend: &mut PooledBackend,
+        bind: Bind<'_>,
+        building: &mut Building,
+        out: &mut BytesMut,
+        exchange: &mut Exchange,
+    ) {
+        let on_backend = self.ensure_prepared(backend, bind.statement, building, out, exchange);
+        encode_bind(
+            out,
+            &Bind {
+                statement: backend_side(on_backend.as_deref(), bind.statement),
+                ..bind
+            },
+        );
+    }
+
     /// Adds a client Parse to the batch: answered from what the backend
     /// already has when it can, sent otherwise. Whether it registers a named
     /// statement.
@@ -435,7 +480,7 @@ impl Session {
         out: &mut BytesMut,
         exchange: &mut Exchange,
     ) -> bool {
-        let classification = classify(parse.sql, &self.state.catalog);
+        let classification = classify(parse.sql, self.catalog.get());
         if matches!(classification.reason, Reason::Ddl(_)) {
             // What this batch parses after it must be planned afresh.
             backend_statements::advance();

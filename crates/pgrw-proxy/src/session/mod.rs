@@ -10,12 +10,15 @@
 //!   `SHOW pgrw.lsn`, `SET pgrw.min_lsn`, `SET pgrw.route`).
 //! - [`extended`]: Parse/Bind/Describe/Execute/Close batches and prepared
 //!   statements that follow the client from backend to backend.
+//! - [`catalog`]: each database's catalog kept loaded from its primary,
+//!   and reloaded after DDL.
 //! - [`reroute`]: a read a replica refused because only the primary can run
 //!   it, run again there unseen, and its shape remembered.
 //!
 //! A malformed message ends this session only (08P01); no other client notices.
 
-mod client;
+mod catalog;
+pub(crate) mod client;
 mod dispatch;
 mod extended;
 mod in_flight;
@@ -29,6 +32,7 @@ mod startup;
 mod transaction_reads;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,17 +41,18 @@ use pgrw_core::route::{Balancer, NodeId, Route, SessionState, Topology};
 use rand::RngCore;
 use tokio::net::TcpStream;
 
+use crate::admission::{Admitted, PendingLogin};
 use crate::backend::BackendError;
 use crate::cancel::IssuedKey;
 use crate::config::UserConfig;
 use crate::pool::{CheckoutError, PooledBackend};
-use crate::protocol::Message;
 use crate::protocol::backend::{
     NoticeFields, Severity, TransactionStatus, encode_backend_key_data, encode_error_response,
     encode_parameter_status, encode_ready_for_query,
 };
 use crate::protocol::frontend::tag;
 use crate::protocol::sqlstate;
+use crate::protocol::{Message, ProtocolError};
 use crate::server::ProxyState;
 use crate::shutdown::{Phase, ShutdownWatch, TERMINATING};
 use crate::stats::OpenConnection;
@@ -56,17 +61,27 @@ use extended::PreparedStatement;
 
 /// Serves one client until it leaves. Errors end this session only. `_open`
 /// counts it as an open client connection while it lives.
-pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: OpenConnection) {
+/// `pending` counts it against `limits.max_pending_logins` until it has
+/// logged in.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<ProxyState>,
+    _open: OpenConnection,
+    pending: PendingLogin,
+) {
     let mut client = ClientConnection::new(stream);
     // A client that stalls anywhere before it is logged in (TLS handshake,
     // startup packet, password) is dropped, so it cannot hold a socket forever.
     let login_timeout = state.config.login_timeout();
-    let login = tokio::time::timeout(login_timeout, startup::start(&mut client, &state)).await;
+    let login =
+        tokio::time::timeout(login_timeout, startup::start(&mut client, peer, &state)).await;
+    drop(pending);
     let logged_in = match login {
         Ok(Ok(Some(logged_in))) => logged_in,
         Ok(Ok(None) | Err(SessionEnd::ClientGone | SessionEnd::Terminated)) => return,
         Ok(Err(SessionEnd::Protocol(error))) => {
-            protocol_violation(&mut client, &error.to_string()).await;
+            protocol_violation(&mut client, &error).await;
             return;
         }
         Err(_elapsed) => {
@@ -79,8 +94,28 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
             return;
         }
     };
+    if logged_in.database == crate::admin::DATABASE {
+        crate::admin::serve(&mut client, state, logged_in.user).await;
+        return;
+    }
+    let cancel = state.cancels.issue();
+    let registered = state.clients.register(crate::admin::clients::ClientEntry {
+        process_id: cancel.process_id,
+        user: logged_in.user.name.clone(),
+        database: logged_in.database.clone(),
+        peer: Some(peer),
+        connected_at: std::time::SystemTime::now(),
+        tls: client.is_tls(),
+        slot: cancel.slot.clone(),
+        held: Default::default(),
+    });
     let mut session = Session {
-        cancel: state.cancels.issue(),
+        _admitted: logged_in.admitted,
+        config: state.config_now(),
+        config_generation: state.live.generation(),
+        unit_timer: None,
+        registered,
+        cancel,
         client,
         user: logged_in.user,
         database: logged_in.database,
@@ -89,6 +124,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         held: Vec::new(),
         batch: Vec::new(),
         open_batch: None,
+        flushed: Vec::new(),
+        rebinds: Vec::new(),
         statements: HashMap::new(),
         pending_write: false,
         unknown_write: crate::unknown_writes::UnknownWrites::none(),
@@ -105,6 +142,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
         pools: Vec::new(),
         must_end: false,
         shutdown: state.shutdown.watch(),
+        catalog: crate::catalogs::CatalogView::fixed(state.catalogs.base()),
+        catalog_changed: false,
         state,
     };
     session.settings.extend(session.startup.statement());
@@ -113,9 +152,10 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
     }
     match session.run().await {
         Ok(()) | Err(SessionEnd::ClientGone | SessionEnd::Terminated) => {}
-        Err(SessionEnd::Protocol(error)) => {
-            protocol_violation(&mut session.client, &error.to_string()).await
-        }
+        Err(SessionEnd::Protocol(error)) => protocol_violation(&mut session.client, &error).await,
+    }
+    if session.catalog_changed {
+        session.catalog.request_reload();
     }
     // Idle backends go back to their pools with this client's settings undone;
     // one left mid-transaction (or holding session state) is closed, and its
@@ -129,21 +169,42 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<ProxyState>, _open: Open
     session.client.close().await;
 }
 
-/// Turns away a client over `max_client_connections`, as PostgreSQL does one
-/// over `max_connections`: its SSLRequest (and TLS) and StartupMessage are
+/// Why a new connection is turned away before it logs in.
+pub(crate) enum Refusal {
+    /// Over `max_client_connections`.
+    TooManyClients,
+    /// Over `limits.max_pending_logins`.
+    TooManyPendingLogins,
+}
+
+/// Turns away a client over `max_client_connections` (or
+/// `limits.max_pending_logins`), as PostgreSQL does one over
+/// `max_connections`: its SSLRequest (and TLS) and StartupMessage are
 /// answered first, so that the client reports the reason, and a
 /// CancelRequest is still delivered. Bounded by [`REFUSAL_GRACE`], so that
 /// connections over the limit cannot pile up.
-pub(crate) async fn refuse(stream: TcpStream, state: Arc<ProxyState>, _open: OpenConnection) {
+pub(crate) async fn refuse(
+    stream: TcpStream,
+    state: Arc<ProxyState>,
+    _open: OpenConnection,
+    refusal: Refusal,
+) {
     let mut client = ClientConnection::new(stream);
     let grace = state.config.login_timeout().min(REFUSAL_GRACE);
     let negotiated = tokio::time::timeout(grace, startup::negotiate(&mut client, &state)).await;
     if let Ok(Ok(Some(_startup))) = negotiated {
-        let message = format!(
-            "sorry, too many clients already: pgrw serves at most {} client connections \
-             (max_client_connections)",
-            state.config.max_client_connections
-        );
+        let message = match refusal {
+            Refusal::TooManyClients => format!(
+                "sorry, too many clients already: pgrw serves at most {} client connections \
+                 (max_client_connections)",
+                state.config.max_client_connections
+            ),
+            Refusal::TooManyPendingLogins => format!(
+                "sorry, too many clients are logging in at once: pgrw allows at most {} \
+                 connections that have not logged in yet (limits.max_pending_logins)",
+                state.config.limits.max_pending_logins
+            ),
+        };
         fatal(&mut client, sqlstate::TOO_MANY_CONNECTIONS, &message).await;
     }
 }
@@ -151,8 +212,24 @@ pub(crate) async fn refuse(stream: TcpStream, state: Arc<ProxyState>, _open: Ope
 /// How long a client over `max_client_connections` may take to say who it is.
 const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn protocol_violation(client: &mut ClientConnection, message: &str) {
-    fatal(client, sqlstate::PROTOCOL_VIOLATION, message).await;
+/// A message over the size limit is 54000 (its bytes cannot be skipped
+/// unread, so the connection ends all the same); anything else 08P01.
+async fn protocol_violation(client: &mut ClientConnection, error: &ProtocolError) {
+    match error {
+        ProtocolError::LengthTooLong {
+            what,
+            length,
+            maximum,
+        } if client.logged_in() => {
+            let message = format!(
+                "message too long: {what} of {length} bytes is over the limit of {} bytes \
+                 (limits.max_message_bytes)",
+                maximum.saturating_add(1)
+            );
+            fatal(client, sqlstate::PROGRAM_LIMIT_EXCEEDED, &message).await;
+        }
+        error => fatal(client, sqlstate::PROTOCOL_VIOLATION, &error.to_string()).await,
+    }
 }
 
 /// Sends a FATAL error and closes the connection.
@@ -164,6 +241,8 @@ async fn fatal(client: &mut ClientConnection, code: &str, message: &str) {
 
 /// One logged-in client.
 pub(crate) struct Session {
+    /// Counts it against its user's and database's limits.
+    _admitted: Admitted,
     client: ClientConnection,
     state: Arc<ProxyState>,
     user: UserConfig,
@@ -178,6 +257,10 @@ pub(crate) struct Session {
     batch: Vec<Message>,
     /// The backend an extended batch runs on after a Flush, until its Sync.
     open_batch: Option<(PooledBackend, dispatch::Unit)>,
+    /// The messages of the open batch already sent (before its Flushes), and
+    /// the Binds of them to send again ahead of its rest (`flush_split`).
+    flushed: Vec<Message>,
+    rebinds: Vec<Message>,
     /// The client's prepared statements by client-side name (`""` unnamed).
     statements: HashMap<Bytes, Arc<PreparedStatement>>,
     /// Whether the current transaction wrote on the primary.
@@ -215,6 +298,21 @@ pub(crate) struct Session {
     /// The proxy's phase: serving, draining (end when between
     /// transactions) or closing (end now).
     shutdown: ShutdownWatch,
+    /// This database's catalog (functions, unlogged relations), refreshed
+    /// before each client message.
+    catalog: crate::catalogs::CatalogView,
+    /// DDL completed in the current transaction: the catalog is reloaded
+    /// when it ends.
+    catalog_changed: bool,
+    /// The configuration in force when this session last looked (see
+    /// [`Session::live_config`]).
+    config: Arc<crate::config::ProxyConfig>,
+    /// The reload generation `config` is from.
+    config_generation: u64,
+    /// The unit running now: where, why, since when (for `SHOW STATS`).
+    unit_timer: Option<dispatch::UnitTimer>,
+    /// This client in the admin console's registry, while the session lives.
+    registered: crate::admin::clients::Registered,
 }
 
 impl Session {
@@ -224,6 +322,7 @@ impl Session {
         if !self.check_database().await? {
             return Err(SessionEnd::ClientGone);
         }
+        self.catalog = catalog::view(&self.state, &self.user, &self.database);
         // The database check logs in to a node, and the first login anywhere
         // learns the server parameters: none known means no node was reached.
         let Some(parameters) = self.state.server_parameters() else {
@@ -320,14 +419,11 @@ impl Session {
             self.heed_shutdown(shutdown.phase())?;
             // Held backends are watched while the client is idle; without
             // any, the read is the plain one (the common, fast path).
-            let next = if self.held.is_empty() {
-                self.read_message(&mut shutdown).await?
-            } else {
-                self.read_message_holding(&mut shutdown).await?
-            };
+            let next = self.read_next(&mut shutdown).await?;
             let Some(message) = next else {
                 return Ok(());
             };
+            self.catalog.refresh();
             match message.tag() {
                 tag::QUERY => self.simple_query(message).await?,
                 tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE => {
@@ -351,6 +447,61 @@ impl Session {
             if self.must_end {
                 return Ok(());
             }
+        }
+    }
+
+    /// The client's next message, within the idle timeout that applies
+    /// (`limits.idle_client_timeout_ms` between transactions,
+    /// `limits.idle_in_transaction_timeout_ms` inside one): past it the
+    /// session ends with PostgreSQL's FATAL for the same timeout.
+    async fn read_next(
+        &mut self,
+        shutdown: &mut ShutdownWatch,
+    ) -> Result<Option<Message>, SessionEnd> {
+        let limits = &self.state.config.limits;
+        let in_transaction = !self.between_transactions();
+        let timeout = if in_transaction {
+            limits.idle_in_transaction_timeout()
+        } else {
+            limits.idle_client_timeout()
+        };
+        let Some(timeout) = timeout else {
+            return self.read_any(shutdown).await;
+        };
+        // Written out before the clock starts: a timeout never cuts a write short.
+        self.client.flush().await?;
+        match tokio::time::timeout(timeout, self.read_any(shutdown)).await {
+            Ok(next) => next,
+            Err(_elapsed) => {
+                let (code, message) = if in_transaction {
+                    (
+                        sqlstate::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                        "terminating connection due to idle-in-transaction timeout \
+                         (limits.idle_in_transaction_timeout_ms)",
+                    )
+                } else {
+                    (
+                        sqlstate::IDLE_SESSION_TIMEOUT,
+                        "terminating connection due to idle-session timeout \
+                         (limits.idle_client_timeout_ms)",
+                    )
+                };
+                let fields = NoticeFields::new(Severity::Fatal, code, message);
+                encode_error_response(&mut self.client.out, &fields);
+                Err(SessionEnd::Terminated)
+            }
+        }
+    }
+
+    /// The client's next message, watching held backends if any.
+    async fn read_any(
+        &mut self,
+        shutdown: &mut ShutdownWatch,
+    ) -> Result<Option<Message>, SessionEnd> {
+        if self.held.is_empty() {
+            self.read_message(shutdown).await
+        } else {
+            self.read_message_holding(shutdown).await
         }
     }
 
@@ -413,6 +564,17 @@ impl Session {
             && self.open_batch.is_none()
             && self.batch.is_empty()
             && !self.skip_until_sync
+    }
+
+    /// The configuration in force: the session's copy, taken again after a
+    /// reload (one atomic load when there was none).
+    fn live_config(&mut self) -> Arc<crate::config::ProxyConfig> {
+        let generation = self.state.live.generation();
+        if generation != self.config_generation {
+            self.config = self.state.config_now();
+            self.config_generation = generation;
+        }
+        self.config.clone()
     }
 
     /// Appends an ErrorResponse the proxy itself raises.

@@ -8,14 +8,15 @@
 //! Recognised on the query's bytes, so a query that is not one costs a look
 //! at its first word.
 
-use bytes::{BufMut, BytesMut};
 use pgrw_core::Lsn;
 use pgrw_core::route::{ConsistencyToken, RouteMode};
 
 use super::Session;
 use super::client::SessionEnd;
 use crate::protocol::Message;
-use crate::protocol::backend::encode_command_complete;
+use crate::protocol::backend::{
+    TEXT_OID, encode_command_complete, encode_data_row, encode_row_description,
+};
 use crate::protocol::frontend::FrontendMessage;
 use crate::protocol::sqlstate;
 
@@ -227,25 +228,9 @@ impl Session {
 
     /// Writes a RowDescription of one text column `name` and one DataRow.
     fn single_row(&mut self, name: &[u8], value: &str) {
-        let out = &mut self.client.out;
-        out.put_u8(b'T');
-        out.put_i32((4 + 2 + name.len() + 1 + 18) as i32);
-        out.put_i16(1);
-        out.put_slice(name);
-        out.put_u8(0);
-        out.put_u32(0); // table oid
-        out.put_i16(0); // column number
-        out.put_u32(25); // text
-        out.put_i16(-1); // type size
-        out.put_i32(-1); // type modifier
-        out.put_i16(0); // text format
-        let mut row = BytesMut::new();
-        row.put_i16(1);
-        row.put_i32(value.len() as i32);
-        row.put_slice(value.as_bytes());
-        out.put_u8(b'D');
-        out.put_i32((4 + row.len()) as i32);
-        out.put_slice(&row);
+        let name = String::from_utf8_lossy(name);
+        encode_row_description(&mut self.client.out, &[(&name, TEXT_OID)]);
+        encode_data_row(&mut self.client.out, [Some(value)].into_iter());
     }
 }
 

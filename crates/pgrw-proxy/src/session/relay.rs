@@ -47,6 +47,9 @@ pub(super) enum Step {
     },
     /// Bind: BindComplete.
     Bind,
+    /// A Bind the proxy sent again (a portal moved with a split batch): its
+    /// BindComplete is not the client's.
+    Rebind,
     /// Describe: RowDescription or NoData (after ParameterDescription for a
     /// statement), which a client statement's description records.
     Describe(Option<Arc<PreparedStatement>>),
@@ -150,6 +153,7 @@ impl Session {
                 Err(error) => return Ok(Relayed::Failed(backend, error)),
             };
             self.observe_backend_message(&message, &exchange);
+            self.observe_catalog_change(&message);
             if let Some(from) = hold {
                 match reroute::held(&message, self.client.out.len() - from) {
                     Held::Keep => {}
@@ -209,7 +213,13 @@ impl Session {
                         }
                     }
                 }
-                tag::BIND_COMPLETE => pop_if(&mut exchange, |step| matches!(step, Step::Bind)),
+                tag::BIND_COMPLETE => {
+                    if matches!(exchange.steps.front(), Some(Step::Rebind)) {
+                        exchange.steps.pop_front();
+                        continue;
+                    }
+                    pop_if(&mut exchange, |step| matches!(step, Step::Bind))
+                }
                 tag::CLOSE_COMPLETE => pop_if(&mut exchange, |step| matches!(step, Step::Close)),
                 tag::ROW_DESCRIPTION | tag::NO_DATA => {
                     if let Some(Step::Describe(Some(statement))) = exchange.steps.front() {

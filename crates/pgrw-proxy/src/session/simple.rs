@@ -26,7 +26,7 @@ impl Session {
             self.pgrw_command(command);
             return Ok(());
         }
-        let classification = classify(sql, &self.state.catalog);
+        let classification = classify(sql, self.catalog.get());
         if self.answer_deferred(sql, classification.class) {
             return Ok(());
         }

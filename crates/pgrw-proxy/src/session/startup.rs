@@ -4,10 +4,14 @@
 //! connection refused) and the proxy's own check of the client's password
 //! (SCRAM-SHA-256, md5 or trust, per user).
 
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use rand::RngCore;
 
 use super::client::{ClientConnection, SessionEnd};
 use super::settings::startup::{StartupSetting, asks_for_replication, startup_settings};
+use crate::admission::{Admitted, OverLimit, Throttle};
 use crate::auth::StoredPassword;
 use crate::auth::scram::{self, ScramServer, ScramVerifier};
 use crate::config::{AuthMethod, UserConfig};
@@ -22,6 +26,8 @@ use crate::server::ProxyState;
 
 /// A client that logged in.
 pub(crate) struct LoggedIn {
+    /// Counts it against its user's and database's limits while it lives.
+    pub(crate) admitted: Admitted,
     /// The configured user it logged in as.
     pub(crate) user: UserConfig,
     /// The database it asked for.
@@ -34,11 +40,27 @@ pub(crate) struct LoggedIn {
 /// FATAL error already written) or only wanted to cancel a query.
 pub(crate) async fn start(
     client: &mut ClientConnection,
+    peer: SocketAddr,
     state: &ProxyState,
 ) -> Result<Option<LoggedIn>, SessionEnd> {
     let Some(startup) = negotiate(client, state).await? else {
         return Ok(None);
     };
+    let limits = &state.config.limits;
+    if let Throttle::Refuse(retry) = state.admission.throttle(peer.ip(), Instant::now(), limits) {
+        refuse(
+            client,
+            sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+            format!(
+                "too many failed logins from {}: try again in {} s \
+                 (limits.max_failed_logins)",
+                peer.ip(),
+                retry.as_secs().max(1)
+            ),
+        )
+        .await?;
+        return Ok(None);
+    }
     if asks_for_replication(&startup.params) {
         refuse(
             client,
@@ -64,7 +86,7 @@ pub(crate) async fn start(
         .await?;
         return Ok(None);
     };
-    let user = state.config.user(&user_name).cloned();
+    let user = state.config_now().user(&user_name).cloned();
     let method = user.as_ref().map(|user| user.auth).unwrap_or_default();
     let accepted = match (method, &user) {
         (AuthMethod::Trust, Some(_)) => true,
@@ -73,13 +95,24 @@ pub(crate) async fn start(
             // An unknown user goes through the same exchange against a verifier
             // nobody knows the password of: the client cannot tell the difference.
             let verifier = match user.as_ref().and_then(|user| state.verifier(&user.name)) {
-                Some(verifier) => verifier.clone(),
-                None => unknown_user_verifier(),
+                Some(verifier) => verifier,
+                None => state.unknown_user_verifier(&user_name),
             };
             check_scram(client, verifier).await? && user.is_some()
         }
     };
     let Some(user) = user.filter(|_| accepted) else {
+        // Which part failed (no such user, or a wrong password) is not said,
+        // to the client or the log; the answer waits longer at each failure.
+        let delay = state.admission.failed(peer.ip(), Instant::now(), limits);
+        tracing::warn!(
+            // Debug-quoted: the name is the client's, and may hold a line break.
+            user = ?user_name,
+            address = %peer.ip(),
+            delay_ms = delay.as_millis() as u64,
+            "password authentication failed"
+        );
+        tokio::time::sleep(delay).await;
         refuse(
             client,
             sqlstate::INVALID_PASSWORD,
@@ -88,10 +121,31 @@ pub(crate) async fn start(
         .await?;
         return Ok(None);
     };
+    state.admission.succeeded(peer.ip());
+    let database = startup.database().unwrap_or(&user.name).to_string();
+    let admitted = match state.admission.admit(&user, &database, limits) {
+        Ok(admitted) => admitted,
+        Err(over) => {
+            // PostgreSQL's own messages for rolconnlimit and datconnlimit.
+            let message = match over {
+                OverLimit::User(max) => format!(
+                    "too many connections for role \"{}\" (max_connections = {max} in [[users]])",
+                    user.name
+                ),
+                OverLimit::Database(max) => format!(
+                    "too many connections for database \"{database}\" \
+                     (limits.max_connections_per_database = {max})"
+                ),
+            };
+            refuse(client, sqlstate::TOO_MANY_CONNECTIONS, message).await?;
+            return Ok(None);
+        }
+    };
     encode_authentication_ok(&mut client.out);
-    client.limits = crate::protocol::FrameLimits::default();
+    client.set_logged_in(limits.max_message_len());
     Ok(Some(LoggedIn {
-        database: startup.database().unwrap_or(&user.name).to_string(),
+        admitted,
+        database,
         settings,
         user,
     }))
@@ -218,7 +272,7 @@ async fn check_md5(client: &mut ClientConnection, user: &UserConfig) -> Result<b
     };
     let response = AuthenticationResponse { body: &body };
     let password = response.password()?;
-    let stored = StoredPassword::Plaintext(user.password.as_bytes().to_vec());
+    let stored = StoredPassword::Plaintext(user.node_password().as_bytes().to_vec());
     Ok(stored.verify_md5(user.name.as_bytes(), salt, password))
 }
 
@@ -264,13 +318,4 @@ fn nonce() -> String {
     let mut random = [0u8; 18];
     rand::thread_rng().fill_bytes(&mut random);
     scram::nonce_from_random(&random)
-}
-
-fn unknown_user_verifier() -> ScramVerifier {
-    let mut secret = [0u8; 32];
-    let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
-    rand::thread_rng().fill_bytes(&mut secret);
-    rand::thread_rng().fill_bytes(&mut salt);
-    // The usual iteration count, so that the exchange looks like a real user's.
-    ScramVerifier::from_password(&secret, &salt, scram::DEFAULT_ITERATIONS)
 }

@@ -254,7 +254,40 @@ def cancel(dsn):
     return {"read_ports": [port], "cancel_seconds": elapsed}
 
 
+def reset(dsn):
+    """libpq's PQreset (`pgconn.reset()`; psql's `\\c` with the same parameters does the
+    same) closes the connection and logs in again with the same parameters: the new
+    session works, and what the old one held (a transaction, a temp table, a setting,
+    a prepared statement) is gone, as on a direct connection."""
+    from psycopg import pq
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pgconn = conn.pgconn
+        for sql in (b"SET statement_timeout = 4321", b"PREPARE held AS SELECT 1",
+                    b"BEGIN", b"CREATE TEMP TABLE held_temp (a int)"):
+            res = pgconn.exec_(sql)
+            assert res.status == pq.ExecStatus.COMMAND_OK, (sql, res.error_message)
+        assert pgconn.transaction_status == pq.TransactionStatus.INTRANS
+        pgconn.reset()
+        assert pgconn.status == pq.ConnStatus.OK, pgconn.error_message
+        assert pgconn.transaction_status == pq.TransactionStatus.IDLE
+        res = pgconn.exec_(b"SELECT current_setting('statement_timeout'), "
+                           b"(SELECT count(*) FROM pg_prepared_statements), "
+                           b"to_regclass('pg_temp.held_temp') IS NULL, inet_server_port()")
+        assert res.status == pq.ExecStatus.TUPLES_OK, res.error_message
+        timeout, prepared, temp_gone, port = (res.get_value(0, i).decode() for i in range(4))
+        assert (timeout, prepared, temp_gone) == ("0", "0", "t"), (timeout, prepared, temp_gone)
+        # The asynchronous form, too.
+        pgconn.reset_start()
+        while pgconn.reset_poll() != pq.PollingStatus.OK:
+            assert pgconn.status != pq.ConnStatus.BAD, pgconn.error_message
+            time.sleep(0.01)
+        res = pgconn.exec_(b"SELECT 1")
+        assert res.status == pq.ExecStatus.TUPLES_OK, res.error_message
+    return {"transaction_ports": [int(port)]}
+
+
 SCENARIOS = {
+    "reset": reset,
     "prepared-reads": prepared_reads,
     "prepared-writes-read-back": prepared_writes_read_back,
     "transaction": transaction,

@@ -44,15 +44,7 @@ impl ProxiedCluster {
 
     /// A tokio-postgres client through `proxy` (one of [`Self::another_proxy`]).
     pub async fn connect_to(&self, proxy: &ProxyHandle) -> tokio_postgres::Client {
-        let dsn = format!(
-            "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
-            proxy.local_addr().port()
-        );
-        let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-            .await
-            .expect("logging in through the proxy");
-        tokio::spawn(connection);
-        client
+        connect_through(proxy).await
     }
 
     /// The proxy's port.
@@ -75,6 +67,21 @@ impl ProxiedCluster {
             .expect("logging in through the proxy");
         tokio::spawn(connection);
         client
+    }
+
+    /// A tokio-postgres client through the proxy, with its connection
+    /// task: the task ends with the error the proxy closed it with (see
+    /// [`closed_with`]).
+    pub async fn connect_watched(
+        &self,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    ) {
+        let (client, connection) = tokio_postgres::connect(&self.dsn(), tokio_postgres::NoTls)
+            .await
+            .expect("logging in through the proxy");
+        (client, tokio::spawn(connection))
     }
 
     /// The name of the node listening on `port`.
@@ -106,9 +113,53 @@ pub async fn first_value(client: &tokio_postgres::Client, sql: &str) -> String {
         .unwrap_or_else(|| panic!("{sql} returned no row"))
 }
 
+/// The SQLSTATE a watched connection (see [`ProxiedCluster::connect_watched`])
+/// was closed with, within `deadline`.
+pub async fn closed_with(
+    connection: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    deadline: Duration,
+) -> String {
+    let ended = tokio::time::timeout(deadline, connection)
+        .await
+        .expect("the proxy closes the connection")
+        .expect("the connection task");
+    let error = ended.expect_err("the connection ends with an error from the proxy");
+    error
+        .code()
+        .map(|code| code.code().to_string())
+        .unwrap_or_else(|| error.to_string())
+}
+
+/// A tokio-postgres client through `proxy`, as `postgres`.
+pub async fn connect_through(proxy: &ProxyHandle) -> tokio_postgres::Client {
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
+        proxy.local_addr().port()
+    );
+    let (client, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("logging in through the proxy");
+    tokio::spawn(connection);
+    client
+}
+
 /// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
 /// before the first table and `extra` TOML after the users.
 async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> ProxyHandle {
+    let text = config_text(cluster, top_level, extra);
+    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
+    let proxy = Proxy::bind(config).await.expect("the proxy binds");
+    proxy
+        .ready(Duration::from_secs(30))
+        .await
+        .expect("the monitor sees every node");
+    proxy.spawn()
+}
+
+/// The `pgrw.toml` of [`start_proxy`]: every node of `cluster`, user
+/// `postgres`, `top_level` keys before the first table and `extra` TOML
+/// after the users (keys of the user, then tables).
+pub fn config_text(cluster: &TestCluster, top_level: &str, extra: &str) -> String {
     let mut text = format!("listen = \"127.0.0.1:0\"\n{top_level}\n");
     for node in cluster.nodes() {
         text.push_str(&format!(
@@ -119,11 +170,5 @@ async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> Pro
     text.push_str(&format!(
         "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n{extra}\n"
     ));
-    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
-    let proxy = Proxy::bind(config).await.expect("the proxy binds");
-    proxy
-        .ready(Duration::from_secs(30))
-        .await
-        .expect("the monitor sees every node");
-    proxy.spawn()
+    text
 }

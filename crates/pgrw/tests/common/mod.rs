@@ -7,7 +7,19 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use pgrw::{MonitorConfig, RwPool, RwPoolBuilder};
-use pgrw_cluster::testing::TestCluster;
+use pgrw_cluster::testing::{TestCluster, wait_until};
+use pgrw_core::route::Role;
+
+/// Probes often, and may take up to 5 s: test machines run many clusters at
+/// once, and a slow probe must not make a node look down (a killed or stopped
+/// node refuses connections at once, whatever the timeout).
+pub fn monitor_config() -> MonitorConfig {
+    MonitorConfig {
+        interval: Duration::from_millis(50),
+        probe_timeout: Duration::from_secs(5),
+        ..MonitorConfig::default()
+    }
+}
 
 /// A primary, two streaming replicas, and a pool builder over them.
 pub struct Fixture {
@@ -28,21 +40,39 @@ impl Fixture {
         Fixture { cluster, names }
     }
 
-    /// A builder over the cluster's primary and replicas, probing often.
-    ///
-    /// Probes may take up to 5 s: test machines run many clusters at once, and
-    /// a slow probe must not make a node look down (a killed or stopped node
-    /// refuses connections at once, whatever the timeout).
+    /// A builder over the cluster's primary and replicas, probing as
+    /// [`monitor_config`] says.
     pub fn builder(&self) -> RwPoolBuilder {
-        let monitor = MonitorConfig {
-            interval: Duration::from_millis(50),
-            probe_timeout: Duration::from_secs(5),
-            ..MonitorConfig::default()
-        };
         RwPool::builder(&self.cluster.primary_dsn())
             .replica(&self.cluster.replica_dsn(1))
             .replica(&self.cluster.replica_dsn(2))
-            .monitor_config(monitor)
+            .monitor_config(monitor_config())
+    }
+
+    /// Waits until every replica `pool` knows is up, follows the primary and
+    /// has replayed the primary's last probed position: from then on a read
+    /// has a replica to go to (a pool's first probes may not have answered
+    /// yet on a loaded machine).
+    pub async fn wait_for_replicas(&self, pool: &RwPool) {
+        wait_until(
+            Duration::from_secs(60),
+            "both replicas serve reads",
+            async || {
+                let topology = pool.topology();
+                let replicas: Vec<_> = topology
+                    .nodes
+                    .iter()
+                    .filter(|node| node.role == Role::Replica)
+                    .collect();
+                replicas.len() == 2
+                    && replicas.iter().all(|node| {
+                        node.is_up()
+                            && node.follows_primary()
+                            && node.replay_lsn >= topology.primary_lsn
+                    })
+            },
+        )
+        .await;
     }
 
     /// A pool with the default policy.

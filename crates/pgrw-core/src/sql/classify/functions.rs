@@ -14,13 +14,13 @@ use crate::sql::keywords::{
 use crate::sql::lexer::TokenKind;
 
 /// A name as PostgreSQL resolves it, in a stack buffer.
-struct PgName {
+pub(super) struct PgName {
     bytes: [u8; MAX_NAME_LEN],
     len: usize,
 }
 
 impl PgName {
-    fn as_bytes(&self) -> &[u8] {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }
@@ -28,7 +28,7 @@ impl PgName {
 /// The name an identifier token denotes: unquoted → ASCII-lowercased;
 /// `"…"` → verbatim with `""` undoubled. `None` for `U&"…"` (escapes we do
 /// not decode) and names over PostgreSQL's 63-byte limit.
-fn pg_name(kind: TokenKind, text: &[u8]) -> Option<PgName> {
+pub(super) fn pg_name(kind: TokenKind, text: &[u8]) -> Option<PgName> {
     match kind {
         TokenKind::Identifier => {
             let (bytes, len) = lowercase::<MAX_NAME_LEN>(text)?;

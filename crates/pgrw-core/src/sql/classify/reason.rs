@@ -84,6 +84,9 @@ pub enum Reason {
     NodeState(InlineName),
     /// Uses a temporary table (`pg_temp.…`), which exists only on one backend.
     TempTable,
+    /// Names an unlogged relation (known from the catalog): a standby has
+    /// none of its rows and refuses to read it.
+    UnloggedRelation(InlineName),
     /// `EXPLAIN` without `ANALYZE` of a writing statement: the statement is only planned.
     ExplainWithoutAnalyze,
     /// Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`, `SET TRANSACTION`, …).
@@ -141,6 +144,12 @@ impl fmt::Display for Reason {
                 write!(f, "asks about this server: {name} (the primary answers)")
             }
             Reason::TempTable => f.write_str("uses a temporary table"),
+            Reason::UnloggedRelation(name) => {
+                write!(
+                    f,
+                    "reads unlogged relation {name} (only the primary has its rows)"
+                )
+            }
             Reason::ExplainWithoutAnalyze => f.write_str("EXPLAIN without ANALYZE (only plans)"),
             Reason::Transaction(what) => write!(f, "transaction control: {what}"),
             Reason::Session(what) => write!(f, "session state: {what}"),

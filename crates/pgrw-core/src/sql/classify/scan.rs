@@ -315,6 +315,14 @@ impl<'a> StatementScan<'a> {
         if is_node_state_relation(sig.kind, bare) {
             self.node_state(bare);
         }
+        if self.catalog.knows_unlogged_relations()
+            && let Some(name) = super::functions::pg_name(sig.kind, text)
+            && self.catalog.is_unlogged_relation(name.as_bytes())
+        {
+            self.keyword_write(Reason::UnloggedRelation(super::reason::InlineName::new(
+                name.as_bytes(),
+            )));
+        }
         if bare.len() >= 7
             && bare[..7].eq_ignore_ascii_case(b"pg_temp")
             && (bare.len() == 7 || bare[7] == b'_')

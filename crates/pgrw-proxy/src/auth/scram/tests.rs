@@ -256,3 +256,17 @@ fn passwords_are_saslprepped_like_postgresql_does() {
     assert_eq!(normalize_password(b"\xff\xfe"), b"\xff\xfe");
     assert_eq!(normalize_password(b"a\x07b"), b"a\x07b");
 }
+
+#[test]
+fn an_unknown_users_verifier_is_the_same_for_the_same_name_and_key() {
+    let key = [7u8; 32];
+    let first = ScramVerifier::for_unknown_user(&key, b"mallory");
+    assert!(first == ScramVerifier::for_unknown_user(&key, b"mallory"));
+    assert!(first != ScramVerifier::for_unknown_user(&key, b"eve"));
+    assert!(first != ScramVerifier::for_unknown_user(&[8u8; 32], b"mallory"));
+    assert_eq!(
+        (first.salt.len(), first.iterations),
+        (DEFAULT_SALT_LEN, DEFAULT_ITERATIONS),
+        "shaped as PostgreSQL's own verifiers"
+    );
+}

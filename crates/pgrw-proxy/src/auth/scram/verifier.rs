@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::message::{base64, base64_digest, encode_base64};
-use super::{ScramError, derive_keys, normalize_password, sha256};
+use super::{ScramError, derive_keys, hmac, normalize_password, sha256};
 
 const PREFIX: &str = "SCRAM-SHA-256$";
 
@@ -31,6 +31,23 @@ impl ScramVerifier {
             salt: salt.to_vec(),
             stored_key: sha256(&keys.client_key),
             server_key: keys.server_key,
+        }
+    }
+
+    /// A verifier for a user that does not exist, so that a client cannot
+    /// tell it from one that does: its salt (16 bytes) and keys are HMACs of
+    /// `key` (the proxy's random per-process secret) and the name, so the
+    /// same name always gets the same salt, as a real user does, and no
+    /// password matches it; the iteration count is PostgreSQL's default.
+    /// Three HMACs, no PBKDF2: it costs what a configured user's stored
+    /// verifier costs, nothing an attacker can buy CPU with.
+    pub fn for_unknown_user(key: &[u8], user: &[u8]) -> ScramVerifier {
+        let salt = hmac(key, &[b"pgrw unknown-user salt\0", user]);
+        ScramVerifier {
+            iterations: super::DEFAULT_ITERATIONS,
+            salt: salt[..super::DEFAULT_SALT_LEN].to_vec(),
+            stored_key: hmac(key, &[b"pgrw unknown-user stored key\0", user]),
+            server_key: hmac(key, &[b"pgrw unknown-user server key\0", user]),
         }
     }
 

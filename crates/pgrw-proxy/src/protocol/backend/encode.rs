@@ -85,6 +85,46 @@ pub fn encode_command_complete(out: &mut BytesMut, command_tag: &[u8]) {
     });
 }
 
+/// The type OID of `text`, the type of every column the proxy describes.
+pub const TEXT_OID: u32 = 25;
+/// The type OID of `int8`, for columns of counts (psql right-aligns them).
+pub const INT8_OID: u32 = 20;
+
+/// Appends RowDescription: `columns` as (name, type OID), all in text format.
+pub fn encode_row_description(out: &mut BytesMut, columns: &[(&str, u32)]) {
+    writer::message(out, tag::ROW_DESCRIPTION, |out| {
+        out.put_i16(writer::count_i16(columns.len()));
+        for (name, type_oid) in columns {
+            writer::cstr(out, name.as_bytes());
+            out.put_u32(0); // no table
+            out.put_i16(0); // no column number
+            out.put_u32(*type_oid);
+            out.put_i16(if *type_oid == INT8_OID { 8 } else { -1 });
+            out.put_i32(-1); // no type modifier
+            out.put_i16(0); // text
+        }
+    });
+}
+
+/// Appends DataRow: each value in text, `None` for NULL.
+pub fn encode_data_row<'a>(
+    out: &mut BytesMut,
+    values: impl ExactSizeIterator<Item = Option<&'a str>>,
+) {
+    writer::message(out, tag::DATA_ROW, |out| {
+        out.put_i16(writer::count_i16(values.len()));
+        for value in values {
+            match value {
+                Some(value) => {
+                    out.put_i32(writer::length_i32(value.len()));
+                    out.put_slice(value.as_bytes());
+                }
+                None => out.put_i32(-1),
+            }
+        }
+    });
+}
+
 /// Appends EmptyQueryResponse.
 pub fn encode_empty_query_response(out: &mut BytesMut) {
     writer::message(out, tag::EMPTY_QUERY_RESPONSE, |_| {});

@@ -77,8 +77,9 @@ pub(super) fn is_older_than_current(backend_name: &str) -> bool {
 
 /// Whether a CommandComplete tag reports a command that may change what a
 /// statement's SQL resolves to (a relation's columns, a type, a function, a
-/// new table earlier in the search path).
-pub(super) fn changes_relations(command_tag: &[u8]) -> bool {
+/// new table earlier in the search path). Any DDL: the catalog
+/// reloads after it too (`session::catalog`).
+pub(in crate::session) fn changes_relations(command_tag: &[u8]) -> bool {
     [&b"CREATE "[..], b"ALTER ", b"DROP ", b"IMPORT "]
         .iter()
         .any(|prefix| command_tag.starts_with(prefix))

@@ -52,7 +52,7 @@ impl Session {
     /// The unit of one statement's SQL.
     pub(super) fn classify(&self, sql: &[u8]) -> Unit {
         let watched = self.watches_transaction_time().then_some(sql);
-        unit_of(&classify(sql, &self.state.catalog), watched)
+        unit_of(&classify(sql, self.catalog.get()), watched)
     }
 }
 

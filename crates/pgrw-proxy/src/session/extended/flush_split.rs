@@ -12,11 +12,18 @@
 //! (the unnamed one too) follow the rest as any statement follows a client:
 //! the proxy prepares them again where they are missing.
 //!
+//! A portal the first part bound and the rest uses (executes, describes or
+//! closes) lives on the replica: the proxy binds it again on the rest's
+//! backend, ahead of the rest, with the client's own Bind (its BindComplete
+//! hidden) — the same statement, parameters and formats, so the same rows. It
+//! can do so only for a portal the first part did not start executing (a
+//! suspended portal's position cannot move) and whose statement it did not
+//! parse again after binding it; otherwise the rest stays on the replica.
+//!
 //! The split is not made inside a transaction (the rest must see what the
 //! first part did: inside `BEGIN READ ONLY` a write is refused by the replica
-//! with `25006`, as PostgreSQL refuses it), nor when the rest uses a portal
-//! the first part bound (a portal lives on the backend that bound it). An
-//! error in the first part skips the rest up to Sync before any of this.
+//! with `25006`, as PostgreSQL refuses it). An error in the first part skips
+//! the rest up to Sync before any of this.
 
 use bytes::BytesMut;
 use pgrw_core::{RouteHint, StatementClass, TxAccess};
@@ -44,7 +51,8 @@ pub(super) struct FirstPart {
 
 /// Whether the rest of a batch (`rest`, what it runs) must end the first
 /// part and be routed on its own; `uses_earlier_portal` when the rest
-/// executes, describes or closes a portal it does not bind itself.
+/// executes, describes or closes a portal it does not bind itself and that
+/// cannot be bound again elsewhere (see [`rebinds`]).
 pub(super) fn ends_first_part(first: FirstPart, rest: &Unit, uses_earlier_portal: bool) -> bool {
     let first_only_read = matches!(first.class, StatementClass::Read | StatementClass::Empty);
     let rest_needs_primary = matches!(
@@ -58,10 +66,11 @@ pub(super) fn ends_first_part(first: FirstPart, rest: &Unit, uses_earlier_portal
         && !uses_earlier_portal
 }
 
-/// Whether `batch` uses a portal (Execute, Describe or Close of one) that it
-/// does not bind first.
-pub(super) fn uses_earlier_portal(batch: &[Message]) -> Result<bool, SessionEnd> {
+/// The portals `batch` uses (Execute, Describe or Close of one) without
+/// binding them first, in the order it first uses them.
+fn earlier_portals(batch: &[Message]) -> Result<Vec<&[u8]>, SessionEnd> {
     let mut bound: Vec<&[u8]> = Vec::new();
+    let mut earlier: Vec<&[u8]> = Vec::new();
     for message in batch {
         match FrontendMessage::decode(message.view())? {
             FrontendMessage::Bind(bind) => bound.push(bind.portal),
@@ -73,24 +82,64 @@ pub(super) fn uses_earlier_portal(batch: &[Message]) -> Result<bool, SessionEnd>
             | FrontendMessage::Close {
                 target: Target::Portal,
                 name: portal,
-            } if !bound.contains(&portal) => return Ok(true),
+            } if !bound.contains(&portal) && !earlier.contains(&portal) => earlier.push(portal),
             _ => {}
         }
     }
-    Ok(false)
+    Ok(earlier)
+}
+
+/// The Binds to send again ahead of `rest` on another backend, for the
+/// portals it uses that the parts already sent (`sent`) bound; `None` when
+/// one of them cannot move: not bound there, or executed or closed after its
+/// Bind, or its statement parsed again after it (a Bind now would use the
+/// new statement).
+pub(super) fn rebinds(
+    sent: &[Message],
+    rest: &[Message],
+) -> Result<Option<Vec<Message>>, SessionEnd> {
+    let mut binds = Vec::new();
+    for portal in earlier_portals(rest)? {
+        let mut found: Option<(&Message, &[u8])> = None;
+        for message in sent {
+            match FrontendMessage::decode(message.view())? {
+                FrontendMessage::Bind(bind) if bind.portal == portal => {
+                    found = Some((message, bind.statement));
+                }
+                FrontendMessage::Execute { portal: used, .. }
+                | FrontendMessage::Close {
+                    target: Target::Portal,
+                    name: used,
+                } if used == portal => found = None,
+                FrontendMessage::Parse(parse)
+                    if found.is_some_and(|(_, statement)| statement == parse.statement) =>
+                {
+                    found = None;
+                }
+                _ => {}
+            }
+        }
+        match found {
+            Some((bind, _)) => binds.push(bind.clone()),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(binds))
 }
 
 impl Session {
     /// Whether the rest of the batch, `batch`, must leave `backend` (which
-    /// ran the first part, `unit`) for a node of its own.
+    /// ran the first part, `unit`, whose messages are `sent`) for a node of
+    /// its own: then the Binds to send again there first (see [`rebinds`]).
     pub(super) fn splits_at_flush(
         &self,
         backend: &mut PooledBackend,
         unit: &Unit,
+        sent: &[Message],
         batch: &[Message],
-    ) -> Result<bool, SessionEnd> {
+    ) -> Result<Option<Vec<Message>>, SessionEnd> {
         if batch.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let first = FirstPart {
             class: unit.class,
@@ -99,7 +148,9 @@ impl Session {
                 && backend.connection().status == TransactionStatus::Idle,
         };
         let rest = self.batch_unit(batch)?;
-        Ok(ends_first_part(first, &rest, uses_earlier_portal(batch)?))
+        let rebinds = rebinds(sent, batch)?;
+        let splits = ends_first_part(first, &rest, rebinds.is_none());
+        Ok(rebinds.filter(|_| splits))
     }
 
     /// Ends the first part of a split batch on `backend` with a Sync whose
@@ -239,24 +290,58 @@ mod tests {
             .expect("a whole message")
     }
 
+    fn bind(portal: &[u8], statement: &[u8]) -> Message {
+        use crate::protocol::frontend::{Bind, bind_parameters, encode_bind};
+        let parameters = bind_parameters(&[], &[], &[]);
+        let mut out = BytesMut::new();
+        let bind = Bind {
+            portal,
+            statement,
+            parameters: &parameters,
+        };
+        encode_bind(&mut out, &bind);
+        message(&out)
+    }
+
+    fn execute(portal: &[u8]) -> Message {
+        let mut out = BytesMut::new();
+        crate::protocol::frontend::encode_execute(&mut out, portal, 0);
+        message(&out)
+    }
+
+    fn parse(statement: &[u8]) -> Message {
+        let mut out = BytesMut::new();
+        crate::protocol::frontend::encode_parse(&mut out, statement, b"SELECT 1", &[]);
+        message(&out)
+    }
+
     #[test]
     fn a_portal_is_earlier_unless_the_rest_binds_it() {
-        use crate::protocol::frontend::{Bind, bind_parameters, encode_bind, encode_execute};
-        let parameters = bind_parameters(&[], &[], &[]);
-        let mut bind = BytesMut::new();
-        encode_bind(
-            &mut bind,
-            &Bind {
-                portal: b"",
-                statement: b"",
-                parameters: &parameters,
-            },
+        let bound_here = [bind(b"", b""), execute(b"")];
+        assert!(earlier_portals(&bound_here).expect("valid").is_empty());
+        let bound_before = [execute(b"")];
+        assert_eq!(earlier_portals(&bound_before).expect("valid"), [&b""[..]]);
+    }
+
+    #[test]
+    fn a_portal_bound_but_not_run_before_the_flush_is_bound_again() {
+        let sent = [parse(b"s"), bind(b"p", b"s"), bind(b"", b"s")];
+        let rest = [parse(b"w"), bind(b"", b"w"), execute(b""), execute(b"p")];
+        let binds = rebinds(&sent, &rest).expect("valid");
+        assert_eq!(binds, Some(vec![bind(b"p", b"s")]));
+        assert_eq!(
+            rebinds(&sent, &[execute(b"")]).expect("valid"),
+            Some(vec![bind(b"", b"s")])
         );
-        let mut execute = BytesMut::new();
-        encode_execute(&mut execute, b"", 0);
-        let bound_here = [message(&bind), message(&execute)];
-        assert!(!uses_earlier_portal(&bound_here).expect("valid messages"));
-        let bound_before = [message(&execute)];
-        assert!(uses_earlier_portal(&bound_before).expect("valid messages"));
+    }
+
+    #[test]
+    fn a_portal_that_cannot_move_keeps_the_rest_on_its_backend() {
+        let rest = [execute(b"p")];
+        let started = [bind(b"p", b"s"), execute(b"p")];
+        assert_eq!(rebinds(&started, &rest).expect("valid"), None);
+        let reparsed = [parse(b"s"), bind(b"p", b"s"), parse(b"s")];
+        assert_eq!(rebinds(&reparsed, &rest).expect("valid"), None);
+        assert_eq!(rebinds(&[], &rest).expect("valid"), None);
     }
 }

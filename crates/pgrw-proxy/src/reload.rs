@@ -1,0 +1,257 @@
+//! Live reload (SIGHUP, or `RELOAD` on the admin console): `pgrw.toml` is
+//! read again and checked whole; a file that is invalid, or that changes
+//! what cannot change while clients are connected, is refused with the
+//! reason and the configuration in use stays. Otherwise it applies at once,
+//! without dropping a client:
+//!
+//! - `[policy]`: every statement routed after the reload.
+//! - `[[users]]`: added, removed, passwords and `admin`, for logins after it
+//!   (a connected client stays logged in); pools of a user whose password
+//!   changed are made afresh for new clients.
+//! - `[pool]` sizes and timeouts (`mode`, `stall_timeout_ms` excepted): pools
+//!   are made afresh for clients that connect after it; connected clients
+//!   keep the pools they have until they leave.
+//! - `nodes[].weight`: the next topology.
+//!
+//! Refused: adding, removing, renaming or moving nodes, or changing how they
+//! are reached (`sslmode`, `sslrootcert`) (the monitor knows
+//! node `i` as `NodeId(i)` for the proxy's life), `listen`, `[tls]`,
+//! `[admin]`, `[limits]`, `pool.mode`, `pool.stall_timeout_ms` and the top-level
+//! timeouts and limits: those need a restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rand::RngCore;
+
+use crate::auth::scram::{self, ScramVerifier};
+use crate::config::{PoolConfig, ProxyConfig};
+use crate::server::ProxyState;
+
+/// The configuration in force and what is made from it, swapped whole.
+pub(crate) struct Live {
+    /// The configuration.
+    pub(crate) config: Arc<ProxyConfig>,
+    /// SCRAM verifiers, one per user.
+    verifiers: HashMap<String, ScramVerifier>,
+}
+
+/// The configuration a reload may change, and the file it comes from.
+pub(crate) struct LiveConfig {
+    live: RwLock<Arc<Live>>,
+    /// Moved on by every reload that applied: sessions keep a copy of the
+    /// configuration and look at this (one relaxed load) before each unit.
+    generation: AtomicU64,
+    /// The file `RELOAD` and SIGHUP read; none for a proxy made from text.
+    path: Mutex<Option<PathBuf>>,
+}
+
+impl LiveConfig {
+    /// `config`, with its verifiers made.
+    pub(crate) fn new(config: &ProxyConfig) -> LiveConfig {
+        LiveConfig {
+            live: RwLock::new(Arc::new(Live::of(config.clone()))),
+            generation: AtomicU64::new(0),
+            path: Mutex::new(None),
+        }
+    }
+
+    /// The configuration in force and its verifiers.
+    pub(crate) fn now(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// How many reloads applied so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Sets the file reloads read.
+    pub(crate) fn set_path(&self, path: PathBuf) {
+        if let Ok(mut slot) = self.path.lock() {
+            *slot = Some(path);
+        }
+    }
+
+    fn path(&self) -> Option<PathBuf> {
+        self.path.lock().ok()?.clone()
+    }
+
+    fn swap(&self, config: ProxyConfig) {
+        *self
+            .live
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Live::of(config));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Live {
+    fn of(config: ProxyConfig) -> Live {
+        let verifiers = config
+            .users
+            .iter()
+            .map(|user| {
+                // A verifier given in pgrw.toml is used as is; a password gets one
+                // with a fresh salt.
+                let verifier = user.scram_verifier().unwrap_or_else(|| {
+                    let mut salt = [0u8; scram::DEFAULT_SALT_LEN];
+                    rand::thread_rng().fill_bytes(&mut salt);
+                    ScramVerifier::from_password(
+                        user.password.as_bytes(),
+                        &salt,
+                        scram::DEFAULT_ITERATIONS,
+                    )
+                });
+                (user.name.clone(), verifier)
+            })
+            .collect();
+        Live {
+            config: Arc::new(config),
+            verifiers,
+        }
+    }
+
+    /// The SCRAM verifier of `user`.
+    pub(crate) fn verifier(&self, user: &str) -> Option<&ScramVerifier> {
+        self.verifiers.get(user)
+    }
+}
+
+/// Reads the proxy's file again and applies it (see the module's doc).
+/// `Err`: why it was refused, for the log and the console; nothing changed.
+pub fn reload(state: &ProxyState) -> Result<(), String> {
+    let result = try_reload(state);
+    match &result {
+        Ok(()) => tracing::info!("configuration reloaded"),
+        Err(why) => {
+            tracing::warn!(reason = %why, "configuration reload refused: the old one stays")
+        }
+    }
+    result
+}
+
+fn try_reload(state: &ProxyState) -> Result<(), String> {
+    let Some(path) = state.live.path() else {
+        return Err("this proxy was not started from a file: nothing to reload".to_string());
+    };
+    let new = ProxyConfig::load(&path).map_err(|error| error.to_string())?;
+    let old = state.live.now().config.clone();
+    if let Some(key) = needs_restart(&old, &new) {
+        return Err(format!(
+            "{}: `{key}` changed, which needs a restart; put it back to reload the rest",
+            path.display()
+        ));
+    }
+    for (index, (before, after)) in old.nodes.iter().zip(&new.nodes).enumerate() {
+        if before.weight != after.weight {
+            state
+                .monitor
+                .set_weight(pgrw_core::route::NodeId(index as u16), after.weight);
+        }
+    }
+    let changed_users: Vec<String> = old
+        .users
+        .iter()
+        .filter(|user| new.user(&user.name) != Some(*user))
+        .map(|user| user.name.clone())
+        .collect();
+    if new.pool != old.pool {
+        state.pools.forget(|_| true);
+    } else if !changed_users.is_empty() {
+        state
+            .pools
+            .forget(|user| changed_users.iter().any(|name| name == user));
+    }
+    state.live.swap(new);
+    Ok(())
+}
+
+/// The first key that differs between `old` and `new` and cannot change
+/// while the proxy runs.
+fn needs_restart(old: &ProxyConfig, new: &ProxyConfig) -> Option<String> {
+    if old.nodes.len() != new.nodes.len() {
+        return Some("nodes".to_string());
+    }
+    for (index, (before, after)) in old.nodes.iter().zip(&new.nodes).enumerate() {
+        for (key, same) in [
+            ("name", before.name == after.name),
+            ("host", before.host == after.host),
+            ("port", before.port == after.port),
+            ("sslmode", before.sslmode == after.sslmode),
+            ("sslrootcert", before.sslrootcert == after.sslrootcert),
+        ] {
+            if !same {
+                return Some(format!("nodes[{index}].{key}"));
+            }
+        }
+    }
+    let pool = |config: &PoolConfig| (config.mode, config.stall_timeout_ms);
+    [
+        ("listen", old.listen == new.listen),
+        (
+            "login_timeout_ms",
+            old.login_timeout_ms == new.login_timeout_ms,
+        ),
+        (
+            "max_client_connections",
+            old.max_client_connections == new.max_client_connections,
+        ),
+        (
+            "shutdown_timeout_ms",
+            old.shutdown_timeout_ms == new.shutdown_timeout_ms,
+        ),
+        ("tls", old.tls == new.tls),
+        ("admin", old.admin == new.admin),
+        ("limits", old.limits == new.limits),
+        (
+            "pool.mode or pool.stall_timeout_ms",
+            pool(&old.pool) == pool(&new.pool),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, same)| !same)
+    .map(|(key, _)| key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> ProxyConfig {
+        let text = format!(
+            "[[nodes]]\nname = \"primary\"\nport = 5432\n[[nodes]]\nname = \"replica1\"\nport = 5433\n{extra}\n[[users]]\nname = \"u\"\npassword = \"p\"\n"
+        );
+        ProxyConfig::from_toml("pgrw.toml", &text).expect("a valid config")
+    }
+
+    #[test]
+    fn policy_pool_sizes_users_and_weights_reload() {
+        let old = config("");
+        let mut new = config("weight = 3\n[policy]\nbalancing = \"random\"\n[pool]\nsize = 5");
+        new.users[0].password = "other".into();
+        assert_eq!(needs_restart(&old, &new), None);
+    }
+
+    #[test]
+    fn moving_or_adding_a_node_needs_a_restart_and_names_the_key() {
+        let old = config("");
+        let mut moved = old.clone();
+        moved.nodes[1].port = 6000;
+        assert_eq!(
+            needs_restart(&old, &moved).as_deref(),
+            Some("nodes[1].port")
+        );
+        let mut added = old.clone();
+        added.nodes.push(added.nodes[1].clone());
+        assert_eq!(needs_restart(&old, &added).as_deref(), Some("nodes"));
+        let mut listen = old.clone();
+        listen.listen = "127.0.0.1:7000".into();
+        assert_eq!(needs_restart(&old, &listen).as_deref(), Some("listen"));
+    }
+}
