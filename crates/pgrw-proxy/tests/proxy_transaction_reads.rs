@@ -24,6 +24,12 @@ use pgrw_proxy::protocol::frontend;
 use proxy_cluster::{ProxiedCluster, first_value as value};
 
 const MODE_ON: &str = "[policy]\ntransaction_reads = \"replica\"\n";
+/// The mode, with reads waiting up to 1 s for a replica to replay the
+/// writes they must see: under a concurrent write load on a loaded machine
+/// replay can take longer than the default 50 ms, and the tests count where
+/// reads ran, not how fast replay is.
+const MODE_ON_UNDER_WRITES: &str =
+    "[policy]\ntransaction_reads = \"replica\"\nread_your_writes_wait_ms = 1000\n";
 
 /// The node that served `SELECT inet_server_port()` (simple protocol).
 async fn serving_node(proxied: &ProxiedCluster, client: &tokio_postgres::Client) -> String {
@@ -393,7 +399,7 @@ async fn a_session_whose_transactions_keep_a_snapshot_runs_them_on_the_primary()
 /// row committed before it began, and nearly all run on replicas.
 #[tokio::test]
 async fn reads_in_transactions_are_never_stale_under_a_concurrent_write_load() {
-    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    let proxied = ProxiedCluster::start(2, MODE_ON_UNDER_WRITES).await;
     let setup = proxied.connect().await;
     setup
         .batch_execute("CREATE TABLE tr_fresh (id bigint PRIMARY KEY)")
@@ -491,7 +497,7 @@ async fn python_reads_in_transactions(client: &str, probe: &str) {
         probed.is_ok_and(|output| output.status.success()),
         "python3 with {client} is needed; run ./dev test, which installs it"
     );
-    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    let proxied = ProxiedCluster::start(2, MODE_ON_UNDER_WRITES).await;
     replicas_caught_up(&proxied).await;
     proxied.cluster.pause_replay("replica2").await;
     let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
