@@ -9,6 +9,8 @@
 mod node_connection;
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
+#[path = "support/raw_client.rs"]
+mod raw_client;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,6 +24,7 @@ use pgrw_proxy::protocol::Message;
 use pgrw_proxy::protocol::backend::BackendMessage;
 use pgrw_proxy::protocol::frontend;
 use proxy_cluster::{ProxiedCluster, first_value as value};
+use raw_client::encode_unnamed_execute;
 
 const MODE_ON: &str = "[policy]\ntransaction_reads = \"replica\"\n";
 /// The mode, with reads waiting up to 1 s for a replica to replay the
@@ -52,29 +55,7 @@ async fn exchange(connection: &mut NodeConnection, sql: &str) -> Vec<String> {
     let mut out = BytesMut::new();
     frontend::encode_query(&mut out, sql.as_bytes());
     connection.send(&out).await;
-    connection
-        .receive_until_ready()
-        .await
-        .iter()
-        .map(describe)
-        .collect()
-}
-
-/// Appends Parse (unnamed), Bind, Describe and Execute of `sql`, as pgjdbc
-/// sends each statement.
-fn extended(out: &mut BytesMut, sql: &str) {
-    frontend::encode_parse(out, b"", sql.as_bytes(), &[]);
-    let parameters = frontend::bind_parameters(&[], &[], &[]);
-    frontend::encode_bind(
-        out,
-        &frontend::Bind {
-            portal: b"",
-            statement: b"",
-            parameters: &parameters,
-        },
-    );
-    frontend::encode_describe(out, frontend::Target::Portal, b"");
-    frontend::encode_execute(out, b"", 0);
+    answer(connection).await
 }
 
 /// Sends `statements` as one extended batch ended by Sync, and describes
@@ -82,10 +63,16 @@ fn extended(out: &mut BytesMut, sql: &str) {
 async fn exchange_batch(connection: &mut NodeConnection, statements: &[&str]) -> Vec<String> {
     let mut out = BytesMut::new();
     for sql in statements {
-        extended(&mut out, sql);
+        // Parse, Bind, Describe, Execute: as pgjdbc sends each statement.
+        encode_unnamed_execute(&mut out, sql.as_bytes(), true);
     }
     frontend::encode_sync(&mut out);
     connection.send(&out).await;
+    answer(connection).await
+}
+
+/// The answer up to ReadyForQuery, described.
+async fn answer(connection: &mut NodeConnection) -> Vec<String> {
     connection
         .receive_until_ready()
         .await
