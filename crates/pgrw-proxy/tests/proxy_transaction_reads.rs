@@ -9,6 +9,8 @@
 mod node_connection;
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
+#[path = "support/raw_client.rs"]
+mod raw_client;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,8 +24,15 @@ use pgrw_proxy::protocol::Message;
 use pgrw_proxy::protocol::backend::BackendMessage;
 use pgrw_proxy::protocol::frontend;
 use proxy_cluster::{ProxiedCluster, first_value as value};
+use raw_client::encode_unnamed_execute;
 
 const MODE_ON: &str = "[policy]\ntransaction_reads = \"replica\"\n";
+/// The mode, with reads waiting up to 1 s for a replica to replay the
+/// writes they must see: under a concurrent write load on a loaded machine
+/// replay can take longer than the default 50 ms, and the tests count where
+/// reads ran, not how fast replay is.
+const MODE_ON_UNDER_WRITES: &str =
+    "[policy]\ntransaction_reads = \"replica\"\nread_your_writes_wait_ms = 1000\n";
 
 /// The node that served `SELECT inet_server_port()` (simple protocol).
 async fn serving_node(proxied: &ProxiedCluster, client: &tokio_postgres::Client) -> String {
@@ -46,6 +55,24 @@ async fn exchange(connection: &mut NodeConnection, sql: &str) -> Vec<String> {
     let mut out = BytesMut::new();
     frontend::encode_query(&mut out, sql.as_bytes());
     connection.send(&out).await;
+    answer(connection).await
+}
+
+/// Sends `statements` as one extended batch ended by Sync, and describes
+/// the answer as [`exchange`] does.
+async fn exchange_batch(connection: &mut NodeConnection, statements: &[&str]) -> Vec<String> {
+    let mut out = BytesMut::new();
+    for sql in statements {
+        // Parse, Bind, Describe, Execute: as pgjdbc sends each statement.
+        encode_unnamed_execute(&mut out, sql.as_bytes(), true);
+    }
+    frontend::encode_sync(&mut out);
+    connection.send(&out).await;
+    answer(connection).await
+}
+
+/// The answer up to ReadyForQuery, described.
+async fn answer(connection: &mut NodeConnection) -> Vec<String> {
     connection
         .receive_until_ready()
         .await
@@ -172,6 +199,41 @@ async fn every_status_byte_and_sqlstate_in_transactions_matches_a_direct_connect
             "{through_proxy}: through the proxy vs direct"
         );
     }
+    // pgjdbc's way: BEGIN in the batch of the transaction's first statement.
+    let batches: [&[&str]; 5] = [
+        &["BEGIN", "SELECT count(*) FROM {t}"],
+        &["SELECT v FROM {t} WHERE id = 2"],
+        &["SELECT 1/0"],
+        &["SELECT 1"],
+        &["COMMIT"],
+    ];
+    let batches_then_write: [&[&str]; 4] = [
+        &["BEGIN", "SELECT count(*) FROM {t}"],
+        &[
+            "UPDATE {t} SET v = 'dos' WHERE id = 2",
+            "SELECT v FROM {t} WHERE id = 2",
+        ],
+        &["COMMIT"],
+        &[
+            "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            "SELECT count(*) FROM {t}",
+            "COMMIT",
+        ],
+    ];
+    for batch in batches.iter().chain(batches_then_write.iter()) {
+        let on = |table: &str| -> Vec<String> {
+            batch.iter().map(|sql| sql.replace("{t}", table)).collect()
+        };
+        let (through_proxy, on_primary) = (on("tr_proxied"), on("tr_direct"));
+        let through: Vec<&str> = through_proxy.iter().map(String::as_str).collect();
+        let direct: Vec<&str> = on_primary.iter().map(String::as_str).collect();
+        let seen = exchange_batch(&mut proxy, &through).await;
+        let expected = exchange_batch(&mut primary, &direct).await;
+        assert_eq!(
+            seen, expected,
+            "{through_proxy:?}: through the proxy vs direct"
+        );
+    }
     // The script's leading reads ran on the replica.
     let stats = proxied.proxy.state().stats();
     assert!(
@@ -213,6 +275,33 @@ async fn reads_before_the_first_write_run_on_a_replica_and_the_rest_on_the_prima
         "the transaction sees its write"
     );
     client.batch_execute("COMMIT").await.expect("COMMIT");
+}
+
+#[tokio::test]
+async fn a_begin_in_the_batch_of_the_first_statement_is_deferred_too() {
+    // pgjdbc with autoCommit=false sends BEGIN so, with Parse/Bind/Execute.
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    replicas_caught_up(&proxied).await;
+    let mut client = raw(proxied.port()).await;
+    let port = |answer: &[String]| -> String {
+        let row = answer
+            .iter()
+            .find(|message| message.starts_with("D "))
+            .unwrap_or_else(|| panic!("a row: {answer:?}"));
+        let port: i32 = row
+            .trim_start_matches("D Some(\"")
+            .trim_end_matches("\")")
+            .parse()
+            .unwrap_or_else(|_| panic!("a port: {row}"));
+        proxied.node_at(port)
+    };
+    let first = exchange_batch(&mut client, &["BEGIN", "SELECT inet_server_port()"]).await;
+    assert_eq!(first.last().map(String::as_str), Some("Z T"), "{first:?}");
+    assert_eq!(port(&first), "replica1", "{first:?}");
+    let later = exchange_batch(&mut client, &["SELECT inet_server_port()"]).await;
+    assert_eq!(port(&later), "replica1", "{later:?}");
+    let ended = exchange(&mut client, "COMMIT").await;
+    assert_eq!(ended, ["C COMMIT", "Z I"]);
 }
 
 #[tokio::test]
@@ -297,7 +386,7 @@ async fn a_session_whose_transactions_keep_a_snapshot_runs_them_on_the_primary()
 /// row committed before it began, and nearly all run on replicas.
 #[tokio::test]
 async fn reads_in_transactions_are_never_stale_under_a_concurrent_write_load() {
-    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    let proxied = ProxiedCluster::start(2, MODE_ON_UNDER_WRITES).await;
     let setup = proxied.connect().await;
     setup
         .batch_execute("CREATE TABLE tr_fresh (id bigint PRIMARY KEY)")
@@ -395,7 +484,7 @@ async fn python_reads_in_transactions(client: &str, probe: &str) {
         probed.is_ok_and(|output| output.status.success()),
         "python3 with {client} is needed; run ./dev test, which installs it"
     );
-    let proxied = ProxiedCluster::start(2, MODE_ON).await;
+    let proxied = ProxiedCluster::start(2, MODE_ON_UNDER_WRITES).await;
     replicas_caught_up(&proxied).await;
     proxied.cluster.pause_replay("replica2").await;
     let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -114,6 +114,10 @@ impl Session {
             // The backend of a batch that failed before a Flush skips to
             // this Sync too: it gets it, and its ReadyForQuery is the client's.
         }
+        if self.open_batch.is_none() {
+            // A BEGIN first, as pgjdbc sends it (`transaction_reads`).
+            self.defer_batch_begin()?;
+        }
         self.run_batch(BatchEnd::Sync).await
     }
 

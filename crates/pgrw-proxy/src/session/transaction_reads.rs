@@ -23,12 +23,18 @@ use pgrw_core::sql::transaction::{
 };
 
 use super::Session;
+use super::client::SessionEnd;
 use super::in_flight::bounded;
 use super::settings;
 use crate::backend::BackendError;
 use crate::config::{PoolMode, TransactionReadsConfig};
 use crate::pool::PooledBackend;
-use crate::protocol::backend::{TransactionStatus, encode_command_complete};
+use crate::protocol::Message;
+use crate::protocol::backend::{
+    TransactionStatus, encode_bind_complete, encode_command_complete, encode_no_data,
+    encode_parse_complete,
+};
+use crate::protocol::frontend::{FrontendMessage, Target};
 use crate::protocol::sqlstate;
 
 /// The read leg's own transaction: the level a deferred `BEGIN` was
@@ -90,6 +96,71 @@ impl Session {
         encode_command_complete(&mut self.client.out, begin.tag);
         self.ready();
         true
+    }
+
+    /// Answers the `BEGIN` that opens an extended batch (Parse of the unnamed
+    /// statement, Bind, maybe Describe, Execute: what pgjdbc sends before
+    /// the first statement of a transaction, in the same batch) when it may
+    /// be deferred, as [`Session::answer_deferred`] answers a simple one:
+    /// ParseComplete, BindComplete, NoData, CommandComplete. Those messages
+    /// leave the batch; the rest then runs in the deferred transaction.
+    pub(super) fn defer_batch_begin(&mut self) -> Result<(), SessionEnd> {
+        if self.routing.deferred.is_some() || self.batch.len() < 3 {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        let deferred = self.defer_begin_of(&mut batch);
+        self.batch = batch;
+        deferred
+    }
+
+    fn defer_begin_of(&mut self, batch: &mut Vec<Message>) -> Result<(), SessionEnd> {
+        let FrontendMessage::Parse(parse) = FrontendMessage::decode(batch[0].view())? else {
+            return Ok(());
+        };
+        if !parse.statement.is_empty() || !parse.param_types.is_empty() {
+            return Ok(());
+        }
+        let Some(begin) = deferrable_begin(parse.sql) else {
+            return Ok(());
+        };
+        let unnamed_bind = matches!(
+            FrontendMessage::decode(batch[1].view())?,
+            FrontendMessage::Bind(bind)
+                if bind.portal.is_empty() && bind.statement.is_empty() && bind.parameter_count() == 0
+        );
+        let described = matches!(
+            FrontendMessage::decode(batch[2].view())?,
+            FrontendMessage::Describe { target: Target::Portal, name } if name.is_empty()
+        );
+        let execute_at = 2 + usize::from(described);
+        let executes = batch.get(execute_at).is_some_and(|message| {
+            matches!(
+                FrontendMessage::decode(message.view()),
+                Ok(FrontendMessage::Execute { portal, .. }) if portal.is_empty()
+            )
+        });
+        let policy = self.state.config.policy.policy();
+        let level = begin.level == BeginLevel::ReadCommitted;
+        if !unnamed_bind || !executes || !self.routing.may_defer(&policy, level) {
+            return Ok(());
+        }
+        let sql = Bytes::copy_from_slice(parse.sql);
+        // The client's unnamed statement is the BEGIN now, which no backend holds.
+        self.statements.remove(&b""[..]);
+        self.routing.defer();
+        self.deferred_begin = Some(DeferredBegin {
+            sql,
+            access: TxAccess::Unspecified,
+        });
+        encode_parse_complete(&mut self.client.out);
+        encode_bind_complete(&mut self.client.out);
+        if described {
+            encode_no_data(&mut self.client.out);
+        }
+        encode_command_complete(&mut self.client.out, begin.tag);
+        batch.drain(..=execute_at);
+        Ok(())
     }
 
     /// Whether statements' reads of the transaction's start time must be
