@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
 use pgrw_monitor::{NodeTls, NodeTlsClient, SslMode};
+use pgrw_proxy::ProxyHandle;
 use pgrw_proxy::backend::{BackendConnection, BackendLogin};
-use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use proxy_cluster::connect_through;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -58,13 +58,7 @@ async fn proxy_with_nodes(nodes: &str) -> ProxyHandle {
         "listen = \"127.0.0.1:0\"\n{nodes}\n\
          [[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\n"
     );
-    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
-    let proxy = Proxy::bind(config).await.expect("the proxy binds");
-    proxy
-        .ready(Duration::from_secs(30))
-        .await
-        .expect("the monitor sees every node");
-    proxy.spawn()
+    proxy_cluster::proxy_from_text(&text).await
 }
 
 /// Waits until the node `name` has a session of `application` matching `condition`

@@ -148,8 +148,12 @@ pub async fn connect_through(proxy: &ProxyHandle) -> tokio_postgres::Client {
 /// A proxy over `cluster`: every node, user `postgres`, `top_level` keys
 /// before the first table and `extra` TOML after the users.
 async fn start_proxy(cluster: &TestCluster, top_level: &str, extra: &str) -> ProxyHandle {
-    let text = config_text(cluster, top_level, extra);
-    let config = ProxyConfig::from_toml("test.toml", &text).expect("a valid test config");
+    proxy_from_text(&config_text(cluster, top_level, extra)).await
+}
+
+/// A proxy serving the configuration `text`, once its monitor has seen every node.
+pub async fn proxy_from_text(text: &str) -> ProxyHandle {
+    let config = ProxyConfig::from_toml("test.toml", text).expect("a valid test config");
     let proxy = Proxy::bind(config).await.expect("the proxy binds");
     proxy
         .ready(Duration::from_secs(30))
