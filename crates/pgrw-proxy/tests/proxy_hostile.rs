@@ -342,3 +342,39 @@ async fn a_client_idle_past_idle_client_timeout_is_ended_with_57p05() {
     client.query_one("SELECT 1", &[]).await.unwrap();
     assert_eq!(closed_with(connection, DEADLINE).await, "57P05");
 }
+
+#[tokio::test]
+async fn a_flood_of_garbage_and_half_open_connections_leaves_logged_in_clients_answered() {
+    let proxied = ProxiedCluster::start(0, "").await;
+    let bystander = Bystander::start(&proxied).await;
+    let port = proxied.port();
+    // Each attacker sends one kind of junk on connection after connection.
+    let junk: [&[u8]; 5] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0, 0, 0, 8, 4, 210, 22, 47, 0, 0, 0, 8, 4, 210, 22, 47], // SSLRequest twice
+        &[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0],                     // a 2 GiB startup packet
+        &[0, 0, 0, 9, 0, 3, 0, 0, 0],                              // an empty StartupMessage
+        &[0, 0, 0, 200, 0, 3, 0, 0, b'u'],                         // a truncated one, then silence
+    ];
+    let attackers: Vec<_> = junk
+        .into_iter()
+        .map(|bytes| {
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                    let _ = stream.write_all(bytes).await;
+                    let mut answer = [0u8; 256];
+                    // The proxy answers (an error or `N`) or waits; neither may take long.
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(100), stream.read(&mut answer))
+                            .await;
+                }
+            })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    assert_eq!(right_login(port).await, None, "a real client still logs in");
+    bystander.finish().await;
+}
