@@ -59,6 +59,21 @@ use crate::stats::OpenConnection;
 use client::{ClientConnection, SessionEnd};
 use extended::PreparedStatement;
 
+/// The `default_transaction_isolation` a new login of this session's role to
+/// its database gets: the `ALTER ROLE/DATABASE … SET` value PostgreSQL would
+/// apply (role in database, then role, then database, then every database),
+/// else the server's (the backend's own, with no such setting in play).
+const LOGIN_ISOLATION: &[u8] = b"SELECT coalesce((\
+    SELECT pg_catalog.substr(c, pg_catalog.length('default_transaction_isolation=') + 1) \
+    FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c \
+    WHERE c LIKE 'default\\_transaction\\_isolation=%' \
+    AND s.setrole IN (0, (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)) \
+    AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database \
+        WHERE datname = pg_catalog.current_database())) \
+    ORDER BY (s.setrole <> 0 AND s.setdatabase <> 0) DESC, s.setrole <> 0 DESC, \
+        s.setdatabase <> 0 DESC LIMIT 1), \
+    pg_catalog.current_setting('default_transaction_isolation'))";
+
 /// Serves one client until it leaves. Errors end this session only. `_open`
 /// counts it as an open client connection while it lives.
 /// `pending` counts it against `limits.max_pending_logins` until it has
@@ -372,11 +387,10 @@ impl Session {
                     let parameters = backend.connection().parameters.clone();
                     // A default set by ALTER ROLE/DATABASE … SET: a standby refuses
                     // serializable transactions, so such sessions read on the primary.
-                    let isolation = settings::query::run(
-                        backend.connection(),
-                        b"SELECT pg_catalog.current_setting('default_transaction_isolation')",
-                    )
-                    .await;
+                    // Read from the catalog, not the backend's own setting: a pooled
+                    // backend logged in before an ALTER … SET keeps the old value.
+                    let isolation =
+                        settings::query::run(backend.connection(), LOGIN_ISOLATION).await;
                     let Ok(answer) = isolation else { continue };
                     let isolation = answer
                         .rows
