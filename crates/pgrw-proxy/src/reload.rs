@@ -52,7 +52,7 @@ impl LiveConfig {
     /// `config`, with its verifiers made.
     pub(crate) fn new(config: &ProxyConfig) -> LiveConfig {
         LiveConfig {
-            live: RwLock::new(Arc::new(Live::of(config.clone()))),
+            live: RwLock::new(Arc::new(Live::of(config.clone(), None))),
             generation: AtomicU64::new(0),
             path: Mutex::new(None),
         }
@@ -83,20 +83,38 @@ impl LiveConfig {
     }
 
     fn swap(&self, config: ProxyConfig) {
+        let live = Live::of(config, Some(&self.now()));
         *self
             .live
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Live::of(config));
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(live);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
 impl Live {
-    fn of(config: ProxyConfig) -> Live {
+    /// `config` with its verifiers: a user whose password is unchanged since
+    /// `previous` keeps its verifier (no key derivation on the serving thread
+    /// for users a reload did not touch).
+    fn of(config: ProxyConfig, previous: Option<&Live>) -> Live {
+        let unchanged = |name: &str, password: &str| {
+            let previous = previous?;
+            let user = previous
+                .config
+                .users
+                .iter()
+                .find(|user| user.name == name)?;
+            (user.password == password)
+                .then(|| previous.verifiers.get(name).cloned())
+                .flatten()
+        };
         let verifiers = config
             .users
             .iter()
             .map(|user| {
+                if let Some(verifier) = unchanged(&user.name, &user.password) {
+                    return (user.name.clone(), verifier);
+                }
                 // A verifier given in pgrw.toml is used as is; a password gets one
                 // with a fresh salt.
                 let verifier = user.scram_verifier().unwrap_or_else(|| {
