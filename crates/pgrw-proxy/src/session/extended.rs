@@ -121,6 +121,26 @@ impl Session {
         self.run_batch(BatchEnd::Sync).await
     }
 
+    /// Ends an extended batch left open after a Flush (asyncpg prepares with
+    /// Parse, Describe, Flush and no Sync) before a Query, which PostgreSQL
+    /// runs after it as the end of its implicit transaction: the proxy's own
+    /// Sync, unseen by the client, ends it where it ran, so that the Query is
+    /// routed afresh and the ReadyForQuery the client gets is the Query's.
+    pub(super) async fn end_open_batch(&mut self) -> Result<(), SessionEnd> {
+        if self.skip_until_sync {
+            return Ok(());
+        }
+        if !self.batch.is_empty() {
+            // Messages not flushed yet run first, as PostgreSQL would run them.
+            self.run_batch(BatchEnd::Flush).await?;
+        }
+        if let Some((backend, unit)) = self.open_batch.take() {
+            self.flushed.clear();
+            self.end_first_part(backend, unit).await?;
+        }
+        Ok(())
+    }
+
     /// Flush: run what is batched so far; later messages up to Sync go to the
     /// same backend.
     pub(super) async fn flush_batch(&mut self) -> Result<(), SessionEnd> {

@@ -22,6 +22,7 @@ impl Session {
         let FrontendMessage::Query { sql } = FrontendMessage::decode(message.view())? else {
             unreachable!("called for Query messages only");
         };
+        self.end_open_batch().await?;
         if let Some(command) = pgrw_command(sql) {
             self.pgrw_command(command);
             return Ok(());
