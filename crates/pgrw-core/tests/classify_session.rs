@@ -242,3 +242,44 @@ fn setting_the_default_isolation_is_an_effect() {
         assert_eq!(c.effects.default_isolation, expected, "{sql}");
     }
 }
+
+#[test]
+fn set_config_of_the_default_isolation_is_followed_as_its_set() {
+    let cases = [
+        (
+            "SELECT set_config('default_transaction_isolation', 'serializable', false)",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SELECT pg_catalog.set_config('Default_Transaction_Isolation', 'SERIALIZABLE', false)",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SELECT set_config('default_transaction_isolation', 'repeatable read', false)",
+            Some(DefaultIsolation::RepeatableRead),
+        ),
+        (
+            "SELECT set_config('default_transaction_isolation', 'read committed', false)",
+            Some(DefaultIsolation::Other),
+        ),
+        // A value pgrw cannot read: unsure, so serializable (the primary).
+        (
+            "SELECT set_config('default_transaction_isolation', lower('SERIALIZABLE'), false)",
+            Some(DefaultIsolation::Serializable),
+        ),
+        (
+            "SELECT set_config('default_transaction_isolation', $1, false)",
+            Some(DefaultIsolation::Serializable),
+        ),
+        // `is_local` true ends with the transaction, which runs on one node.
+        (
+            "SELECT set_config('default_transaction_isolation', 'serializable', true)",
+            None,
+        ),
+        ("SELECT set_config('search_path', 'public', false)", None),
+    ];
+    for (sql, expected) in cases {
+        let c = verdict(sql);
+        assert_eq!(c.effects.default_isolation, expected, "{sql}");
+    }
+}

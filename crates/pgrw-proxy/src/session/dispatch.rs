@@ -84,6 +84,9 @@ impl Session {
     /// can take it, and an ErrorResponse is already written (the caller ends
     /// the exchange with ReadyForQuery).
     pub(super) async fn acquire(&mut self, unit: &Unit) -> Option<PooledBackend> {
+        // Its command tag (`SELECT n` for `CREATE UNLOGGED TABLE … AS`) may
+        // not say that the catalog changed: reload it once the transaction ends.
+        self.catalog_changed |= unit.effects.contains(Effect::UNLOGGED_RELATION);
         self.wait_while_paused().await;
         let mut backend = self.route_and_check_out(unit).await?;
         self.set_cancel_target(&mut backend);

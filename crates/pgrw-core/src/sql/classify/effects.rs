@@ -85,6 +85,10 @@ effects! {
     /// `DROP …`: may drop a temporary table, ending what pinned the session
     /// (the driver asks its backend whether any remain).
     DROP = 26, "DROP";
+    /// `CREATE UNLOGGED …` or `SELECT … INTO UNLOGGED`: a relation only the
+    /// primary can read. `CREATE UNLOGGED TABLE … AS` and `SELECT … INTO`
+    /// answer `SELECT n`, not a `CREATE` tag, so the driver learns it from this.
+    UNLOGGED_RELATION = 27, "unlogged relation";
 }
 
 /// Which effects pin a client to the backend that ran them (a later statement

@@ -4,7 +4,7 @@
 //! `is_local` argument.
 
 use super::Reason;
-use super::effects::{Effect, SessionEffects};
+use super::effects::{DefaultIsolation, Effect, SessionEffects};
 use super::reason::{InlineName, MAX_NAME_LEN};
 use super::scan::{SetConfigCall, Sig, StatementScan};
 use crate::catalog::{FunctionVerdict, PrimaryBecause};
@@ -137,8 +137,8 @@ impl StatementScan<'_> {
                 self.set_config = Some(SetConfigCall {
                     depth: self.depth + 1,
                     argument: 0,
-                    third_tokens: 0,
-                    third_is_true: false,
+                    tokens: [0; 3],
+                    first: [None; 3],
                 });
             }
         }
@@ -186,10 +186,10 @@ impl StatementScan<'_> {
         let closes_call = sig.kind == TokenKind::CloseParen && self.depth == call.depth;
         if sig.kind == TokenKind::Comma && self.depth == call.depth {
             call.argument += 1;
-        } else if call.argument == 2 && !closes_call {
-            call.third_tokens += 1;
-            if call.third_tokens == 1 {
-                call.third_is_true = sig.kw == Some(Kw::True);
+        } else if !closes_call && let Some(at) = usize::try_from(call.argument).ok().filter(|at| *at < 3) {
+            call.tokens[at] += 1;
+            if call.tokens[at] == 1 {
+                call.first[at] = Some(*sig);
             }
         }
         self.set_config = Some(call);
@@ -202,11 +202,33 @@ impl StatementScan<'_> {
             return;
         }
         self.set_config = None;
-        if call.argument == 2 && call.third_tokens == 1 && call.third_is_true {
+        let is_local = call.first[2].is_some_and(|sig| sig.kw == Some(Kw::True));
+        if call.argument == 2 && call.tokens[2] == 1 && is_local {
             self.findings.effects.insert(Effect::SET_LOCAL);
-        } else {
-            self.set_config_changes_session();
+            return;
         }
+        self.set_config_changes_session();
+        if call.tokens[0] == 1
+            && self
+                .plain_string(call.first[0])
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"default_transaction_isolation"))
+        {
+            // As `SET default_transaction_isolation`: a value pgrw cannot
+            // read (an expression, a parameter) counts as serializable.
+            let value = self
+                .plain_string(call.first[1])
+                .filter(|_| call.tokens[1] == 1)
+                .and_then(|value| std::str::from_utf8(value).ok());
+            self.findings.effects.default_isolation =
+                Some(value.map_or(DefaultIsolation::Serializable, DefaultIsolation::of_setting));
+        }
+    }
+
+    /// The contents of `sig` if it is a plain `'…'` string with no doubled quote.
+    fn plain_string(&self, sig: Option<Sig>) -> Option<&[u8]> {
+        let sig = sig.filter(|sig| sig.kind == TokenKind::String)?;
+        let inner = self.text(&sig).strip_prefix(b"'")?.strip_suffix(b"'")?;
+        (!inner.contains(&b'\'')).then_some(inner)
     }
 
     /// A `set_config` whose `is_local` is not literally `true`: a session change.

@@ -54,15 +54,16 @@ pub(super) struct Findings {
     pub saw_with: bool,
 }
 
-/// A `set_config(…)` call whose `is_local` argument is being read.
+/// A `set_config(…)` call whose arguments are being read: its `is_local`,
+/// and whether it sets `default_transaction_isolation` (to which value).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SetConfigCall {
     /// Paren depth inside the call's parentheses.
     pub depth: u32,
     pub argument: u32,
-    /// Tokens seen in the third argument, and whether the first was `true`.
-    pub third_tokens: u32,
-    pub third_is_true: bool,
+    /// Tokens seen in each of the three arguments, and the first of each.
+    pub tokens: [u32; 3],
+    pub first: [Option<Sig>; 3],
 }
 
 /// The scanner of one statement.
@@ -354,6 +355,9 @@ impl<'a> StatementScan<'a> {
                 ) =>
             {
                 self.findings.effects.insert(Effect::TEMP_TABLE);
+            }
+            Kw::Unlogged if matches!(previous, Some(Kw::Into | Kw::Create)) => {
+                self.findings.effects.insert(Effect::UNLOGGED_RELATION);
             }
             Kw::Hold if previous == Some(Kw::With) => self.findings.hold_cursor = true,
             Kw::With => self.findings.saw_with = true,

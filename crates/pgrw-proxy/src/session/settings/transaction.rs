@@ -16,7 +16,7 @@ use std::mem;
 
 use bytes::Bytes;
 use pgrw_core::StatementClass;
-use pgrw_core::classification::{Effect, SessionEffects};
+use pgrw_core::classification::{DefaultIsolation, Effect, SessionEffects};
 use pgrw_core::sql::classify::classify;
 
 use super::startup::set_config_pairs;
@@ -218,16 +218,24 @@ impl Session {
             });
         }
         let mut statements = vec![Bytes::from_static(b"RESET ALL")];
+        // Not set by the session: what the login gave.
+        let mut isolation = DefaultIsolation::LoginDefault;
         for row in &answer.rows {
             if let [Some(name), Some(value)] = row.as_slice()
                 && let Some(statement) =
                     set_config_pairs([(name.as_str(), value.as_str())].into_iter(), false)
             {
+                if name == "default_transaction_isolation" {
+                    isolation = DefaultIsolation::of_setting(value);
+                }
                 // One statement each: a value another backend refuses does not stop the others.
                 statements.push(Bytes::from(statement));
             }
         }
         self.record_settings(backend, statements);
+        // The backend's own default isolation, whatever the statements that
+        // set it were (`set_config($1, $2, false)`, a rolled back savepoint).
+        self.routing.change_default_isolation(isolation);
         Ok(())
     }
 }
