@@ -101,6 +101,16 @@ impl Pool {
         }
     }
 
+    /// Closes its idle connections (checked-out ones stay with their clients).
+    pub fn close_idle(&self) {
+        let closing = self
+            .idle
+            .lock()
+            .map(|mut idle| std::mem::take(&mut *idle))
+            .unwrap_or_default();
+        drop(closing);
+    }
+
     /// Its idle connections: backend process id and age.
     pub fn idle_connections(&self) -> Vec<(i32, std::time::Duration)> {
         let Ok(idle) = self.idle.lock() else {
@@ -311,6 +321,17 @@ impl Pools {
     pub fn forget(&self, forget: impl Fn(&str) -> bool) {
         let mut pools = self.pools.lock().expect("the pool map is never poisoned");
         pools.retain(|(_, _, user), _| !forget(user));
+    }
+
+    /// Closes the idle connections to `database` on every node (before a
+    /// `DROP DATABASE` of it, which fails while anyone is connected).
+    pub fn close_idle_to(&self, database: &str) {
+        let pools = self.pools.lock().expect("the pool map is never poisoned");
+        for ((_, pool_database, _), pool) in pools.iter() {
+            if pool_database == database {
+                pool.close_idle();
+            }
+        }
     }
 
     /// Every pool made so far, ordered by node, database and user.

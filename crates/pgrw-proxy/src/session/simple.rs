@@ -28,6 +28,13 @@ impl Session {
             return Ok(());
         }
         let classification = classify(sql, self.catalog.get());
+        if let Some(database) = dropped_database(sql)
+            && let Ok(database) = String::from_utf8(database)
+        {
+            // PostgreSQL refuses to drop a database anyone is connected to:
+            // the proxy's idle connections to it must not be those.
+            self.state.pools.close_idle_to(&database);
+        }
         if self.answer_deferred(sql, classification.class) {
             return Ok(());
         }
@@ -134,12 +141,54 @@ fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut rest = words.next()?.trim_ascii_start();
-    if let Some((first, after)) = rest.split_at_checked(7)
-        && first.eq_ignore_ascii_case(b"prepare")
-        && after.first().is_some_and(u8::is_ascii_whitespace)
-    {
-        rest = after.trim_ascii_start();
+    if let Some(after) = after_word(rest, b"prepare") {
+        rest = after;
     }
+    if rest.eq_ignore_ascii_case(b"all") {
+        return None;
+    }
+    name_of(rest)
+}
+
+/// The database a `DROP DATABASE [IF EXISTS] name [[WITH] (FORCE)]` drops.
+fn dropped_database(sql: &[u8]) -> Option<Vec<u8>> {
+    let mut text = sql.trim_ascii();
+    while let Some(rest) = text.strip_suffix(b";") {
+        text = rest.trim_ascii_end();
+    }
+    let mut rest = after_word(after_word(text, b"drop")?, b"database")?;
+    if let Some(after) = after_word(rest, b"if").and_then(|rest| after_word(rest, b"exists")) {
+        rest = after;
+    }
+    // The options after the name, if any (`WITH (FORCE)`, `(FORCE)`).
+    let end = if rest.starts_with(b"\"") {
+        let mut at = 1;
+        loop {
+            at += rest.get(at..)?.iter().position(|byte| *byte == b'"')? + 1;
+            if rest.get(at) != Some(&b'"') {
+                break at;
+            }
+            at += 1; // A doubled quote inside the name.
+        }
+    } else {
+        rest.iter()
+            .position(|byte| byte.is_ascii_whitespace() || *byte == b'(')
+            .unwrap_or(rest.len())
+    };
+    name_of(rest.get(..end)?)
+}
+
+/// What follows `word` (ASCII, any case) and the whitespace after it, when
+/// `text` starts with it as a whole word.
+fn after_word<'a>(text: &'a [u8], word: &[u8]) -> Option<&'a [u8]> {
+    let (first, after) = text.split_at_checked(word.len())?;
+    (first.eq_ignore_ascii_case(word) && after.first().is_some_and(u8::is_ascii_whitespace))
+        .then(|| after.trim_ascii_start())
+}
+
+/// The name one SQL identifier (`"…"` or plain) denotes, as PostgreSQL
+/// folds it; `None` if `rest` is not exactly one identifier.
+fn name_of(rest: &[u8]) -> Option<Vec<u8>> {
     if let Some(quoted) = rest.strip_prefix(b"\"") {
         let inner = quoted.strip_suffix(b"\"")?;
         let mut name = Vec::with_capacity(inner.len());
@@ -158,7 +207,7 @@ fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
     let plain = rest
         .iter()
         .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'_' || *byte == b'$');
-    if rest.is_empty() || !plain || rest.eq_ignore_ascii_case(b"all") {
+    if rest.is_empty() || !plain {
         return None;
     }
     Some(rest.to_ascii_lowercase())
@@ -166,7 +215,22 @@ fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::deallocated_name;
+    use super::{deallocated_name, dropped_database};
+
+    #[test]
+    fn the_database_a_drop_database_names_is_read_as_postgresql_reads_it() {
+        let name = |sql: &str| dropped_database(sql.as_bytes());
+        assert_eq!(name("DROP DATABASE testdb"), Some(b"testdb".to_vec()));
+        assert_eq!(name("drop database if exists TestDB;"), Some(b"testdb".to_vec()));
+        assert_eq!(
+            name("DROP DATABASE \"My \"\"db\"\"\" WITH (FORCE)"),
+            Some(b"My \"db\"".to_vec())
+        );
+        assert_eq!(name("DROP DATABASE x(FORCE)"), Some(b"x".to_vec()));
+        assert_eq!(name("DROP DATABASE"), None);
+        assert_eq!(name("DROP TABLE testdb"), None);
+        assert_eq!(name("DROP DATABASE a; SELECT 1"), None);
+    }
 
     #[test]
     fn the_name_of_a_deallocate_is_read_as_postgresql_reads_it() {
