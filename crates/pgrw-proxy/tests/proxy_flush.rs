@@ -108,3 +108,69 @@ async fn statements_flushed_after_an_error_are_skipped_until_sync_as_postgresql_
         "the session goes on"
     );
 }
+
+/// The tags of the messages up to ReadyForQuery, its status, and the first
+/// column of the first DataRow.
+async fn answer(client: &mut RawClient) -> (String, u8, Option<String>) {
+    let mut tags = String::new();
+    let mut value = None;
+    loop {
+        let message = client.receive().await.expect("the proxy answers");
+        tags.push(char::from(message.tag()));
+        match message.tag() {
+            b'D' if value.is_none() => value = raw_client::first_column(message.body()),
+            b'Z' => return (tags, message.body()[0], value),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_query_after_a_flushed_prepare_runs_the_transaction_where_it_began() {
+    let proxied = ProxiedCluster::start(1, "auth = \"trust\"").await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+
+    // asyncpg prepares so: Parse, Describe, Flush, and no Sync (a read: a replica).
+    let mut out = BytesMut::new();
+    frontend::encode_parse(&mut out, b"s1", b"SELECT inet_server_port()", &[]);
+    frontend::encode_describe(&mut out, Target::Statement, b"s1");
+    frontend::encode_flush(&mut out);
+    client.send(&out).await;
+    assert_eq!(client.tags_until(b'T').await, "1tT");
+
+    // Then BEGIN as a Query, which ends the prepare's implicit transaction.
+    let mut out = BytesMut::new();
+    frontend::encode_query(&mut out, b"BEGIN");
+    client.send(&out).await;
+    assert_eq!(answer(&mut client).await, ("CZ".to_owned(), b'T', None));
+
+    // A cursor's Bind and Sync, then its Execute: inside the transaction.
+    let parameters = frontend::bind_parameters(&[], &[], &[]);
+    let bind = Bind {
+        portal: b"c1",
+        statement: b"s1",
+        parameters: &parameters,
+    };
+    let mut out = BytesMut::new();
+    frontend::encode_bind(&mut out, &bind);
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    assert_eq!(
+        answer(&mut client).await,
+        ("2Z".to_owned(), b'T', None),
+        "the client is told it is in its transaction"
+    );
+    let mut out = BytesMut::new();
+    frontend::encode_execute(&mut out, b"c1", 0);
+    frontend::encode_sync(&mut out);
+    client.send(&out).await;
+    let (tags, status, port) = answer(&mut client).await;
+    assert_eq!((tags.as_str(), status), ("DCZ", b'T'));
+    let port: i32 = port.expect("a row").parse().expect("a port");
+    assert_eq!(proxied.node_at(port), "primary", "the transaction's node");
+
+    let mut out = BytesMut::new();
+    frontend::encode_query(&mut out, b"ROLLBACK");
+    client.send(&out).await;
+    assert_eq!(answer(&mut client).await, ("CZ".to_owned(), b'I', None));
+}
