@@ -182,3 +182,49 @@ async fn a_function_created_through_the_proxy_is_known_right_after() {
     .await;
     assert_eq!(reruns(&proxied), 0);
 }
+
+#[tokio::test]
+async fn an_unlogged_table_made_by_a_query_is_known_right_after() {
+    // No periodic load: only what the proxy sees pass can make it known.
+    let proxied = ProxiedCluster::start_with_top_level(1, "catalog_refresh_ms = 0", "").await;
+    let client = proxied.connect().await;
+    let state = proxied.proxy.state();
+    let knows = |sql: &'static [u8]| {
+        let state = state.clone();
+        async move || {
+            state
+                .catalog_of("postgres")
+                .is_some_and(|(catalog, _)| classify(sql, &catalog).class == StatementClass::Write)
+        }
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the catalog is loaded",
+        async || state.catalog_of("postgres").is_some_and(|(_, loads)| loads > 0),
+    )
+    .await;
+    // Their command tag is `SELECT 1`, not a CREATE.
+    client
+        .batch_execute("CREATE UNLOGGED TABLE made_as AS SELECT 1 AS a")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT 2 AS b INTO UNLOGGED made_into")
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the catalog knows made_as",
+        knows(b"SELECT a FROM made_as"),
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "the catalog knows made_into",
+        knows(b"SELECT b FROM made_into"),
+    )
+    .await;
+    let node = node_of(&proxied, &client, "SELECT a, inet_server_port() FROM made_as").await;
+    assert_eq!(node, "primary");
+    assert_eq!(reruns(&proxied), 0, "not refused by a replica first");
+}

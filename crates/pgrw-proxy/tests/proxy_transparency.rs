@@ -282,3 +282,78 @@ async fn a_whole_read_only_transaction_in_one_query_runs_on_a_replica() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn set_config_of_the_default_isolation_is_followed_as_its_set() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let client = proxied.connect().await;
+    client
+        .batch_execute("SELECT set_config('default_transaction_isolation', 'serializable', false)")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
+        assert_eq!(node, "primary", "a standby refuses a serializable read");
+    }
+    client
+        .batch_execute("SELECT set_config('default_transaction_isolation', 'read committed', false)")
+        .await
+        .unwrap();
+    assert!(
+        reads_on_a_replica_again(&proxied, &client).await,
+        "back at read committed, reads go to replicas"
+    );
+    // With bound parameters the proxy cannot read the text: it asks the backend.
+    client
+        .query(
+            "SELECT set_config($1, $2, false)",
+            &[&"default_transaction_isolation", &"serializable"],
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
+        assert_eq!(node, "primary", "serializable, set with parameters");
+    }
+}
+
+#[tokio::test]
+async fn a_database_used_through_the_proxy_can_be_dropped_through_it() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let client = proxied.connect().await;
+    client.batch_execute("CREATE DATABASE dropme").await.unwrap();
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/dropme",
+        proxied.port()
+    );
+    let (other, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("logging in to dropme through the proxy");
+    let connection = tokio::spawn(connection);
+    other
+        .batch_execute("CREATE TABLE kept (a int); INSERT INTO kept VALUES (1)")
+        .await
+        .unwrap();
+    other.query("SELECT count(*) FROM kept", &[]).await.unwrap();
+    drop(other);
+    connection.await.unwrap().unwrap();
+    // The proxy's connections to dropme are idle in its pools now.
+    let state = proxied.proxy.state();
+    pgrw_cluster::testing::wait_until(
+        std::time::Duration::from_secs(30),
+        "the proxy's connections to dropme are back in their pools",
+        async || {
+            let pools = state.pools.all();
+            let dropme = pools
+                .iter()
+                .filter(|pool| pool.login().database == "dropme");
+            let idle: usize = dropme.clone().map(|pool| pool.usage().idle).sum();
+            idle > 0 && dropme.map(|pool| pool.usage().checked_out).sum::<usize>() == 0
+        },
+    )
+    .await;
+    client
+        .batch_execute("DROP DATABASE dropme")
+        .await
+        .expect("no connection of the proxy's keeps the database from being dropped");
+}

@@ -18,7 +18,7 @@ pub(crate) mod transaction;
 
 use bytes::{Bytes, BytesMut};
 use pgrw_core::classification::{Effect, SessionEffects};
-use pgrw_core::sql::classify::statements;
+use pgrw_core::sql::classify::{classify, statements};
 use pgrw_core::sql::lexer::StringEscapes;
 use pgrw_core::{FunctionCatalog, StatementClass};
 
@@ -80,6 +80,10 @@ pub(super) fn controls_transaction(class: StatementClass) -> bool {
     )
 }
 
+/// Run on a replica before a replayed settings statement that takes a
+/// snapshot: see [`Session::replay_settings`].
+const NOT_SERIALIZABLE: &[u8] = b"SET default_transaction_isolation = 'read committed'";
+
 impl Session {
     /// Records settings statements that just completed on `backend`, which
     /// therefore has every recorded setting.
@@ -132,7 +136,18 @@ impl Session {
         }
         let startup_count = usize::from(!self.startup.is_empty());
         let own = &self.settings[applied.max(startup_count).min(self.settings.len())..];
+        // A replica refuses a statement that takes a snapshot (`SELECT
+        // set_config(…)`) while the default isolation is serializable, which an
+        // earlier one may have made it on the way to the session's own (never
+        // serializable there: such a session reads on the primary).
+        let on_replica = self.state.topology().writable_primary() != Ok(backend.node());
         for statement in own {
+            if on_replica
+                && classify(statement, self.catalog.get()).class != StatementClass::Session
+            {
+                encode_query(&mut out, NOT_SERIALIZABLE);
+                sent += 1;
+            }
             encode_query(&mut out, statement);
         }
         sent += own.len();
