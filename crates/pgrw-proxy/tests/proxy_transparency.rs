@@ -357,3 +357,50 @@ async fn a_database_used_through_the_proxy_can_be_dropped_through_it() {
         .await
         .expect("no connection of the proxy's keeps the database from being dropped");
 }
+
+#[tokio::test]
+async fn serializable_set_right_after_begin_read_only_runs_on_the_primary() {
+    let proxied = ProxiedCluster::start(1, "").await;
+    let client = proxied.connect().await;
+    assert!(
+        reads_on_a_replica_again(&proxied, &client).await,
+        "reads go to the replica"
+    );
+    // A standby refuses SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; the
+    // primary takes it, as the first statement of a read-only transaction.
+    client.batch_execute("BEGIN READ ONLY").await.unwrap();
+    client
+        .batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .expect("the primary takes SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+    let row = client
+        .query_one(
+            "SELECT inet_server_port(), current_setting('transaction_isolation'), \
+             current_setting('transaction_read_only')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(proxied.node_at(row.get(0)), "primary");
+    assert_eq!(row.get::<_, String>(1), "serializable");
+    assert_eq!(row.get::<_, String>(2), "on", "still the client's READ ONLY");
+    let refused = client
+        .batch_execute("CREATE TABLE written_in_read_only (a int)")
+        .await
+        .expect_err("a read-only transaction refuses a write");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    // Once a statement took a snapshot, PostgreSQL refuses it anywhere.
+    client.batch_execute("BEGIN READ ONLY").await.unwrap();
+    let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
+    assert_eq!(node, "replica1", "a read-only transaction reads on a replica");
+    client
+        .batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .expect_err("too late for the isolation level");
+    client.batch_execute("ROLLBACK").await.unwrap();
+}

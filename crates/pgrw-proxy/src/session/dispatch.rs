@@ -87,6 +87,9 @@ impl Session {
         // Its command tag (`SELECT n` for `CREATE UNLOGGED TABLE … AS`) may
         // not say that the catalog changed: reload it once the transaction ends.
         self.catalog_changed |= unit.effects.contains(Effect::UNLOGGED_RELATION);
+        // Whatever runs, a read-only transaction on a replica may not move
+        // any more (`simple_query` keeps it for a SET TRANSACTION).
+        self.fresh_read_only = None;
         self.wait_while_paused().await;
         let mut backend = self.route_and_check_out(unit).await?;
         self.set_cancel_target(&mut backend);

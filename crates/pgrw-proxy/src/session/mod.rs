@@ -139,6 +139,7 @@ pub(crate) async fn serve(
         held: Vec::new(),
         batch: Vec::new(),
         open_batch: None,
+        fresh_read_only: None,
         flushed: Vec::new(),
         rebinds: Vec::new(),
         statements: HashMap::new(),
@@ -272,6 +273,10 @@ pub(crate) struct Session {
     batch: Vec<Message>,
     /// The backend an extended batch runs on after a Flush, until its Sync.
     open_batch: Option<(PooledBackend, dispatch::Unit)>,
+    /// The `BEGIN READ ONLY` of the transaction open on a replica, while no
+    /// statement there took a snapshot: `SET TRANSACTION ISOLATION LEVEL
+    /// SERIALIZABLE`, which a standby refuses, then moves it to the primary.
+    fresh_read_only: Option<Bytes>,
     /// The messages of the open batch already sent (before its Flushes), and
     /// the Binds of them to send again ahead of its rest (`flush_split`).
     flushed: Vec<Message>,

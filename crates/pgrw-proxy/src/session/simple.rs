@@ -3,8 +3,11 @@
 //! pgrw.min_lsn`, …: [`super::pgrw_commands`]) are answered by the proxy itself. A
 //! fast-path FunctionCall is forwarded the same way, as a write.
 
+use bytes::Bytes;
 use pgrw_core::classification::Effect;
 use pgrw_core::sql::classify::classify;
+use pgrw_core::sql::transaction::sets_serializable;
+use pgrw_core::{StatementClass, TxAccess};
 
 use super::Session;
 use super::client::SessionEnd;
@@ -49,11 +52,17 @@ impl Session {
             self.ready();
             return Ok(());
         }
+        let fresh_read_only = self.fresh_read_only.take();
+        let moves = matches!(classification.class, StatementClass::SetTransaction(_))
+            && sets_serializable(sql);
+        if moves && let Some(begin) = fresh_read_only.clone() {
+            self.move_read_only_to_primary(begin).await;
+        }
         let mut unit = Unit {
             class: classification.class,
             hint: classification.hint,
             effects: classification.effects,
-            transaction_time: classification.class == pgrw_core::StatementClass::Read
+            transaction_time: classification.class == StatementClass::Read
                 && self.routing.deferred.is_some()
                 && Session::shows_transaction_time(sql),
         };
@@ -62,7 +71,24 @@ impl Session {
         if settings::changes_settings(&classification.effects) {
             self.unit_settings = settings::replayable(sql, &self.state.catalog);
         }
-        self.forward_unit(message, unit).await
+        let begins_read_only = (classification.class == StatementClass::Begin(TxAccess::ReadOnly))
+            .then(|| Bytes::copy_from_slice(sql));
+        let keeps_fresh = matches!(classification.class, StatementClass::SetTransaction(_)) && !moves;
+        self.forward_unit(message, unit).await?;
+        // Until a statement there takes a snapshot (only SET TRANSACTION
+        // does not), a read-only transaction on a replica may still move.
+        let on_replica = self.routing.deferred.is_none()
+            && self.routing.transaction.is_some_and(|transaction| {
+                self.state.topology().writable_primary() != Ok(transaction.node)
+            });
+        if on_replica {
+            if begins_read_only.is_some() {
+                self.fresh_read_only = begins_read_only;
+            } else if keeps_fresh {
+                self.fresh_read_only = fresh_read_only;
+            }
+        }
+        Ok(())
     }
 
     /// Runs one FunctionCall (the fast-path interface libpq's large-object

@@ -253,6 +253,41 @@ impl Session {
         self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
     }
 
+    /// Moves a `BEGIN READ ONLY` transaction that ran nothing but its BEGIN
+    /// (and SET TRANSACTION) on a replica to the primary, for a `SET
+    /// TRANSACTION ISOLATION LEVEL SERIALIZABLE` that a standby refuses: a
+    /// hidden `ROLLBACK` there, and the transaction is deferred with the
+    /// client's `BEGIN` (see the module docs), which the primary runs before
+    /// that statement. Its earlier SET TRANSACTION modes are lost: the
+    /// primary's transaction has the BEGIN's and the new statement's.
+    pub(super) async fn move_read_only_to_primary(&mut self, begin: Bytes) {
+        let Some(transaction) = self.routing.transaction else {
+            return;
+        };
+        let Some(index) = self
+            .held
+            .iter()
+            .position(|backend| backend.node() == transaction.node)
+        else {
+            return;
+        };
+        let mut backend = self.held.swap_remove(index);
+        let ended = self.run_hidden(&mut backend, b"ROLLBACK").await;
+        let clean = matches!(ended, Ok(ref answer) if answer.error.is_none())
+            && backend.connection().status == TransactionStatus::Idle;
+        if clean && self.state.config.pool.mode == PoolMode::Session {
+            self.held.push(backend);
+        } else if clean {
+            settings::undo_settings_and_release(backend).await;
+        }
+        self.routing.end_transaction();
+        self.routing.defer();
+        self.deferred_begin = Some(DeferredBegin {
+            sql: begin,
+            access: TxAccess::ReadOnly,
+        });
+    }
+
     /// Ends the deferred transaction's read leg, if one is open: a hidden
     /// `ROLLBACK` (it only read), and its backend goes back (kept, in
     /// session pooling); one that does not end cleanly is closed.
