@@ -200,7 +200,11 @@ async fn an_unlogged_table_made_by_a_query_is_known_right_after() {
     wait_until(
         Duration::from_secs(30),
         "the catalog is loaded",
-        async || state.catalog_of("postgres").is_some_and(|(_, loads)| loads > 0),
+        async || {
+            state
+                .catalog_of("postgres")
+                .is_some_and(|(_, loads)| loads > 0)
+        },
     )
     .await;
     // Their command tag is `SELECT 1`, not a CREATE.
@@ -224,7 +228,12 @@ async fn an_unlogged_table_made_by_a_query_is_known_right_after() {
         knows(b"SELECT b FROM made_into"),
     )
     .await;
-    let node = node_of(&proxied, &client, "SELECT a, inet_server_port() FROM made_as").await;
+    let node = node_of(
+        &proxied,
+        &client,
+        "SELECT a, inet_server_port() FROM made_as",
+    )
+    .await;
     assert_eq!(node, "primary");
     assert_eq!(reruns(&proxied), 0, "not refused by a replica first");
 }

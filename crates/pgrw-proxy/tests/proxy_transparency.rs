@@ -296,7 +296,9 @@ async fn set_config_of_the_default_isolation_is_followed_as_its_set() {
         assert_eq!(node, "primary", "a standby refuses a serializable read");
     }
     client
-        .batch_execute("SELECT set_config('default_transaction_isolation', 'read committed', false)")
+        .batch_execute(
+            "SELECT set_config('default_transaction_isolation', 'read committed', false)",
+        )
         .await
         .unwrap();
     assert!(
@@ -321,7 +323,10 @@ async fn set_config_of_the_default_isolation_is_followed_as_its_set() {
 async fn a_database_used_through_the_proxy_can_be_dropped_through_it() {
     let proxied = ProxiedCluster::start(1, "").await;
     let client = proxied.connect().await;
-    client.batch_execute("CREATE DATABASE dropme").await.unwrap();
+    client
+        .batch_execute("CREATE DATABASE dropme")
+        .await
+        .unwrap();
     let dsn = format!(
         "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/dropme",
         proxied.port()
@@ -383,7 +388,11 @@ async fn serializable_set_right_after_begin_read_only_runs_on_the_primary() {
         .unwrap();
     assert_eq!(proxied.node_at(row.get(0)), "primary");
     assert_eq!(row.get::<_, String>(1), "serializable");
-    assert_eq!(row.get::<_, String>(2), "on", "still the client's READ ONLY");
+    assert_eq!(
+        row.get::<_, String>(2),
+        "on",
+        "still the client's READ ONLY"
+    );
     let refused = client
         .batch_execute("CREATE TABLE written_in_read_only (a int)")
         .await
@@ -397,7 +406,10 @@ async fn serializable_set_right_after_begin_read_only_runs_on_the_primary() {
     // Once a statement took a snapshot, PostgreSQL refuses it anywhere.
     client.batch_execute("BEGIN READ ONLY").await.unwrap();
     let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
-    assert_eq!(node, "replica1", "a read-only transaction reads on a replica");
+    assert_eq!(
+        node, "replica1",
+        "a read-only transaction reads on a replica"
+    );
     client
         .batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
         .await

@@ -108,9 +108,13 @@ pub fn sets_serializable(sql: &[u8]) -> bool {
         return false;
     };
     words.get(..2) == Some(&[b"set".to_vec(), b"transaction".to_vec()][..])
-        && words
-            .windows(3)
-            .any(|w| w == [b"isolation".to_vec(), b"level".to_vec(), b"serializable".to_vec()])
+        && words.windows(3).any(|w| {
+            w == [
+                b"isolation".to_vec(),
+                b"level".to_vec(),
+                b"serializable".to_vec(),
+            ]
+        })
 }
 
 /// How `sql` ends a transaction, if it is one plain `COMMIT`, `END`,
@@ -221,13 +225,21 @@ mod tests {
         let begin = |sql: &str| deferrable_begin(sql.as_bytes()).map(|begin| begin.level);
         assert_eq!(begin("BEGIN ISOLATION LEVEL REPEATABLE READ"), None);
         assert_eq!(begin("BEGIN ISOLATION LEVEL SERIALIZABLE"), None);
-        assert!(sets_serializable(b"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
+        assert!(sets_serializable(
+            b"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+        ));
         assert!(sets_serializable(
             b"set transaction read only, isolation level serializable deferrable;"
         ));
-        assert!(!sets_serializable(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"));
-        assert!(!sets_serializable(b"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
-        assert!(!sets_serializable(b"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SELECT 1"));
+        assert!(!sets_serializable(
+            b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+        ));
+        assert!(!sets_serializable(
+            b"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+        ));
+        assert!(!sets_serializable(
+            b"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SELECT 1"
+        ));
         assert_eq!(begin("BEGIN READ ONLY"), None);
         assert_eq!(begin("BEGIN; SELECT 1"), None);
         assert_eq!(begin("BEGIN ISOLATION LEVEL READ"), None);

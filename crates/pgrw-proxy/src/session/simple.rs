@@ -73,7 +73,8 @@ impl Session {
         }
         let begins_read_only = (classification.class == StatementClass::Begin(TxAccess::ReadOnly))
             .then(|| Bytes::copy_from_slice(sql));
-        let keeps_fresh = matches!(classification.class, StatementClass::SetTransaction(_)) && !moves;
+        let keeps_fresh =
+            matches!(classification.class, StatementClass::SetTransaction(_)) && !moves;
         self.forward_unit(message, unit).await?;
         // Until a statement there takes a snapshot (only SET TRANSACTION
         // does not), a read-only transaction on a replica may still move.
@@ -247,7 +248,10 @@ mod tests {
     fn the_database_a_drop_database_names_is_read_as_postgresql_reads_it() {
         let name = |sql: &str| dropped_database(sql.as_bytes());
         assert_eq!(name("DROP DATABASE testdb"), Some(b"testdb".to_vec()));
-        assert_eq!(name("drop database if exists TestDB;"), Some(b"testdb".to_vec()));
+        assert_eq!(
+            name("drop database if exists TestDB;"),
+            Some(b"testdb".to_vec())
+        );
         assert_eq!(
             name("DROP DATABASE \"My \"\"db\"\"\" WITH (FORCE)"),
             Some(b"My \"db\"".to_vec())

@@ -186,7 +186,9 @@ impl StatementScan<'_> {
         let closes_call = sig.kind == TokenKind::CloseParen && self.depth == call.depth;
         if sig.kind == TokenKind::Comma && self.depth == call.depth {
             call.argument += 1;
-        } else if !closes_call && let Some(at) = usize::try_from(call.argument).ok().filter(|at| *at < 3) {
+        } else if !closes_call
+            && let Some(at) = usize::try_from(call.argument).ok().filter(|at| *at < 3)
+        {
             call.tokens[at] += 1;
             if call.tokens[at] == 1 {
                 call.first[at] = Some(*sig);
