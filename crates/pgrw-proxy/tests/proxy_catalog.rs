@@ -39,6 +39,12 @@ async fn with_catalog(setup: &str) -> (ProxiedCluster, Client) {
     direct.batch_execute(setup).await.unwrap();
     proxied.cluster.wait_for_replicas_to_catch_up().await;
     let client = proxied.connect().await;
+    catalog_loaded(&proxied).await;
+    (proxied, client)
+}
+
+/// Waits until the proxy has loaded the `postgres` database's catalog once.
+async fn catalog_loaded(proxied: &ProxiedCluster) {
     let state = proxied.proxy.state();
     wait_until(
         Duration::from_secs(30),
@@ -50,7 +56,6 @@ async fn with_catalog(setup: &str) -> (ProxiedCluster, Client) {
         },
     )
     .await;
-    (proxied, client)
 }
 
 /// The node that ran `sql`, whose last column is `inet_server_port()`.
@@ -197,16 +202,7 @@ async fn an_unlogged_table_made_by_a_query_is_known_right_after() {
                 .is_some_and(|(catalog, _)| classify(sql, &catalog).class == StatementClass::Write)
         }
     };
-    wait_until(
-        Duration::from_secs(30),
-        "the catalog is loaded",
-        async || {
-            state
-                .catalog_of("postgres")
-                .is_some_and(|(_, loads)| loads > 0)
-        },
-    )
-    .await;
+    catalog_loaded(&proxied).await;
     // Their command tag is `SELECT 1`, not a CREATE.
     client
         .batch_execute("CREATE UNLOGGED TABLE made_as AS SELECT 1 AS a")

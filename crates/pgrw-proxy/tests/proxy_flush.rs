@@ -37,20 +37,9 @@ async fn a_flushed_parse_and_describe_are_answered_before_the_sync() {
     frontend::encode_execute(&mut out, b"", 0);
     frontend::encode_sync(&mut out);
     client.send(&out).await;
-    let mut tags = String::new();
-    let mut value = None;
-    loop {
-        let message = client.receive().await.expect("the proxy answers");
-        tags.push(char::from(message.tag()));
-        if message.tag() == b'D' {
-            value = Some(message.body()[6..].to_vec());
-        }
-        if message.tag() == b'Z' {
-            break;
-        }
-    }
+    let (tags, _, value) = answer(&mut client).await;
     assert_eq!(tags, "2DCZ");
-    assert_eq!(value.as_deref(), Some(&b"42"[..]));
+    assert_eq!(value.as_deref(), Some("42"));
 }
 
 #[tokio::test]

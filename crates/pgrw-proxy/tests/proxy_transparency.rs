@@ -31,6 +31,14 @@ async fn reads_on_a_replica_again(proxied: &ProxiedCluster, client: &Client) -> 
     false
 }
 
+/// Asserts that three reads in a row run on the primary, for `why`.
+async fn reads_stay_on_the_primary(proxied: &ProxiedCluster, client: &Client, why: &str) {
+    for _ in 0..3 {
+        let node = node_of(proxied, client, "SELECT inet_server_port()").await;
+        assert_eq!(node, "primary", "{why}");
+    }
+}
+
 /// A client straight to the primary, not through the proxy.
 async fn direct_to_primary(proxied: &ProxiedCluster) -> Client {
     let dsn = format!(
@@ -78,10 +86,7 @@ async fn a_session_whose_default_isolation_is_serializable_reads_on_the_primary(
         .batch_execute("SET default_transaction_isolation = 'serializable'")
         .await
         .unwrap();
-    for _ in 0..3 {
-        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
-        assert_eq!(node, "primary", "a standby refuses a serializable read");
-    }
+    reads_stay_on_the_primary(&proxied, &client, "a standby refuses a serializable read").await;
     client
         .batch_execute("RESET default_transaction_isolation")
         .await
@@ -136,10 +141,7 @@ async fn a_serializable_default_set_by_alter_database_keeps_reads_on_the_primary
         .await
         .expect("logging in to the serializable database");
     tokio::spawn(connection);
-    for _ in 0..3 {
-        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
-        assert_eq!(node, "primary", "a standby refuses a serializable read");
-    }
+    reads_stay_on_the_primary(&proxied, &client, "a standby refuses a serializable read").await;
     client
         .batch_execute("SET default_transaction_isolation = 'read committed'")
         .await
@@ -291,10 +293,7 @@ async fn set_config_of_the_default_isolation_is_followed_as_its_set() {
         .batch_execute("SELECT set_config('default_transaction_isolation', 'serializable', false)")
         .await
         .unwrap();
-    for _ in 0..3 {
-        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
-        assert_eq!(node, "primary", "a standby refuses a serializable read");
-    }
+    reads_stay_on_the_primary(&proxied, &client, "a standby refuses a serializable read").await;
     client
         .batch_execute(
             "SELECT set_config('default_transaction_isolation', 'read committed', false)",
@@ -313,10 +312,7 @@ async fn set_config_of_the_default_isolation_is_followed_as_its_set() {
         )
         .await
         .unwrap();
-    for _ in 0..3 {
-        let node = node_of(&proxied, &client, "SELECT inet_server_port()").await;
-        assert_eq!(node, "primary", "serializable, set with parameters");
-    }
+    reads_stay_on_the_primary(&proxied, &client, "serializable, set with parameters").await;
 }
 
 #[tokio::test]
