@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rand::RngCore;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::node_stream::NodeStream;
 use crate::protocol::frontend::{CancelKey, encode_cancel_request};
@@ -134,7 +134,13 @@ pub async fn send_cancel(target: &CancelTarget) {
                 secret_key: &target.secret_key,
             },
         );
-        let _ = stream.write_all(&out).await;
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+        // The node closes the connection once it has signalled the backend:
+        // only then is the cancel done, as a client waiting for that close
+        // (asyncpg does, before its next statement) must be able to rely on.
+        let _ = stream.read(&mut [0; 1]).await;
     })
     .await;
 }
@@ -166,5 +172,35 @@ mod tests {
                 key.process_id
             );
         }
+    }
+
+    /// PostgreSQL closes a cancel connection once it has signalled the
+    /// backend; a client (asyncpg) waits for that close before its next
+    /// statement, so the proxy may close the client's only after the node's.
+    #[tokio::test]
+    async fn a_cancel_is_sent_once_the_node_has_closed_its_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = CancelTarget {
+            host: "127.0.0.1".to_owned(),
+            port: listener.local_addr().unwrap().port(),
+            process_id: 7,
+            secret_key: vec![1, 2, 3, 4],
+        };
+        let mut sending = tokio::spawn(async move { send_cancel(&target).await });
+        let (mut node, _) = listener.accept().await.unwrap();
+        let mut request = [0; 16];
+        node.read_exact(&mut request).await.unwrap();
+        assert_eq!(request[..8], [0, 0, 0, 16, 4, 210, 22, 46], "a CancelRequest");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut sending)
+                .await
+                .is_err(),
+            "still waiting for the node to close"
+        );
+        drop(node);
+        tokio::time::timeout(Duration::from_secs(5), sending)
+            .await
+            .expect("done once the node closed")
+            .unwrap();
     }
 }
