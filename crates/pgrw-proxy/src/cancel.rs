@@ -190,7 +190,11 @@ mod tests {
         let (mut node, _) = listener.accept().await.unwrap();
         let mut request = [0; 16];
         node.read_exact(&mut request).await.unwrap();
-        assert_eq!(request[..8], [0, 0, 0, 16, 4, 210, 22, 46], "a CancelRequest");
+        assert_eq!(
+            request[..8],
+            [0, 0, 0, 16, 4, 210, 22, 46],
+            "a CancelRequest"
+        );
         assert!(
             tokio::time::timeout(Duration::from_millis(300), &mut sending)
                 .await
