@@ -521,3 +521,55 @@ async fn python_reads_in_transactions(client: &str, probe: &str) {
         "{on_primary} of {reads} reads on the primary"
     );
 }
+
+/// A client's statements prepared in a deferred transaction live on its read
+/// leg: a look at `pg_prepared_statements` there is answered by that backend
+/// (and keeps the transaction on the replica), not by the primary's.
+#[tokio::test]
+async fn the_sessions_prepared_statements_are_asked_of_the_read_leg() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let mut client = proxied.connect().await;
+    replicas_caught_up(&proxied).await;
+    let prepared = "SELECT inet_server_port() AS tr_prepared_here";
+    let transaction = client.transaction().await.expect("BEGIN");
+    let statement = transaction.prepare(prepared).await.expect("Parse");
+    let row = transaction
+        .query_one(&statement, &[])
+        .await
+        .expect("the prepared read");
+    assert_eq!(proxied.node_at(row.get(0)), "replica1");
+    let row = transaction
+        .query_one(
+            "SELECT count(*), inet_server_port() FROM pg_prepared_statements \
+             WHERE statement = $1",
+            &[&prepared],
+        )
+        .await
+        .expect("the question");
+    let (count, port): (i64, i32) = (row.get(0), row.get(1));
+    assert_eq!(
+        proxied.node_at(port),
+        "replica1",
+        "the backend the statement lives on answers"
+    );
+    assert_eq!(count, 1, "the statement is listed");
+    let row = transaction
+        .query_one(&statement, &[])
+        .await
+        .expect("a read after it");
+    assert_eq!(
+        proxied.node_at(row.get(0)),
+        "replica1",
+        "the transaction is still on the replica"
+    );
+    transaction.commit().await.expect("COMMIT");
+    // Outside a transaction, the question is the primary's, as before.
+    let port: i32 = value(
+        &client,
+        "SELECT inet_server_port() FROM (SELECT count(*) FROM pg_prepared_statements) AS p",
+    )
+    .await
+    .parse()
+    .expect("a port");
+    assert_eq!(proxied.node_at(port), "primary");
+}
