@@ -573,3 +573,76 @@ async fn the_sessions_prepared_statements_are_asked_of_the_read_leg() {
     .expect("a port");
     assert_eq!(proxied.node_at(port), "primary");
 }
+
+/// Sends `flushed` (Parse, Bind, Describe, Execute) and a Flush, reads its
+/// answer up to its CommandComplete (or error), then sends `synced` and a
+/// Sync: the answer of both, described as [`exchange`] does.
+async fn flushed_then_synced(
+    connection: &mut NodeConnection,
+    flushed: &str,
+    synced: &str,
+) -> Vec<String> {
+    let mut out = BytesMut::new();
+    encode_unnamed_execute(&mut out, flushed.as_bytes(), true);
+    frontend::encode_flush(&mut out);
+    connection.send(&out).await;
+    let mut seen = Vec::new();
+    loop {
+        let message = connection.receive().await;
+        seen.push(describe(&message));
+        if matches!(message.tag(), b'C' | b'E') {
+            break;
+        }
+    }
+    seen.extend(exchange_batch(connection, &[synced]).await);
+    seen
+}
+
+/// psycopg 3 in pipeline mode (`test_explicit_rollback_discards_changes`):
+/// `BEGIN` in a batch of its own, a read flushed and answered before any
+/// Sync, then `SAVEPOINT` after that Flush, a write, and `ROLLBACK TO` the
+/// savepoint. The savepoint must live where the transaction goes on (the
+/// primary), not in the replica's transaction the read ran in: there the
+/// write, opening the transaction on the primary, lost it (`3B001`).
+#[tokio::test]
+async fn a_savepoint_after_a_flushed_read_lives_where_the_transaction_goes_on() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let setup = proxied.connect().await;
+    for table in ["tr_sp_proxied", "tr_sp_direct"] {
+        setup
+            .batch_execute(&format!("CREATE TABLE {table} (v int)"))
+            .await
+            .expect("setup");
+    }
+    replicas_caught_up(&proxied).await;
+    let mut proxy = raw(proxied.port()).await;
+    let mut primary = raw(proxied.cluster.port("primary")).await;
+    let mut answers = Vec::new();
+    for (connection, table) in [
+        (&mut proxy, "tr_sp_proxied"),
+        (&mut primary, "tr_sp_direct"),
+    ] {
+        let mut seen = exchange_batch(connection, &["BEGIN"]).await;
+        seen.extend(
+            flushed_then_synced(
+                connection,
+                &format!("SELECT count(*) FROM {table}"),
+                "SAVEPOINT s",
+            )
+            .await,
+        );
+        let insert = format!("INSERT INTO {table} VALUES (1)");
+        seen.extend(exchange_batch(connection, &[&insert]).await);
+        seen.extend(exchange_batch(connection, &["ROLLBACK TO s", "RELEASE s"]).await);
+        let count = format!("SELECT count(*) FROM {table}");
+        seen.extend(exchange_batch(connection, &[&count]).await);
+        seen.extend(exchange(connection, "COMMIT").await);
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "through the proxy vs direct");
+    assert!(
+        answers[0].iter().all(|message| !message.starts_with("E ")),
+        "{:?}",
+        answers[0]
+    );
+}
