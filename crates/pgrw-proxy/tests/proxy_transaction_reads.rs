@@ -646,3 +646,43 @@ async fn a_savepoint_after_a_flushed_read_lives_where_the_transaction_goes_on() 
         answers[0]
     );
 }
+
+/// The question about the session's own backend goes to the read leg even
+/// while the leg's replica lags behind a write the session must see: it shows
+/// that backend's state, not replicated data, and no other node has it.
+#[tokio::test]
+async fn the_sessions_prepared_statements_are_asked_of_the_read_leg_while_it_lags() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let writer = proxied.connect().await;
+    writer
+        .batch_execute("CREATE TABLE tr_lagging (id int)")
+        .await
+        .expect("setup");
+    replicas_caught_up(&proxied).await;
+    let mut client = proxied.connect().await;
+    let prepared = "SELECT inet_server_port() AS tr_prepared_lagging";
+    let transaction = client.transaction().await.expect("BEGIN");
+    let row = transaction
+        .query_one(prepared, &[])
+        .await
+        .expect("the prepared read");
+    assert_eq!(proxied.node_at(row.get(0)), "replica1");
+    proxied.cluster.pause_replay("replica1").await;
+    writer
+        .batch_execute("INSERT INTO tr_lagging VALUES (1)")
+        .await
+        .expect("a write the leg has not replayed");
+    let row = transaction
+        .query_one(
+            "SELECT count(*), inet_server_port() FROM pg_prepared_statements \
+             WHERE statement = $1",
+            &[&prepared],
+        )
+        .await
+        .expect("the question");
+    let (count, port): (i64, i32) = (row.get(0), row.get(1));
+    proxied.cluster.resume_replay("replica1").await;
+    assert_eq!(proxied.node_at(port), "replica1");
+    assert_eq!(count, 1, "the statement is listed");
+    transaction.commit().await.expect("COMMIT");
+}

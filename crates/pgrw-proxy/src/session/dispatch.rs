@@ -185,6 +185,7 @@ impl Session {
         // where the transaction goes on), opens it on the primary as a write does.
         let class = self.routed_class(unit);
         let mut request = RouteRequest::new(class, unit.hint, monitor.now());
+        request.session_backend = unit.reads_session_backend;
         let began = request.now;
         let mut waited = None;
         let (decided, topology) = loop {
