@@ -522,6 +522,20 @@ async fn python_reads_in_transactions(client: &str, probe: &str) {
     );
 }
 
+/// How many rows `pg_prepared_statements` has for `sql`, and the port of
+/// the node that answered.
+async fn listed(transaction: &tokio_postgres::Transaction<'_>, sql: &str) -> (i64, i32) {
+    let row = transaction
+        .query_one(
+            "SELECT count(*), inet_server_port() FROM pg_prepared_statements \
+             WHERE statement = $1",
+            &[&sql],
+        )
+        .await
+        .expect("the question");
+    (row.get(0), row.get(1))
+}
+
 /// A client's statements prepared in a deferred transaction live on its read
 /// leg: a look at `pg_prepared_statements` there is answered by that backend
 /// (and keeps the transaction on the replica), not by the primary's.
@@ -538,15 +552,7 @@ async fn the_sessions_prepared_statements_are_asked_of_the_read_leg() {
         .await
         .expect("the prepared read");
     assert_eq!(proxied.node_at(row.get(0)), "replica1");
-    let row = transaction
-        .query_one(
-            "SELECT count(*), inet_server_port() FROM pg_prepared_statements \
-             WHERE statement = $1",
-            &[&prepared],
-        )
-        .await
-        .expect("the question");
-    let (count, port): (i64, i32) = (row.get(0), row.get(1));
+    let (count, port) = listed(&transaction, prepared).await;
     assert_eq!(
         proxied.node_at(port),
         "replica1",
@@ -672,15 +678,7 @@ async fn the_sessions_prepared_statements_are_asked_of_the_read_leg_while_it_lag
         .batch_execute("INSERT INTO tr_lagging VALUES (1)")
         .await
         .expect("a write the leg has not replayed");
-    let row = transaction
-        .query_one(
-            "SELECT count(*), inet_server_port() FROM pg_prepared_statements \
-             WHERE statement = $1",
-            &[&prepared],
-        )
-        .await
-        .expect("the question");
-    let (count, port): (i64, i32) = (row.get(0), row.get(1));
+    let (count, port) = listed(&transaction, prepared).await;
     proxied.cluster.resume_replay("replica1").await;
     assert_eq!(proxied.node_at(port), "replica1");
     assert_eq!(count, 1, "the statement is listed");
