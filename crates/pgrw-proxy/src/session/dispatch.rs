@@ -114,6 +114,20 @@ impl Session {
         let node = backend.node();
         let target = backend.connection().cancel_target.clone();
         match bounded(&state, node, target, self.replay_settings(&mut backend)).await {
+            Ok(()) if unit.reads_session_backend => {
+                let mut backend = self.enter_deferred(backend).await?;
+                let target = backend.connection().cancel_target.clone();
+                let closed = self.close_others_statements(&mut backend);
+                match bounded(&state, node, target, closed).await {
+                    Ok(()) => Some(backend),
+                    Err(error) => {
+                        drop(backend);
+                        self.state.monitor.report_suspect(node);
+                        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
+                        None
+                    }
+                }
+            }
             Ok(()) => self.enter_deferred(backend).await,
             Err(error) => {
                 drop(backend);
