@@ -152,18 +152,7 @@ impl Session {
             .filter(|name| !own.contains(name.as_str()))
             .cloned()
             .collect();
-        if others.is_empty() {
-            return Ok(());
-        }
-        let mut out = BytesMut::new();
-        for name in &others {
-            encode_close(&mut out, Target::Statement, name.as_bytes());
-            connection.prepared.remove(name);
-        }
-        encode_sync(&mut out);
-        connection.send(&out).await?;
-        while connection.receive().await?.tag() != tag::READY_FOR_QUERY {}
-        Ok(())
+        close_statements(backend, &others).await
     }
 }
 
@@ -183,8 +172,22 @@ pub(super) async fn retire_statements(backend: &mut PooledBackend) -> Result<(),
         backend_statements::current(),
         MAX_STATEMENTS_PER_BACKEND,
     );
+    close_statements(backend, &retiring).await
+}
+
+/// Closes the backend statements `names` on `backend` (and forgets them
+/// there), in one round trip ended by a Sync: inside a transaction, that
+/// Sync does not end it.
+async fn close_statements(
+    backend: &mut PooledBackend,
+    names: &[String],
+) -> Result<(), BackendError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let connection = backend.connection();
     let mut out = BytesMut::new();
-    for name in &retiring {
+    for name in names {
         encode_close(&mut out, Target::Statement, name.as_bytes());
         connection.prepared.remove(name);
     }
