@@ -230,6 +230,7 @@ fn request() -> impl Strategy<Value = RouteRequest> {
             now: Duration::from_millis(now),
             waited_until: waited.map(Duration::from_millis),
             fresh_since: fresh.map(Duration::from_millis),
+            session_backend: false,
         })
 }
 

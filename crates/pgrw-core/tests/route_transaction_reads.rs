@@ -9,6 +9,9 @@ use pgrw_core::route::{
 };
 use pgrw_core::{StatementClass, TxAccess};
 use route_support::*;
+use std::time::Duration;
+
+use pgrw_core::route::{Balancer, RouteRequest, route};
 
 fn mode_on() -> Policy {
     Policy {
@@ -126,4 +129,35 @@ fn the_transaction_opened_on_the_primary_is_an_ordinary_one() {
     assert_eq!(decided.reason, RouteReason::InTransaction);
     session.end_transaction();
     assert_eq!((session.transaction, session.deferred), (None, None));
+}
+
+#[test]
+fn a_question_about_the_sessions_own_backend_goes_to_the_leg_unwaited() {
+    let mut session = session_that_wrote("0/3000060");
+    session.defer();
+    session.open_read_leg(REPLICA1);
+    // The leg has not replayed the session's write: a read would wait, then
+    // go to the primary; the statements its client prepared are on the leg.
+    let topology = with_replay(cluster(), REPLICA1, "0/3000000");
+    let request = RouteRequest {
+        session_backend: true,
+        ..RouteRequest::new(StatementClass::Write, None, Duration::ZERO)
+    };
+    let decided = route(
+        &request,
+        &session,
+        &topology,
+        &mode_on(),
+        &mut Balancer::with_seed(1),
+    );
+    assert_eq!(decided.target, Target::Node(REPLICA1));
+    // Without a leg, it is a question about the server: the primary's.
+    let decided = route(
+        &request,
+        &deferred(),
+        &cluster(),
+        &mode_on(),
+        &mut Balancer::with_seed(1),
+    );
+    assert_eq!(decided.target, Target::Node(PRIMARY));
 }

@@ -23,6 +23,8 @@ struct Answer {
     values: Vec<String>,
     /// The SQLSTATE of an ErrorResponse.
     error: Option<String>,
+    /// The transaction status of a ReadyForQuery.
+    status: Option<char>,
 }
 
 /// Reads messages up to and including one tagged `last`.
@@ -34,6 +36,7 @@ async fn answer_until(client: &mut RawClient, last: u8) -> Answer {
         match message.tag() {
             b'D' => answer.values.extend(first_column(message.body())),
             b'E' => answer.error = Some(error_fields(&message).code),
+            b'Z' => answer.status = message.body().first().copied().map(char::from),
             _ => {}
         }
         if message.tag() == last {
@@ -213,4 +216,58 @@ async fn a_portal_bound_before_the_flush_follows_the_write_to_the_primary() {
         .map(|port| proxied.node_at(port.parse().expect("a port")))
         .collect();
     assert_eq!(nodes, ["primary", "primary"], "the write and the portal");
+}
+
+/// With `transaction_reads = "replica"`: a `BEGIN` the proxy answered, and
+/// reads that ran on the replica's read-only transaction (its read leg).
+#[tokio::test]
+async fn in_a_deferred_transaction_a_write_flushed_after_its_reads_opens_it_on_the_primary() {
+    let proxied = ProxiedCluster::start(
+        1,
+        "auth = \"trust\"\n[policy]\ntransaction_reads = \"replica\"\n",
+    )
+    .await;
+    let mut client = RawClient::log_in(proxied.port()).await;
+    client
+        .query_value("CREATE TABLE split_deferred (port int)")
+        .await;
+    let began = Instant::now();
+    loop {
+        client.query_value("BEGIN").await;
+        if flushed_read(&proxied, &mut client).await != "primary" {
+            break;
+        }
+        // The replica had not replayed the CREATE yet: the read opened the
+        // transaction on the primary. Again.
+        assert!(began.elapsed() < DEADLINE, "no read reached a replica");
+        assert_eq!(write_and_sync(&mut client, b"SELECT 1").await.error, None);
+        client.query_value("ROLLBACK").await;
+    }
+    let answer = write_and_sync(
+        &mut client,
+        b"INSERT INTO split_deferred VALUES (inet_server_port()) RETURNING port",
+    )
+    .await;
+    assert_eq!(answer.error, None, "the replica refused the write");
+    assert_eq!(answer.tags, "12TDCZ", "no extra ReadyForQuery");
+    assert_eq!(answer.status, Some('T'), "still in the transaction");
+    let port = answer.values.first().and_then(|port| port.parse().ok());
+    assert_eq!(proxied.node_at(port.expect("a port")), "primary");
+    assert_eq!(
+        client
+            .query_value("SELECT count(*) FROM split_deferred")
+            .await
+            .as_deref(),
+        Some("1"),
+        "the transaction sees its write"
+    );
+    client.query_value("ROLLBACK").await;
+    assert_eq!(
+        client
+            .query_value("SELECT count(*) FROM split_deferred /* pgrw:primary */")
+            .await
+            .as_deref(),
+        Some("0"),
+        "the write was in the client's transaction, rolled back"
+    );
 }

@@ -433,3 +433,31 @@ async fn a_discard_all_parsed_alone_drops_the_statements_only_when_run() {
     assert_eq!(seen[3], ["2", "C DISCARD ALL", "Z I"]);
     assert_eq!(seen[4], ["1", "2", "D Some(\"2\")", "C SELECT 1", "Z I"]);
 }
+
+/// `pg_prepared_statements` lists the statements this client has, as on a
+/// direct connection: not another client's that its backend shares (nor
+/// one it deallocated, which the backend keeps for others). psycopg 3's
+/// `test_auto_prepare` and `test_evict_lru_deallocate` count them so.
+#[tokio::test]
+async fn pg_prepared_statements_lists_only_the_clients_own_statements() {
+    let proxied = ProxiedCluster::start(0, ONE_BACKEND_PER_NODE).await;
+    let other = proxied.connect().await;
+    let theirs = "SELECT 1 AS prepared_by_another_client";
+    other.prepare(theirs).await.expect("Parse");
+    drop(other);
+    let client = proxied.connect().await;
+    let kept = "SELECT 3 AS still_prepared";
+    let statement = client.prepare(kept).await.expect("Parse");
+    client.query(&statement, &[]).await.expect("run");
+    let listed: Vec<String> = client
+        .query(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'SELECT _ AS %'",
+            &[],
+        )
+        .await
+        .expect("the question")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(listed, [kept]);
+}

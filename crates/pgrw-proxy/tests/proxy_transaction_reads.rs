@@ -521,3 +521,166 @@ async fn python_reads_in_transactions(client: &str, probe: &str) {
         "{on_primary} of {reads} reads on the primary"
     );
 }
+
+/// How many rows `pg_prepared_statements` has for `sql`, and the port of
+/// the node that answered.
+async fn listed(transaction: &tokio_postgres::Transaction<'_>, sql: &str) -> (i64, i32) {
+    let row = transaction
+        .query_one(
+            "SELECT count(*), inet_server_port() FROM pg_prepared_statements \
+             WHERE statement = $1",
+            &[&sql],
+        )
+        .await
+        .expect("the question");
+    (row.get(0), row.get(1))
+}
+
+/// A client's statements prepared in a deferred transaction live on its read
+/// leg: a look at `pg_prepared_statements` there is answered by that backend
+/// (and keeps the transaction on the replica), not by the primary's.
+#[tokio::test]
+async fn the_sessions_prepared_statements_are_asked_of_the_read_leg() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let mut client = proxied.connect().await;
+    replicas_caught_up(&proxied).await;
+    let prepared = "SELECT inet_server_port() AS tr_prepared_here";
+    let transaction = client.transaction().await.expect("BEGIN");
+    let statement = transaction.prepare(prepared).await.expect("Parse");
+    let row = transaction
+        .query_one(&statement, &[])
+        .await
+        .expect("the prepared read");
+    assert_eq!(proxied.node_at(row.get(0)), "replica1");
+    let (count, port) = listed(&transaction, prepared).await;
+    assert_eq!(
+        proxied.node_at(port),
+        "replica1",
+        "the backend the statement lives on answers"
+    );
+    assert_eq!(count, 1, "the statement is listed");
+    let row = transaction
+        .query_one(&statement, &[])
+        .await
+        .expect("a read after it");
+    assert_eq!(
+        proxied.node_at(row.get(0)),
+        "replica1",
+        "the transaction is still on the replica"
+    );
+    transaction.commit().await.expect("COMMIT");
+    // Outside a transaction, the question is the primary's, as before.
+    let port: i32 = value(
+        &client,
+        "SELECT inet_server_port() FROM (SELECT count(*) FROM pg_prepared_statements) AS p",
+    )
+    .await
+    .parse()
+    .expect("a port");
+    assert_eq!(proxied.node_at(port), "primary");
+}
+
+/// Sends `flushed` (Parse, Bind, Describe, Execute) and a Flush, reads its
+/// answer up to its CommandComplete (or error), then sends `synced` and a
+/// Sync: the answer of both, described as [`exchange`] does.
+async fn flushed_then_synced(
+    connection: &mut NodeConnection,
+    flushed: &str,
+    synced: &str,
+) -> Vec<String> {
+    let mut out = BytesMut::new();
+    encode_unnamed_execute(&mut out, flushed.as_bytes(), true);
+    frontend::encode_flush(&mut out);
+    connection.send(&out).await;
+    let mut seen = Vec::new();
+    loop {
+        let message = connection.receive().await;
+        seen.push(describe(&message));
+        if matches!(message.tag(), b'C' | b'E') {
+            break;
+        }
+    }
+    seen.extend(exchange_batch(connection, &[synced]).await);
+    seen
+}
+
+/// psycopg 3 in pipeline mode (`test_explicit_rollback_discards_changes`):
+/// `BEGIN` in a batch of its own, a read flushed and answered before any
+/// Sync, then `SAVEPOINT` after that Flush, a write, and `ROLLBACK TO` the
+/// savepoint. The savepoint must live where the transaction goes on (the
+/// primary), not in the replica's transaction the read ran in: there the
+/// write, opening the transaction on the primary, lost it (`3B001`).
+#[tokio::test]
+async fn a_savepoint_after_a_flushed_read_lives_where_the_transaction_goes_on() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let setup = proxied.connect().await;
+    for table in ["tr_sp_proxied", "tr_sp_direct"] {
+        setup
+            .batch_execute(&format!("CREATE TABLE {table} (v int)"))
+            .await
+            .expect("setup");
+    }
+    replicas_caught_up(&proxied).await;
+    let mut proxy = raw(proxied.port()).await;
+    let mut primary = raw(proxied.cluster.port("primary")).await;
+    let mut answers = Vec::new();
+    for (connection, table) in [
+        (&mut proxy, "tr_sp_proxied"),
+        (&mut primary, "tr_sp_direct"),
+    ] {
+        let mut seen = exchange_batch(connection, &["BEGIN"]).await;
+        seen.extend(
+            flushed_then_synced(
+                connection,
+                &format!("SELECT count(*) FROM {table}"),
+                "SAVEPOINT s",
+            )
+            .await,
+        );
+        let insert = format!("INSERT INTO {table} VALUES (1)");
+        seen.extend(exchange_batch(connection, &[&insert]).await);
+        seen.extend(exchange_batch(connection, &["ROLLBACK TO s", "RELEASE s"]).await);
+        let count = format!("SELECT count(*) FROM {table}");
+        seen.extend(exchange_batch(connection, &[&count]).await);
+        seen.extend(exchange(connection, "COMMIT").await);
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "through the proxy vs direct");
+    assert!(
+        answers[0].iter().all(|message| !message.starts_with("E ")),
+        "{:?}",
+        answers[0]
+    );
+}
+
+/// The question about the session's own backend goes to the read leg even
+/// while the leg's replica lags behind a write the session must see: it shows
+/// that backend's state, not replicated data, and no other node has it.
+#[tokio::test]
+async fn the_sessions_prepared_statements_are_asked_of_the_read_leg_while_it_lags() {
+    let proxied = ProxiedCluster::start(1, MODE_ON).await;
+    let writer = proxied.connect().await;
+    writer
+        .batch_execute("CREATE TABLE tr_lagging (id int)")
+        .await
+        .expect("setup");
+    replicas_caught_up(&proxied).await;
+    let mut client = proxied.connect().await;
+    let prepared = "SELECT inet_server_port() AS tr_prepared_lagging";
+    let transaction = client.transaction().await.expect("BEGIN");
+    let row = transaction
+        .query_one(prepared, &[])
+        .await
+        .expect("the prepared read");
+    assert_eq!(proxied.node_at(row.get(0)), "replica1");
+    proxied.cluster.pause_replay("replica1").await;
+    writer
+        .batch_execute("INSERT INTO tr_lagging VALUES (1)")
+        .await
+        .expect("a write the leg has not replayed");
+    let (count, port) = listed(&transaction, prepared).await;
+    proxied.cluster.resume_replay("replica1").await;
+    assert_eq!(proxied.node_at(port), "replica1");
+    assert_eq!(count, 1, "the statement is listed");
+    transaction.commit().await.expect("COMMIT");
+}

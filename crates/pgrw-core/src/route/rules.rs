@@ -44,6 +44,12 @@ pub struct RouteRequest {
     /// not yet learned where the primary stood when it started. The read
     /// requires the primary's position as of a probe begun at or after it.
     pub fresh_since: Option<Duration>,
+    /// The statement asks only about the session's own backend (the
+    /// statements and cursors its client made there: `pg_prepared_statements`,
+    /// `pg_cursors`), beside reads. In a deferred transaction with a read
+    /// leg it goes to the leg as it is, without waiting for replay: what it
+    /// must show is that backend's, which no other node has.
+    pub session_backend: bool,
 }
 
 impl RouteRequest {
@@ -55,6 +61,7 @@ impl RouteRequest {
             now,
             waited_until: None,
             fresh_since: None,
+            session_backend: false,
         }
     }
 }
@@ -162,8 +169,9 @@ pub fn route(
 
 /// A statement in a deferred transaction ([`Deferred`]): a plain read on its
 /// read leg (or, for the first, a replica placed as any read is, which
-/// becomes the leg); `COMMIT`/`ROLLBACK`, and everything once the leg
-/// failed, on the leg; anything else on the primary, where the transaction
+/// becomes the leg); `COMMIT`/`ROLLBACK`, a question about the session's
+/// own backend ([`RouteRequest::session_backend`]), and everything once the
+/// leg failed, on the leg; anything else on the primary, where the transaction
 /// then opens. A read that must see more than the leg has replayed waits for
 /// it as the policy says, then goes to the primary (the leg's node never
 /// serves a later read an older state than an earlier one: it is one backend).
@@ -178,7 +186,9 @@ fn deferred_route(
     let class = request.class;
     let leg = session.transaction.map(|transaction| transaction.node);
     if let Some(node) = leg
-        && (deferred.failed || matches!(class, StatementClass::Commit | StatementClass::Rollback))
+        && (deferred.failed
+            || request.session_backend
+            || matches!(class, StatementClass::Commit | StatementClass::Rollback))
     {
         return on_held_node(node, RouteReason::InTransaction, false, topology);
     }

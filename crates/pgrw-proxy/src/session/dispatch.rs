@@ -10,7 +10,8 @@ use pgrw_core::classification::{DefaultIsolation, Effect, RouteSetting};
 use pgrw_core::route::{
     Balancing, Consistency, NodeId, PinReason, RouteMode, RouteRequest, SessionState, Target, route,
 };
-use pgrw_core::{RouteHint, StatementClass, TxAccess};
+use pgrw_core::sql::classify::Classification;
+use pgrw_core::{Reason, RouteHint, StatementClass, TxAccess};
 
 use super::Session;
 use super::client::SessionEnd;
@@ -36,6 +37,28 @@ pub(super) struct Unit {
     /// It may show the transaction's start time (`now()`, …): in a deferred
     /// transaction it opens the transaction on the primary.
     pub(super) transaction_time: bool,
+    /// It only reads, data and the state of the session's own backend
+    /// (`pg_prepared_statements`, …; its class is a write so that the
+    /// primary answers): in a deferred transaction with a read leg it runs
+    /// on the leg, the backend its client's statements live on.
+    pub(super) reads_session_backend: bool,
+}
+
+impl Unit {
+    /// Whether, in a deferred transaction, this unit opens the transaction on
+    /// the primary even if it only reads: it shows the transaction's start
+    /// time, or has a session effect (a cursor it declares, which must live
+    /// where the transaction goes on).
+    pub(super) fn opens_deferred_as_a_write(&self) -> bool {
+        self.transaction_time || self.effects != SessionEffects::NONE
+    }
+}
+
+/// Whether a statement only reads, data and its session's own backend
+/// state (see [`Unit::reads_session_backend`]).
+pub(super) fn reads_session_backend(classification: &Classification) -> bool {
+    classification.class == StatementClass::Write
+        && matches!(classification.reason, Reason::SessionBackendState(_))
 }
 
 /// The unit running now, for `SHOW STATS` and `/metrics`: its node, the
@@ -97,6 +120,20 @@ impl Session {
         let node = backend.node();
         let target = backend.connection().cancel_target.clone();
         match bounded(&state, node, target, self.replay_settings(&mut backend)).await {
+            Ok(()) if unit.reads_session_backend => {
+                let mut backend = self.enter_deferred(backend).await?;
+                let target = backend.connection().cancel_target.clone();
+                let closed = self.close_others_statements(&mut backend);
+                match bounded(&state, node, target, closed).await {
+                    Ok(()) => Some(backend),
+                    Err(error) => {
+                        drop(backend);
+                        self.state.monitor.report_suspect(node);
+                        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
+                        None
+                    }
+                }
+            }
             Ok(()) => self.enter_deferred(backend).await,
             Err(error) => {
                 drop(backend);
@@ -166,13 +203,9 @@ impl Session {
         // In a deferred transaction, a read of the transaction's start time,
         // or one with a session effect (a cursor it declares, which must live
         // where the transaction goes on), opens it on the primary as a write does.
-        let opens_transaction = unit.transaction_time || unit.effects != SessionEffects::NONE;
-        let class = if opens_transaction && self.routing.deferred.is_some() {
-            StatementClass::Write
-        } else {
-            unit.class
-        };
+        let class = self.routed_class(unit);
         let mut request = RouteRequest::new(class, unit.hint, monitor.now());
+        request.session_backend = unit.reads_session_backend;
         let began = request.now;
         let mut waited = None;
         let (decided, topology) = loop {

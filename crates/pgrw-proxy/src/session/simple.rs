@@ -11,7 +11,7 @@ use pgrw_core::{StatementClass, TxAccess};
 
 use super::Session;
 use super::client::SessionEnd;
-use super::dispatch::Unit;
+use super::dispatch::{Unit, reads_session_backend};
 use super::pgrw_commands::pgrw_command;
 use super::relay::{Exchange, Relayed};
 use super::settings;
@@ -65,6 +65,7 @@ impl Session {
             transaction_time: classification.class == StatementClass::Read
                 && self.routing.deferred.is_some()
                 && Session::shows_transaction_time(sql),
+            reads_session_backend: reads_session_backend(&classification),
         };
         self.recall_shape(sql, &mut unit);
         self.unit_settings.clear();
@@ -105,6 +106,7 @@ impl Session {
             hint: None,
             effects: pgrw_core::classification::SessionEffects::NONE,
             transaction_time: false,
+            reads_session_backend: false,
         };
         self.forward_unit(message, unit).await
     }

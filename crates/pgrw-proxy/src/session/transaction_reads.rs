@@ -16,14 +16,15 @@
 //! leg, or, with none, is answered by the proxy.
 
 use bytes::Bytes;
-use pgrw_core::StatementClass;
-use pgrw_core::TxAccess;
+use pgrw_core::route::RouteMode;
 use pgrw_core::sql::transaction::{
     BeginLevel, TransactionEnd, deferrable_begin, reads_transaction_time, transaction_end,
 };
+use pgrw_core::{RouteHint, StatementClass, TxAccess};
 
 use super::Session;
 use super::client::SessionEnd;
+use super::dispatch::Unit;
 use super::in_flight::bounded;
 use super::settings;
 use crate::backend::BackendError;
@@ -174,6 +175,38 @@ impl Session {
     /// start time, which the primary's transaction would show differently.
     pub(super) fn shows_transaction_time(sql: &[u8]) -> bool {
         reads_transaction_time(sql)
+    }
+
+    /// Whether `unit` opens the deferred transaction on the primary (as
+    /// core's `deferred_route` sends it there): anything but a plain read or
+    /// the transaction's end, while the transaction has not failed.
+    pub(super) fn opens_deferred(&self, unit: &Unit) -> bool {
+        if self.routing.deferred.is_none_or(|deferred| deferred.failed) {
+            return false;
+        }
+        let class = self.routed_class(unit);
+        let plain_read = matches!(class, StatementClass::Read | StatementClass::Empty)
+            && unit.hint != Some(RouteHint::Primary)
+            && self.routing.route_mode != RouteMode::Primary;
+        !plain_read && !matches!(class, StatementClass::Commit | StatementClass::Rollback)
+    }
+
+    /// The class `unit` is routed as. In a deferred transaction, a read that
+    /// shows the transaction's start time or has a session effect opens the
+    /// transaction on the primary as a write does; and a read of the
+    /// session's own backend state (`pg_prepared_statements`, `pg_cursors`)
+    /// runs, while the read leg is open, on the leg: the backend this
+    /// client's statements were prepared and its cursors declared on.
+    pub(super) fn routed_class(&self, unit: &Unit) -> StatementClass {
+        if self.routing.deferred.is_none() {
+            unit.class
+        } else if unit.opens_deferred_as_a_write() {
+            StatementClass::Write
+        } else if unit.reads_session_backend && self.routing.read_leg().is_some() {
+            StatementClass::Read
+        } else {
+            unit.class
+        }
     }
 
     /// Makes `backend`, just checked out for a unit of a deferred

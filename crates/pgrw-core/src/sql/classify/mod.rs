@@ -267,10 +267,14 @@ fn classify_pass(
                 // The reason that decides whether a replica hint may override
                 // the string: a definite write anywhere must win.
                 let definite = !verdict.reason.hint_may_override();
-                if first_write
-                    .as_ref()
-                    .is_none_or(|first| definite && first.hint_may_override())
-                {
+                // The session's own backend state names the string only if
+                // nothing else in it needs the primary.
+                let session_backend =
+                    |reason: &Reason| matches!(reason, Reason::SessionBackendState(_));
+                if first_write.as_ref().is_none_or(|first| {
+                    (definite && first.hint_may_override())
+                        || (session_backend(first) && !session_backend(&verdict.reason))
+                }) {
                     first_write = Some(verdict.reason.clone());
                 }
             }

@@ -82,6 +82,13 @@ pub enum Reason {
     /// `pg_stat_activity`, `SHOW transaction_read_only`, …): the primary's
     /// answer is the one the application must see. The name is what it reads.
     NodeState(InlineName),
+    /// Reads, and the state of the session's own backend: the statements
+    /// and cursors its client made there (`pg_prepared_statements`,
+    /// `pg_cursors`). The primary answers, as for [`Reason::NodeState`],
+    /// except inside a deferred transaction that reads on a replica (its
+    /// read leg), whose backend is the one that client's statements use.
+    /// Only a statement that does nothing else has this reason.
+    SessionBackendState(InlineName),
     /// Uses a temporary table (`pg_temp.…`), which exists only on one backend.
     TempTable,
     /// Names an unlogged relation (known from the catalog): a standby has
@@ -121,7 +128,7 @@ impl Reason {
     pub fn hint_may_override(&self) -> bool {
         match self {
             Reason::Function { because, .. } => because.hint_may_override(),
-            Reason::Operator(_) | Reason::NodeState(_) => true,
+            Reason::Operator(_) | Reason::NodeState(_) | Reason::SessionBackendState(_) => true,
             _ => false,
         }
     }
@@ -143,6 +150,11 @@ impl fmt::Display for Reason {
             Reason::NodeState(name) => {
                 write!(f, "asks about this server: {name} (the primary answers)")
             }
+            Reason::SessionBackendState(name) => write!(
+                f,
+                "asks about this server: {name}, this session's backend (the primary answers, \
+                 or a deferred transaction's replica)"
+            ),
             Reason::TempTable => f.write_str("uses a temporary table"),
             Reason::UnloggedRelation(name) => {
                 write!(

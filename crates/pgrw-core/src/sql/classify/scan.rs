@@ -44,6 +44,9 @@ pub(super) struct Findings {
     pub function_write: Option<Reason>,
     /// Text the classifier cannot fully read.
     pub unrecognised: Option<Reason>,
+    /// A relation showing the session's own backend (`pg_prepared_statements`,
+    /// `pg_cursors`): see [`Reason::SessionBackendState`].
+    pub session_backend_state: Option<Reason>,
     pub effects: SessionEffects,
     pub hint: Option<RouteHint>,
     /// A plain `'…'` string holds a backslash (its extent depends on
@@ -313,7 +316,13 @@ impl<'a> StatementScan<'a> {
         } else {
             text
         };
-        if is_node_state_relation(sig.kind, bare) {
+        if is_session_backend_relation(sig.kind, bare) {
+            if self.findings.session_backend_state.is_none() {
+                self.findings.session_backend_state = Some(Reason::SessionBackendState(
+                    super::reason::InlineName::new(bare),
+                ));
+            }
+        } else if is_node_state_relation(sig.kind, bare) {
             self.node_state(bare);
         }
         if self.catalog.knows_unlogged_relations()
@@ -407,29 +416,45 @@ const NODE_STATE_RELATIONS: &[&[u8]] = &[
     b"pg_locks",
     b"pg_replication_slots",
     b"pg_replication_origin_status",
-    b"pg_prepared_statements",
-    b"pg_cursors",
     b"pg_backend_memory_contexts",
 ];
+
+/// Relations that show the state of the session's own backend, which a
+/// client's statements made there: its prepared statements and cursors.
+const SESSION_BACKEND_RELATIONS: &[&[u8]] = &[b"pg_prepared_statements", b"pg_cursors"];
+
+/// Whether `a` is the name `b` as written (`exact` for a quoted one; an
+/// unquoted one in any case).
+fn same_name(exact: bool, a: &[u8], b: &[u8]) -> bool {
+    if exact {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
 
 /// Whether a name (unquoted: any case; quoted: exact) is a node-state relation.
 fn is_node_state_relation(kind: TokenKind, bare: &[u8]) -> bool {
     let exact = kind != TokenKind::Identifier;
-    let same = |a: &[u8], b: &[u8]| {
-        if exact {
-            a == b
-        } else {
-            a.eq_ignore_ascii_case(b)
-        }
-    };
     let starts = |prefix: &[u8]| {
         bare.get(..prefix.len())
-            .is_some_and(|head| same(head, prefix))
+            .is_some_and(|head| same_name(exact, head, prefix))
     };
     starts(b"pg_")
         && (starts(b"pg_stat_")
             || starts(b"pg_statio_")
-            || NODE_STATE_RELATIONS.iter().any(|name| same(bare, name)))
+            || NODE_STATE_RELATIONS
+                .iter()
+                .any(|name| same_name(exact, bare, name)))
+}
+
+/// Whether a name (unquoted: any case; quoted: exact) is a relation of the
+/// session's own backend ([`SESSION_BACKEND_RELATIONS`]).
+fn is_session_backend_relation(kind: TokenKind, bare: &[u8]) -> bool {
+    let exact = kind != TokenKind::Identifier;
+    SESSION_BACKEND_RELATIONS
+        .iter()
+        .any(|name| same_name(exact, bare, name))
 }
 
 /// Settings whose value on a standby differs from the primary's because it

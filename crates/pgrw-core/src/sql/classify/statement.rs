@@ -126,7 +126,11 @@ fn read_candidate(head: &Head<'_, '_>, read_reason: Reason) -> Verdict {
         (Some(reason), _, _) | (None, Some(reason), _) | (None, None, Some(reason)) => {
             Verdict::write(reason.clone())
         }
-        (None, None, None) => Verdict::new(StatementClass::Read, read_reason),
+        // A read but for the session's own backend state.
+        (None, None, None) => match &findings.session_backend_state {
+            Some(reason) => Verdict::write(reason.clone()),
+            None => Verdict::new(StatementClass::Read, read_reason),
+        },
     };
     verdict.with_effects(findings.effects)
 }
@@ -310,6 +314,7 @@ fn explain(head: &Head<'_, '_>, mut at: usize) -> Verdict {
             | Reason::Function { .. }
             | Reason::Operator(_)
             | Reason::NodeState(_)
+            | Reason::SessionBackendState(_)
     );
     match inner.class {
         StatementClass::Read => Verdict::new(StatementClass::Read, Reason::Read),

@@ -10,7 +10,7 @@ use crate::protocol::Message;
 use crate::protocol::frontend::{Bind, FrontendMessage, Target};
 use crate::session::Session;
 use crate::session::client::SessionEnd;
-use crate::session::dispatch::Unit;
+use crate::session::dispatch::{Unit, reads_session_backend};
 
 impl Session {
     /// What the batch runs, for routing: the strictest of its statements.
@@ -46,6 +46,7 @@ impl Session {
             hint: None,
             effects: pgrw_core::classification::SessionEffects::NONE,
             transaction_time: false,
+            reads_session_backend: false,
         });
         self.unless_executed_no_drop(batch, &mut unit)?;
         Ok(unit)
@@ -67,6 +68,7 @@ pub(super) fn unit_of(classification: &Classification, sql: Option<&[u8]>) -> Un
         effects: classification.effects,
         transaction_time: classification.class == StatementClass::Read
             && sql.is_some_and(Session::shows_transaction_time),
+        reads_session_backend: reads_session_backend(classification),
     }
 }
 
@@ -91,5 +93,11 @@ pub(super) fn strictest(a: Unit, b: Unit) -> Unit {
         hint,
         effects: a.effects.union(b.effects),
         transaction_time: a.transaction_time || b.transaction_time,
+        // Only if nothing else in either needs the primary.
+        reads_session_backend: (a.reads_session_backend || b.reads_session_backend)
+            && [a, b].iter().all(|unit| {
+                unit.reads_session_backend
+                    || matches!(unit.class, StatementClass::Read | StatementClass::Empty)
+            }),
     }
 }

@@ -22,8 +22,14 @@
 //!
 //! The split is not made inside a transaction (the rest must see what the
 //! first part did: inside `BEGIN READ ONLY` a write is refused by the replica
-//! with `25006`, as PostgreSQL refuses it). An error in the first part skips
-//! the rest up to Sync before any of this.
+//! with `25006`, as PostgreSQL refuses it), except in a deferred transaction
+//! (`transaction_reads = "replica"`) whose first part read on its read leg:
+//! there the rest that opens the transaction on the primary (a write, a
+//! `SAVEPOINT`, …: see [`Session::opens_deferred`]) ends the first part with
+//! a Sync (inside the leg's transaction, which it does not end) and is routed
+//! on its own, so the leg closes and the client's `BEGIN` runs on the primary
+//! before it, as for a simple query. An error in the first part skips the
+//! rest up to Sync before any of this.
 
 use bytes::BytesMut;
 use pgrw_core::{RouteHint, StatementClass, TxAccess};
@@ -47,23 +53,36 @@ pub(super) struct FirstPart {
     /// Whether it ran outside any transaction: the backend was idle before
     /// it and the session holds no transaction.
     pub(super) outside_transaction: bool,
+    /// Whether it ran on the read leg of a deferred transaction
+    /// (`transaction_reads`) that has not failed.
+    pub(super) on_read_leg: bool,
 }
 
 /// Whether the rest of a batch (`rest`, what it runs) must end the first
-/// part and be routed on its own; `uses_earlier_portal` when the rest
+/// part and be routed on its own; `rest_opens_deferred` when, in a deferred
+/// transaction, the rest is what opens the transaction on the primary (see
+/// [`Session::opens_deferred`]); `uses_earlier_portal` when the rest
 /// executes, describes or closes a portal it does not bind itself and that
 /// cannot be bound again elsewhere (see [`rebinds`]).
-pub(super) fn ends_first_part(first: FirstPart, rest: &Unit, uses_earlier_portal: bool) -> bool {
+pub(super) fn ends_first_part(
+    first: FirstPart,
+    rest: &Unit,
+    rest_opens_deferred: bool,
+    uses_earlier_portal: bool,
+) -> bool {
     let first_only_read = matches!(first.class, StatementClass::Read | StatementClass::Empty);
+    if !first.on_replica || !first_only_read || uses_earlier_portal {
+        return false;
+    }
+    if first.on_read_leg {
+        // The rest opens the transaction on the primary, as a simple query would.
+        return rest_opens_deferred;
+    }
     let rest_needs_primary = matches!(
         rest.class,
         StatementClass::Write | StatementClass::Begin(TxAccess::ReadWrite | TxAccess::Unspecified)
     ) || rest.hint == Some(RouteHint::Primary);
-    first.on_replica
-        && first.outside_transaction
-        && first_only_read
-        && rest_needs_primary
-        && !uses_earlier_portal
+    first.outside_transaction && rest_needs_primary
 }
 
 /// The portals `batch` uses (Execute, Describe or Close of one) without
@@ -141,15 +160,21 @@ impl Session {
         if batch.is_empty() {
             return Ok(None);
         }
+        let on_read_leg = self.routing.read_leg() == Some(backend.node())
+            && self
+                .routing
+                .deferred
+                .is_some_and(|deferred| !deferred.failed);
         let first = FirstPart {
             class: unit.class,
             on_replica: self.state.topology().writable_primary() != Ok(backend.node()),
             outside_transaction: self.routing.transaction.is_none()
                 && backend.connection().status == TransactionStatus::Idle,
+            on_read_leg,
         };
         let rest = self.batch_unit(batch)?;
         let rebinds = rebinds(sent, batch)?;
-        let splits = ends_first_part(first, &rest, rebinds.is_none());
+        let splits = ends_first_part(first, &rest, self.opens_deferred(&rest), rebinds.is_none());
         Ok(rebinds.filter(|_| splits))
     }
 
@@ -206,6 +231,7 @@ mod tests {
             hint: None,
             effects: SessionEffects::NONE,
             transaction_time: false,
+            reads_session_backend: false,
         }
     }
 
@@ -213,6 +239,13 @@ mod tests {
         class: StatementClass::Read,
         on_replica: true,
         outside_transaction: true,
+        on_read_leg: false,
+    };
+
+    const READ_ON_READ_LEG: FirstPart = FirstPart {
+        outside_transaction: false,
+        on_read_leg: true,
+        ..READ_ON_REPLICA
     };
 
     #[test]
@@ -220,11 +253,13 @@ mod tests {
         assert!(ends_first_part(
             READ_ON_REPLICA,
             &unit(StatementClass::Write),
+            false,
             false
         ));
         assert!(ends_first_part(
             READ_ON_REPLICA,
             &unit(StatementClass::Begin(TxAccess::Unspecified)),
+            false,
             false
         ));
     }
@@ -234,11 +269,13 @@ mod tests {
         assert!(!ends_first_part(
             READ_ON_REPLICA,
             &unit(StatementClass::Read),
+            false,
             false
         ));
         assert!(!ends_first_part(
             READ_ON_REPLICA,
             &unit(StatementClass::Begin(TxAccess::ReadOnly)),
+            false,
             false
         ));
     }
@@ -247,7 +284,7 @@ mod tests {
     fn a_primary_hint_in_the_rest_ends_the_reads() {
         let mut rest = unit(StatementClass::Read);
         rest.hint = Some(RouteHint::Primary);
-        assert!(ends_first_part(READ_ON_REPLICA, &rest, false));
+        assert!(ends_first_part(READ_ON_REPLICA, &rest, false, false));
     }
 
     #[test]
@@ -256,7 +293,12 @@ mod tests {
             on_replica: false,
             ..READ_ON_REPLICA
         };
-        assert!(!ends_first_part(first, &unit(StatementClass::Write), false));
+        assert!(!ends_first_part(
+            first,
+            &unit(StatementClass::Write),
+            false,
+            false
+        ));
     }
 
     #[test]
@@ -265,12 +307,56 @@ mod tests {
             outside_transaction: false,
             ..READ_ON_REPLICA
         };
-        assert!(!ends_first_part(first, &unit(StatementClass::Write), false));
+        assert!(!ends_first_part(
+            first,
+            &unit(StatementClass::Write),
+            false,
+            false
+        ));
         let began = FirstPart {
             class: StatementClass::Begin(TxAccess::ReadOnly),
             ..READ_ON_REPLICA
         };
-        assert!(!ends_first_part(began, &unit(StatementClass::Write), false));
+        assert!(!ends_first_part(
+            began,
+            &unit(StatementClass::Write),
+            false,
+            false
+        ));
+    }
+
+    #[test]
+    fn in_a_deferred_transaction_what_opens_the_primary_ends_the_reads_on_the_read_leg() {
+        for class in [
+            StatementClass::Write,
+            StatementClass::Savepoint,
+            StatementClass::Read,
+        ] {
+            assert!(ends_first_part(READ_ON_READ_LEG, &unit(class), true, false));
+        }
+    }
+
+    #[test]
+    fn in_a_deferred_transaction_reads_and_its_end_stay_on_the_read_leg() {
+        for class in [
+            StatementClass::Read,
+            StatementClass::Commit,
+            StatementClass::Write,
+        ] {
+            assert!(!ends_first_part(
+                READ_ON_READ_LEG,
+                &unit(class),
+                false,
+                false
+            ));
+        }
+        // A portal the reads began to run cannot move.
+        assert!(!ends_first_part(
+            READ_ON_READ_LEG,
+            &unit(StatementClass::Write),
+            true,
+            true
+        ));
     }
 
     #[test]
@@ -278,6 +364,7 @@ mod tests {
         assert!(!ends_first_part(
             READ_ON_REPLICA,
             &unit(StatementClass::Write),
+            false,
             true
         ));
     }

@@ -124,6 +124,38 @@ pub(super) fn duplicate_parse(
     backend.connection().tainted = true;
 }
 
+impl Session {
+    /// Closes, before a question about the session's own backend
+    /// (`pg_prepared_statements`), the statements `backend` holds that this
+    /// client has not prepared: other clients' (backends share them by SQL
+    /// text) and those it closed or deallocated (backends keep them). The
+    /// view then lists this client's statements only, as a direct
+    /// connection's does (under pgrw's names). A statement closed here is
+    /// prepared again where a client next uses it. Not in a failed
+    /// transaction, which refuses everything but its end.
+    pub(in crate::session) async fn close_others_statements(
+        &self,
+        backend: &mut PooledBackend,
+    ) -> Result<(), BackendError> {
+        let connection = backend.connection();
+        if connection.status == TransactionStatus::Failed {
+            return Ok(());
+        }
+        let own: std::collections::HashSet<&str> = self
+            .statements
+            .values()
+            .map(|statement| statement.backend_name.as_str())
+            .collect();
+        let others: Vec<String> = connection
+            .prepared
+            .iter()
+            .filter(|name| !own.contains(name.as_str()))
+            .cloned()
+            .collect();
+        close_statements(backend, &others).await
+    }
+}
+
 /// Closes proxy statements on an idle backend that holds more than
 /// [`MAX_STATEMENTS_PER_BACKEND`] (older generations first; see
 /// [`names_to_retire`]), in one round trip before its next batch. A client
@@ -140,8 +172,22 @@ pub(super) async fn retire_statements(backend: &mut PooledBackend) -> Result<(),
         backend_statements::current(),
         MAX_STATEMENTS_PER_BACKEND,
     );
+    close_statements(backend, &retiring).await
+}
+
+/// Closes the backend statements `names` on `backend` (and forgets them
+/// there), in one round trip ended by a Sync: inside a transaction, that
+/// Sync does not end it.
+async fn close_statements(
+    backend: &mut PooledBackend,
+    names: &[String],
+) -> Result<(), BackendError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let connection = backend.connection();
     let mut out = BytesMut::new();
-    for name in &retiring {
+    for name in names {
         encode_close(&mut out, Target::Statement, name.as_bytes());
         connection.prepared.remove(name);
     }
