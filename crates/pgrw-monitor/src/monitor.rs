@@ -164,6 +164,16 @@ impl Monitor {
         Some(id)
     }
 
+    /// Takes `node` out of routing while what runs on it finishes: it is
+    /// still probed, but every topology shows it as not following the
+    /// primary ([`pgrw_core::route::Orphan::Removed`]), so no new read goes
+    /// to it, while a transaction or pin already on it carries on. End with
+    /// [`Monitor::remove_node`]. False for a node the monitor does not have
+    /// or removed already.
+    pub fn drain_node(&self, node: NodeId) -> bool {
+        self.running.state.drain(node)
+    }
+
     /// Stops probing `node` for good: from the next topology on it is down
     /// with an unknown role, so nothing is routed to it, and its id is never
     /// given to another node. False for a node the monitor does not have or

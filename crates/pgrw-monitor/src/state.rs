@@ -40,6 +40,9 @@ struct NodeState {
     name: Arc<str>,
     /// Wakes its task to probe now.
     wake: Arc<Notify>,
+    /// Removed by a reload, still probed while what is on it finishes: every
+    /// topology shows it as [`Orphan::Removed`], so nothing new goes to it.
+    draining: bool,
     /// Removed by a reload: no task probes it, every topology shows it down
     /// with an unknown role, and its [`NodeId`] is never given to another node.
     retired: bool,
@@ -66,6 +69,7 @@ impl NodeState {
             name: Arc::from(address.name.as_str()),
             address,
             wake: Arc::new(Notify::new()),
+            draining: false,
             retired: false,
             health: NodeHealth::default(),
             probed: false,
@@ -215,6 +219,28 @@ impl MonitorState {
         Some(id)
     }
 
+    /// Drains `node`: still probed, but shown as [`Orphan::Removed`] from now
+    /// on, so that no new unit goes to it while a transaction or pin on it
+    /// finishes. False for a node the monitor does not have or retired.
+    pub(crate) fn drain(&self, node: NodeId) -> bool {
+        let mut nodes = self.lock();
+        let Some(state) = nodes
+            .states
+            .get_mut(node.index())
+            .filter(|state| !state.retired)
+        else {
+            return false;
+        };
+        if !state.draining {
+            tracing::info!(node = %state.name, "node removed by a reload: no new reads or writes, what is on it finishes");
+            state.draining = true;
+        }
+        let now = self.now();
+        self.judge_replicas(&mut nodes, now);
+        self.publish(&mut nodes, now);
+        true
+    }
+
     /// Retires `node`: forgotten but for its place, down with an unknown
     /// role in every topology from now on. False for a node the monitor
     /// does not have or retired already.
@@ -226,7 +252,7 @@ impl MonitorState {
         if state.retired {
             return false;
         }
-        tracing::info!(node = %state.name, "node removed by a reload: no more reads or writes");
+        tracing::info!(node = %state.name, "node removed by a reload: no longer probed");
         let mut retired = NodeState::new(state.address.clone());
         retired.retired = true;
         retired.wake = Arc::clone(&state.wake);
@@ -345,6 +371,10 @@ impl MonitorState {
             states, progress, ..
         } = nodes;
         for state in states.iter_mut() {
+            if state.draining {
+                state.orphan = Some(Orphan::Removed);
+                continue;
+            }
             let name = &state.name;
             let judged = match &state.last {
                 Some(Reading::Replica {

@@ -309,6 +309,11 @@ impl Pools {
             .map(|count| count.load(Ordering::Relaxed))
     }
 
+    /// The count of connections checked out on `node` now, shared.
+    pub fn in_flight_on(&self, node: NodeId) -> Option<Arc<AtomicU32>> {
+        self.in_flight.get(node.index()).cloned()
+    }
+
     /// Forgets the pools of the users `forget` says yes to: clients that
     /// hold one keep it until they leave; the next asks for a new one
     /// (made with the configuration then in force).

@@ -225,9 +225,15 @@ fn apply_node_changes(
         }
     }
     for (id, _, _) in changes.removed {
-        state.monitor.remove_node(id);
+        state.monitor.drain_node(id);
         state.nodes.retire(id);
         state.pools.retire_node(id);
+        let in_flight = state.pools.in_flight_on(id);
+        tokio::spawn(stop_probing_once_drained(
+            state.monitor.clone(),
+            id,
+            in_flight,
+        ));
     }
     let topology = state.topology();
     for (id, weight) in changes.kept {
@@ -235,6 +241,26 @@ fn apply_node_changes(
             state.monitor.set_weight(id, weight);
         }
     }
+}
+
+/// How often a removed node's checked-out connections are counted.
+const DRAIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Stops the monitor's probes of a removed `node` once no connection to it
+/// is checked out (`in_flight`): until then a transaction or pin on it
+/// finishes there, and is routed by its health.
+async fn stop_probing_once_drained(
+    monitor: pgrw_monitor::Monitor,
+    node: pgrw_core::route::NodeId,
+    in_flight: Option<Arc<std::sync::atomic::AtomicU32>>,
+) {
+    if let Some(in_flight) = in_flight {
+        while in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(DRAIN_CHECK_INTERVAL).await;
+        }
+    }
+    monitor.remove_node(node);
+    tracing::info!(%node, "removed node drained");
 }
 
 /// The first key that differs between `old` and `new` and cannot change

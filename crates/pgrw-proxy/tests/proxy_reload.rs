@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use admin_console::{cell, console, rows};
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
+use pgrw_core::route::Role;
 use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
 
 /// Bounds every wait in these tests; far above what each should take.
@@ -215,6 +216,15 @@ fn start_readers(
         .collect()
 }
 
+/// The port of the server that answers `client`'s next read.
+async fn server_port(client: &tokio_postgres::Client) -> u16 {
+    let row = client
+        .query_one("SELECT inet_server_port()", &[])
+        .await
+        .expect("a read");
+    row.get::<_, i32>(0) as u16
+}
+
 /// The names `SHOW NODES` lists.
 async fn node_names(admin: &tokio_postgres::Client) -> Vec<String> {
     rows(admin, "SHOW NODES")
@@ -298,6 +308,22 @@ async fn a_reload_adds_a_replica_once_caught_up_and_removes_one_while_clients_ru
     )
     .await;
 
+    // A read-only transaction open on replica1 when it is removed.
+    let (held, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("a client");
+    tokio::spawn(connection);
+    let mut on_replica1 = false;
+    for _ in 0..50 {
+        held.simple_query("BEGIN READ ONLY").await.expect("BEGIN");
+        if server_port(&held).await == replica1 {
+            on_replica1 = true;
+            break;
+        }
+        held.simple_query("COMMIT").await.expect("COMMIT");
+    }
+    assert!(on_replica1, "no read-only transaction opened on replica1");
+
     // replica1 leaves: no read that began after the reload reaches it.
     std::fs::write(&path, config_of(&cluster, &["primary", "replica2"])).expect("write");
     admin
@@ -311,6 +337,18 @@ async fn a_reload_adds_a_replica_once_caught_up_and_removes_one_while_clients_ru
     })
     .await;
     assert_eq!(reads.count(2, replica1), 0, "a read reached a removed node");
+    // The transaction on it finishes there; then the monitor lets it go.
+    assert_eq!(server_port(&held).await, replica1);
+    held.simple_query("COMMIT").await.expect("COMMIT");
+    wait_until(DEADLINE, "replica1 is no longer probed", async || {
+        state
+            .topology()
+            .nodes
+            .iter()
+            .any(|node| &*node.name == "replica1" && node.role == Role::Unknown)
+    })
+    .await;
+    assert_ne!(server_port(&held).await, replica1);
 
     // The primary cannot be removed nor moved; the nodes in use stay.
     std::fs::write(&path, config_of(&cluster, &["replica2"])).expect("write");
