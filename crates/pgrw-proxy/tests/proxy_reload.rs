@@ -350,6 +350,18 @@ async fn a_reload_adds_a_replica_once_caught_up_and_removes_one_while_clients_ru
     .await;
     assert_ne!(server_port(&held).await, replica1);
 
+    // A node whose CA file cannot be read is refused before anything changes.
+    let replica1_table = format!("name = \"replica1\"\nport = {replica1}\n");
+    let bad_ca = config_of(&cluster, &["primary", "replica2", "replica1"]).replace(
+        &replica1_table,
+        &format!(
+            "{replica1_table}sslmode = \"verify-full\"\nsslrootcert = \"/nonexistent/ca.pem\"\n"
+        ),
+    );
+    std::fs::write(&path, bad_ca).expect("write");
+    let (_, message) = refused_reload(&admin).await;
+    assert!(message.contains("nodes[2].sslrootcert"), "{message}");
+
     // The primary cannot be removed nor moved; the nodes in use stay.
     std::fs::write(&path, config_of(&cluster, &["replica2"])).expect("write");
     let (code, message) = refused_reload(&admin).await;
