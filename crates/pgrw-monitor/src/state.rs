@@ -121,6 +121,15 @@ struct Nodes {
     progress: PrimaryProgress,
 }
 
+impl Nodes {
+    /// `node`'s state, unless the monitor does not have it or retired it.
+    fn in_use(&mut self, node: NodeId) -> Option<&mut NodeState> {
+        self.states
+            .get_mut(node.index())
+            .filter(|state| !state.retired)
+    }
+}
+
 /// The state the node tasks feed and the handles read.
 pub(crate) struct MonitorState {
     /// The origin of [`MonitorState::now`].
@@ -224,11 +233,7 @@ impl MonitorState {
     /// finishes. False for a node the monitor does not have or retired.
     pub(crate) fn drain(&self, node: NodeId) -> bool {
         let mut nodes = self.lock();
-        let Some(state) = nodes
-            .states
-            .get_mut(node.index())
-            .filter(|state| !state.retired)
-        else {
+        let Some(state) = nodes.in_use(node) else {
             return false;
         };
         if !state.draining {
@@ -296,12 +301,7 @@ impl MonitorState {
     /// [`MonitorState::record`] at monotonic time `now`.
     fn record_at(&self, node: NodeId, outcome: Outcome, now: Duration) {
         let mut nodes = self.lock();
-        let Some(name) = nodes
-            .states
-            .get(node.index())
-            .filter(|state| !state.retired)
-            .map(|state| Arc::clone(&state.name))
-        else {
+        let Some(name) = nodes.in_use(node).map(|state| Arc::clone(&state.name)) else {
             // A probe that ended as its node was removed, or a driver's late word.
             tracing::debug!(%node, ?outcome, "outcome for a node the monitor does not have");
             return;
@@ -476,11 +476,7 @@ impl MonitorState {
     /// nothing is routed to it. False for a node the monitor does not have.
     pub(crate) fn set_operator_ban(&self, node: NodeId, banned: bool) -> bool {
         let mut nodes = self.lock();
-        let Some(state) = nodes
-            .states
-            .get_mut(node.index())
-            .filter(|state| !state.retired)
-        else {
+        let Some(state) = nodes.in_use(node) else {
             return false;
         };
         let name = Arc::clone(&state.name);
