@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use admin_console::{cell, console, rows};
+use admin_console::{cell, console, http_get, rows, samples};
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
 use pgrw_core::route::Role;
 use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
@@ -149,7 +149,7 @@ async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_run
 }
 
 /// A config for `cluster` naming only the nodes in `names` (in that order),
-/// user `postgres` as an admin, round-robin reads.
+/// user `postgres` as an admin, round-robin reads, `/metrics` served.
 fn config_of(cluster: &TestCluster, names: &[&str]) -> String {
     let mut text = "listen = \"127.0.0.1:0\"\n".to_string();
     for name in names {
@@ -160,7 +160,7 @@ fn config_of(cluster: &TestCluster, names: &[&str]) -> String {
     }
     text.push_str(&format!(
         "[[users]]\nname = \"postgres\"\npassword = \"{TEST_PASSWORD}\"\nadmin = true\n\
-         [policy]\nbalancing = \"round_robin\"\n"
+         [policy]\nbalancing = \"round_robin\"\n[admin]\nmetrics_listen = \"127.0.0.1:0\"\n"
     ));
     text
 }
@@ -225,6 +225,21 @@ async fn server_port(client: &tokio_postgres::Client) -> u16 {
     row.get::<_, i32>(0) as u16
 }
 
+/// The nodes `/metrics` reports `pgrw_node_up` for.
+async fn metrics_nodes(proxy: &ProxyHandle) -> Vec<String> {
+    let address = proxy.metrics_addr().expect("a metrics listener");
+    let (status, body) = http_get(address, "/metrics").await;
+    assert_eq!(status, 200);
+    let mut nodes: Vec<String> = samples(&body)
+        .keys()
+        .filter_map(|key| key.strip_prefix("pgrw_node_up{node=\""))
+        .filter_map(|rest| rest.strip_suffix("\"}"))
+        .map(str::to_string)
+        .collect();
+    nodes.sort();
+    nodes
+}
+
 /// The names `SHOW NODES` lists.
 async fn node_names(admin: &tokio_postgres::Client) -> Vec<String> {
     rows(admin, "SHOW NODES")
@@ -276,6 +291,10 @@ async fn a_reload_adds_a_replica_once_caught_up_and_removes_one_while_clients_ru
     reads.phase.store(1, Ordering::Release);
     assert_eq!(
         node_names(&admin).await,
+        ["primary", "replica1", "replica2"]
+    );
+    assert_eq!(
+        metrics_nodes(&proxy).await,
         ["primary", "replica1", "replica2"]
     );
     // It is probed and shown, but gets no read while it has not replayed
@@ -332,6 +351,7 @@ async fn a_reload_adds_a_replica_once_caught_up_and_removes_one_while_clients_ru
         .expect("removing reloads");
     reads.phase.store(2, Ordering::Release);
     assert_eq!(node_names(&admin).await, ["primary", "replica2"]);
+    assert_eq!(metrics_nodes(&proxy).await, ["primary", "replica2"]);
     wait_until(DEADLINE, "reads go on after replica1 left", async || {
         reads.count(2, replica2) > 30
     })
