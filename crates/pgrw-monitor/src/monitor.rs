@@ -130,14 +130,65 @@ impl Monitor {
         self.running.state.topology.subscribe()
     }
 
-    /// The nodes, in [`NodeId`] order.
-    pub fn addresses(&self) -> &[NodeAddress] {
-        &self.running.state.addresses
+    /// The nodes, in [`NodeId`] order (those removed by
+    /// [`Monitor::remove_node`] included: ids are never reused).
+    pub fn addresses(&self) -> Vec<NodeAddress> {
+        self.running.state.addresses()
     }
 
-    /// The address of `node`, if the monitor has it.
-    pub fn address(&self, node: NodeId) -> Option<&NodeAddress> {
-        self.running.state.addresses.get(node.index())
+    /// The address of `node`, if the monitor has it (and it was not removed).
+    pub fn address(&self, node: NodeId) -> Option<NodeAddress> {
+        self.running.state.address(node)
+    }
+
+    /// Starts probing a node at the next [`NodeId`] (never one a removed node
+    /// had). It is down with an unknown role until its first probe answers,
+    /// then judged as every node: a replica gets reads once it is up,
+    /// follows the primary and has replayed what a read requires.
+    /// `None` when every id is taken.
+    ///
+    /// Must be called inside a tokio runtime (it spawns the node's task).
+    pub fn add_node(&self, address: NodeAddress) -> Option<NodeId> {
+        let mut tasks = self
+            .running
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = self.running.state.add(address)?;
+        let task = tokio::spawn(watch_node(Arc::clone(&self.running.state), id));
+        // Tasks are kept by id: pad for ids given before this handle existed.
+        while tasks.len() < id.index() {
+            tasks.push(tokio::spawn(async {}));
+        }
+        tasks.push(task);
+        Some(id)
+    }
+
+    /// Takes `node` out of routing while what runs on it finishes: it is
+    /// still probed, but every topology shows it as not following the
+    /// primary ([`pgrw_core::route::Orphan::Removed`]), so no new read goes
+    /// to it, while a transaction or pin already on it carries on. End with
+    /// [`Monitor::remove_node`]. False for a node the monitor does not have
+    /// or removed already.
+    pub fn drain_node(&self, node: NodeId) -> bool {
+        self.running.state.drain(node)
+    }
+
+    /// Stops probing `node` for good: from the next topology on it is down
+    /// with an unknown role, so nothing is routed to it, and its id is never
+    /// given to another node. False for a node the monitor does not have or
+    /// removed already.
+    pub fn remove_node(&self, node: NodeId) -> bool {
+        let tasks = self
+            .running
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(task) = tasks.get(node.index()) {
+            task.abort();
+        }
+        drop(tasks);
+        self.running.state.retire(node)
     }
 
     /// Waits until every node has been probed once (up or not) and a primary
@@ -219,8 +270,8 @@ impl Monitor {
     /// monitor cannot connect to is tried at its own pace (every interval, or
     /// up to 1 s apart while its server refuses the login).
     pub fn refresh(&self) {
-        for index in 0..self.running.state.addresses.len() {
-            self.running.state.wake(NodeId(index as u16));
+        for (id, _) in self.topology().iter() {
+            self.running.state.wake(id);
         }
     }
 
@@ -323,7 +374,7 @@ fn replica_has_replayed(topology: &Topology, lsn: Lsn, only: Option<NodeId>) -> 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Monitor")
-            .field("nodes", &self.running.state.addresses)
+            .field("nodes", &self.running.state.addresses())
             .field("topology", &self.topology())
             .finish()
     }

@@ -23,7 +23,10 @@ pub(crate) const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Watches `node` until the task is aborted.
 pub(crate) async fn watch_node(state: Arc<MonitorState>, node: NodeId) {
-    let address = &state.addresses[node.index()];
+    let Some(address) = state.address(node) else {
+        return;
+    };
+    let address = &address;
     let interval = state.config.interval;
     let timeout = state.config.probe_timeout;
     // The CA file is read once; a node whose TLS settings cannot be used is

@@ -32,8 +32,20 @@ pub(crate) enum Outcome {
 }
 
 /// One node as the monitor tracks it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct NodeState {
+    /// Where it is; fixed for the life of its [`NodeId`].
+    address: NodeAddress,
+    /// Its name, shared by every topology.
+    name: Arc<str>,
+    /// Wakes its task to probe now.
+    wake: Arc<Notify>,
+    /// Removed by a reload, still probed while what is on it finishes: every
+    /// topology shows it as [`Orphan::Removed`], so nothing new goes to it.
+    draining: bool,
+    /// Removed by a reload: no task probes it, every topology shows it down
+    /// with an unknown role, and its [`NodeId`] is never given to another node.
+    retired: bool,
     health: NodeHealth,
     /// Whether any probe has finished, whatever its outcome.
     probed: bool,
@@ -51,6 +63,24 @@ struct NodeState {
 }
 
 impl NodeState {
+    /// A node at `address`, not probed yet (down, role unknown).
+    fn new(address: NodeAddress) -> NodeState {
+        NodeState {
+            name: Arc::from(address.name.as_str()),
+            address,
+            wake: Arc::new(Notify::new()),
+            draining: false,
+            retired: false,
+            health: NodeHealth::default(),
+            probed: false,
+            last: None,
+            probe_began: Duration::ZERO,
+            orphan: None,
+            operator_banned: false,
+            weight: None,
+        }
+    }
+
     fn role(&self) -> Role {
         self.last.as_ref().map_or(Role::Unknown, Reading::role)
     }
@@ -91,29 +121,30 @@ struct Nodes {
     progress: PrimaryProgress,
 }
 
+impl Nodes {
+    /// `node`'s state, unless the monitor does not have it or retired it.
+    fn in_use(&mut self, node: NodeId) -> Option<&mut NodeState> {
+        self.states
+            .get_mut(node.index())
+            .filter(|state| !state.retired)
+    }
+}
+
 /// The state the node tasks feed and the handles read.
 pub(crate) struct MonitorState {
     /// The origin of [`MonitorState::now`].
     epoch: Instant,
     pub(crate) config: MonitorConfig,
-    pub(crate) addresses: Vec<NodeAddress>,
-    names: Vec<Arc<str>>,
     nodes: Mutex<Nodes>,
     /// The latest topology.
     pub(crate) topology: watch::Sender<Arc<Topology>>,
     /// Bumped after every finished probe, for [`crate::Monitor::ready`].
     pub(crate) probes: watch::Sender<u64>,
-    /// One per node: wakes its task to probe now.
-    wakes: Vec<Notify>,
 }
 
 impl MonitorState {
     /// The state of `addresses`, none probed yet (all down, roles unknown).
     pub(crate) fn new(addresses: Vec<NodeAddress>, config: MonitorConfig) -> MonitorState {
-        let names: Vec<Arc<str>> = addresses
-            .iter()
-            .map(|address| Arc::from(address.name.as_str()))
-            .collect();
         let window = [
             PROGRESS_WINDOW,
             config.health.max_lag.unwrap_or_default() * 2,
@@ -123,7 +154,7 @@ impl MonitorState {
         .max()
         .unwrap_or(PROGRESS_WINDOW);
         let nodes = Nodes {
-            states: addresses.iter().map(|_| NodeState::default()).collect(),
+            states: addresses.into_iter().map(NodeState::new).collect(),
             primary_lsn: Lsn::INVALID,
             primary_lsn_at: None,
             split_brain: false,
@@ -132,9 +163,6 @@ impl MonitorState {
         let state = MonitorState {
             epoch: Instant::now(),
             config,
-            wakes: addresses.iter().map(|_| Notify::new()).collect(),
-            addresses,
-            names,
             nodes: Mutex::new(nodes),
             topology: watch::Sender::new(Arc::default()),
             probes: watch::Sender::new(0),
@@ -151,23 +179,102 @@ impl MonitorState {
 
     /// Asks `node`'s task to probe now (a no-op for an unknown node).
     pub(crate) fn wake(&self, node: NodeId) {
-        if let Some(wake) = self.wakes.get(node.index()) {
+        if let Some(wake) = self.wake_of(node) {
             wake.notify_one();
         }
     }
 
     /// Waits until someone calls [`MonitorState::wake`] for `node`.
     pub(crate) async fn woken(&self, node: NodeId) {
-        match self.wakes.get(node.index()) {
+        match self.wake_of(node) {
             Some(wake) => wake.notified().await,
             None => std::future::pending().await,
         }
     }
 
+    fn wake_of(&self, node: NodeId) -> Option<Arc<Notify>> {
+        let nodes = self.lock();
+        Some(Arc::clone(&nodes.states.get(node.index())?.wake))
+    }
+
+    /// Every node's address, in [`NodeId`] order (retired ones included:
+    /// their place keeps the ids of the others).
+    pub(crate) fn addresses(&self) -> Vec<NodeAddress> {
+        let nodes = self.lock();
+        nodes
+            .states
+            .iter()
+            .map(|state| state.address.clone())
+            .collect()
+    }
+
+    /// The address of `node`, if the monitor has it and it is not retired.
+    pub(crate) fn address(&self, node: NodeId) -> Option<NodeAddress> {
+        let nodes = self.lock();
+        let state = nodes.states.get(node.index())?;
+        (!state.retired).then(|| state.address.clone())
+    }
+
+    /// Takes a new node, not probed yet, at the next [`NodeId`]: ids are
+    /// never reused, so nothing keyed by an id (stats, a session's last
+    /// read) can mistake it for a node removed before. `None` when every
+    /// id is taken.
+    pub(crate) fn add(&self, address: NodeAddress) -> Option<NodeId> {
+        let mut nodes = self.lock();
+        let id = NodeId(u16::try_from(nodes.states.len()).ok()?);
+        tracing::info!(node = %address.name, %id, "node added by a reload: probing it");
+        nodes.states.push(NodeState::new(address));
+        self.publish(&mut nodes, self.now());
+        Some(id)
+    }
+
+    /// Drains `node`: still probed, but shown as [`Orphan::Removed`] from now
+    /// on, so that no new unit goes to it while a transaction or pin on it
+    /// finishes. False for a node the monitor does not have or retired.
+    pub(crate) fn drain(&self, node: NodeId) -> bool {
+        let mut nodes = self.lock();
+        let Some(state) = nodes.in_use(node) else {
+            return false;
+        };
+        if !state.draining {
+            tracing::info!(node = %state.name, "node removed by a reload: no new reads or writes, what is on it finishes");
+            state.draining = true;
+        }
+        let now = self.now();
+        self.judge_replicas(&mut nodes, now);
+        self.publish(&mut nodes, now);
+        true
+    }
+
+    /// Retires `node`: forgotten but for its place, down with an unknown
+    /// role in every topology from now on. False for a node the monitor
+    /// does not have or retired already.
+    pub(crate) fn retire(&self, node: NodeId) -> bool {
+        let mut nodes = self.lock();
+        let Some(state) = nodes.states.get_mut(node.index()) else {
+            return false;
+        };
+        if state.retired {
+            return false;
+        }
+        tracing::info!(node = %state.name, "node removed by a reload: no longer probed");
+        let mut retired = NodeState::new(state.address.clone());
+        retired.retired = true;
+        retired.wake = Arc::clone(&state.wake);
+        *state = retired;
+        let now = self.now();
+        self.judge_replicas(&mut nodes, now);
+        self.publish(&mut nodes, now);
+        true
+    }
+
     /// Whether every node has been probed and a primary is up.
     pub(crate) fn is_ready(&self) -> bool {
         let nodes = self.lock();
-        nodes.states.iter().all(|state| state.probed)
+        nodes
+            .states
+            .iter()
+            .all(|state| state.probed || state.retired)
             && nodes
                 .states
                 .iter()
@@ -177,11 +284,11 @@ impl MonitorState {
     /// The names of the nodes not probed yet.
     pub(crate) fn unprobed(&self) -> Vec<String> {
         let nodes = self.lock();
-        self.addresses
+        nodes
+            .states
             .iter()
-            .zip(&nodes.states)
-            .filter(|(_, state)| !state.probed)
-            .map(|(address, _)| address.name.clone())
+            .filter(|state| !state.probed && !state.retired)
+            .map(|state| state.address.name.clone())
             .collect()
     }
 
@@ -193,11 +300,12 @@ impl MonitorState {
 
     /// [`MonitorState::record`] at monotonic time `now`.
     fn record_at(&self, node: NodeId, outcome: Outcome, now: Duration) {
-        let Some(name) = self.names.get(node.index()).cloned() else {
-            tracing::warn!(%node, ?outcome, "outcome for a node the monitor does not have");
+        let mut nodes = self.lock();
+        let Some(name) = nodes.in_use(node).map(|state| Arc::clone(&state.name)) else {
+            // A probe that ended as its node was removed, or a driver's late word.
+            tracing::debug!(%node, ?outcome, "outcome for a node the monitor does not have");
             return;
         };
-        let mut nodes = self.lock();
         let before_health = nodes.states[node.index()].health.health();
         let before_role = nodes.states[node.index()].role();
         let probed = !matches!(outcome, Outcome::DriverFailed(_));
@@ -262,7 +370,12 @@ impl MonitorState {
         let Nodes {
             states, progress, ..
         } = nodes;
-        for (state, name) in states.iter_mut().zip(&self.names) {
+        for state in states.iter_mut() {
+            if state.draining {
+                state.orphan = Some(Orphan::Removed);
+                continue;
+            }
+            let name = &state.name;
             let judged = match &state.last {
                 Some(Reading::Replica {
                     receiver, upstream, ..
@@ -311,8 +424,8 @@ impl MonitorState {
         };
         match (split, nodes.split_brain) {
             (Some((first, second)), false) => tracing::warn!(
-                first = %self.names[first.index()],
-                second = %self.names[second.index()],
+                first = %nodes.states[first.index()].name,
+                second = %nodes.states[second.index()].name,
                 "two nodes are primary: writes are refused until one is demoted or stopped"
             ),
             (None, true) => tracing::info!("one primary again: writes are accepted"),
@@ -326,9 +439,7 @@ impl MonitorState {
         let topology_nodes = nodes
             .states
             .iter()
-            .zip(&self.addresses)
-            .zip(&self.names)
-            .map(|((state, address), name)| {
+            .map(|state| {
                 let (replay_lsn, lag) = match &state.last {
                     Some(reading) => (reading.applied_lsn(), lag_of(reading, nodes, now)),
                     None => (Lsn::INVALID, Lag::default()),
@@ -342,12 +453,12 @@ impl MonitorState {
                     false => state.health.health(),
                 };
                 Node {
-                    name: Arc::clone(name),
+                    name: Arc::clone(&state.name),
                     role: state.role(),
                     health,
                     replay_lsn,
                     lag,
-                    weight: state.weight.unwrap_or(address.weight),
+                    weight: state.weight.unwrap_or(state.address.weight),
                     answering: state.health.answering(),
                     orphan: state.orphan,
                 }
@@ -364,11 +475,11 @@ impl MonitorState {
     /// is shown banned in every topology, whatever its probes find, so that
     /// nothing is routed to it. False for a node the monitor does not have.
     pub(crate) fn set_operator_ban(&self, node: NodeId, banned: bool) -> bool {
-        let Some(name) = self.names.get(node.index()).cloned() else {
+        let mut nodes = self.lock();
+        let Some(state) = nodes.in_use(node) else {
             return false;
         };
-        let mut nodes = self.lock();
-        let state = &mut nodes.states[node.index()];
+        let name = Arc::clone(&state.name);
         if state.operator_banned != banned {
             state.operator_banned = banned;
             match banned {

@@ -11,7 +11,7 @@
 //! (`shutdown`: the phases a graceful stop goes through),
 //! `session` runs one client (a module per protocol phase), [`pool`] and
 //! [`backend`] hold the node connections, [`cancel`] routes CancelRequests,
-//! [`config`] reads `pgrw.toml`, [`limits`] raises the open-file limit it needs,
+//! [`config`] reads `pgrw.toml`, `nodes` holds each node by id, [`limits`] raises the open-file limit it needs,
 //! [`tls`] loads the certificate clients see, [`unknown_writes`] holds reads
 //! back after writes whose position the proxy could not learn,
 //! [`stats`] counts what went to which node, `admin` is the console (the
@@ -29,6 +29,7 @@ pub mod config;
 pub mod limits;
 mod metrics;
 mod node_stream;
+mod nodes;
 pub mod pool;
 pub mod protocol;
 pub mod reload;

@@ -241,7 +241,10 @@ pub(crate) fn render(state: &ProxyState) -> String {
         "histogram",
         "time of a unit of work on the node, from checkout to ReadyForQuery",
     );
-    for (node, timing) in nodes.iter().zip(&stats.routes.nodes) {
+    for node in &nodes {
+        let Some(timing) = stats.routes.nodes.get(node.id.index()) else {
+            continue;
+        };
         for (bound, count) in LATENCY_BUCKETS_US.iter().zip(&timing.cumulative_buckets) {
             let le = format!("{}", *bound as f64 / 1_000_000.0);
             out.sample(

@@ -3,7 +3,7 @@
 //! guard that closes a connection nobody gave back cleanly.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -54,6 +54,8 @@ pub struct Pool {
     in_flight: Arc<AtomicU32>,
     /// Clients waiting for a free slot now (`cl_waiting`).
     waiting: AtomicU32,
+    /// Its node was removed by a reload: connections given back are closed.
+    retired: AtomicBool,
 }
 
 impl Pool {
@@ -73,6 +75,7 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             in_flight,
             waiting: AtomicU32::new(0),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -192,6 +195,7 @@ impl Pool {
     fn give_back(&self, mut connection: Box<BackendConnection>) {
         let now = Instant::now();
         if connection.status != TransactionStatus::Idle
+            || self.retired.load(Ordering::Relaxed)
             || connection.tainted
             || connection.has_settings
             || !self.fresh(&connection, now)
@@ -315,6 +319,11 @@ impl Pools {
             .map(|count| count.load(Ordering::Relaxed))
     }
 
+    /// The count of connections checked out on `node` now, shared.
+    pub fn in_flight_on(&self, node: NodeId) -> Option<Arc<AtomicU32>> {
+        self.in_flight.get(node.index()).cloned()
+    }
+
     /// Forgets the pools of the users `forget` says yes to: clients that
     /// hold one keep it until they leave; the next asks for a new one
     /// (made with the configuration then in force).
@@ -332,6 +341,23 @@ impl Pools {
                 pool.close_idle();
             }
         }
+    }
+
+    /// Forgets every pool of `node` (a reload removed it) and closes their
+    /// idle connections; a connection a client holds now is closed when it
+    /// is given back, so a transaction or pinned session on it ends first.
+    pub fn retire_node(&self, node: NodeId) {
+        let mut pools = self.pools.lock().expect("the pool map is never poisoned");
+        pools.retain(|(pool_node, _, _), pool| {
+            if *pool_node != node {
+                return true;
+            }
+            pool.retired.store(true, Ordering::Relaxed);
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.clear();
+            }
+            false
+        });
     }
 
     /// Every pool made so far, ordered by node, database and user.

@@ -11,13 +11,20 @@
 //! - `[pool]` sizes and timeouts (`mode`, `stall_timeout_ms` excepted): pools
 //!   are made afresh for clients that connect after it; connected clients
 //!   keep the pools they have until they leave.
-//! - `nodes[].weight`: the next topology.
+//! - `[[nodes]]` (see [`node_changes`]): a node of the same name reached the
+//!   same way keeps its id and takes its new `weight`; a new node gets a new
+//!   id (never one a removed node had), is probed, and gets reads once it is
+//!   up and has replayed what each read requires, as every replica; a node
+//!   gone (or reached another way: `host`, `port`, `sslmode`, `sslrootcert`)
+//!   gets no new unit, its idle backends are closed, a client's transaction
+//!   or pin on it finishes there, and it leaves `SHOW NODES` and `/metrics`.
+//!   A node last seen as the primary is never removed: such a file is refused.
 //!
-//! Refused: adding, removing, renaming or moving nodes, or changing how they
-//! are reached (`sslmode`, `sslrootcert`) (the monitor knows
-//! node `i` as `NodeId(i)` for the proxy's life), `listen`, `[tls]`,
-//! `[admin]`, `[limits]`, `pool.mode`, `pool.stall_timeout_ms` and the top-level
-//! timeouts and limits: those need a restart.
+//! Refused: `listen`, `[tls]`, `[admin]`, `[limits]`, `pool.mode`,
+//! `pool.stall_timeout_ms` and the top-level timeouts and limits: those need
+//! a restart.
+
+mod node_changes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -166,13 +173,17 @@ fn try_reload(state: &ProxyState) -> Result<(), String> {
             path.display()
         ));
     }
-    for (index, (before, after)) in old.nodes.iter().zip(&new.nodes).enumerate() {
-        if before.weight != after.weight {
-            state
-                .monitor
-                .set_weight(pgrw_core::route::NodeId(index as u16), after.weight);
-        }
+    let changes = node_changes::node_changes(&state.nodes.live(), &new.nodes);
+    let ids_left = state
+        .nodes
+        .capacity()
+        .saturating_sub(state.nodes.ids_given());
+    if let Some(why) = node_changes::refusal(&changes, &state.topology(), ids_left) {
+        return Err(format!("{}: {why}", path.display()));
     }
+    // Every CA file is read before anything changes.
+    let tls = new.node_tls().map_err(|error| error.to_string())?;
+    apply_node_changes(state, &new, changes, tls);
     let changed_users: Vec<String> = old
         .users
         .iter()
@@ -190,25 +201,71 @@ fn try_reload(state: &ProxyState) -> Result<(), String> {
     Ok(())
 }
 
+/// Adds the new nodes (monitor first: a node is probed before any route
+/// can name it), retires the removed ones and sets the kept ones' weights.
+fn apply_node_changes(
+    state: &ProxyState,
+    new: &ProxyConfig,
+    changes: node_changes::NodeChanges,
+    mut tls: Vec<pgrw_monitor::NodeTlsClient>,
+) {
+    let addresses = new.node_addresses();
+    for (index, config) in changes.added {
+        let (Some(address), Some(tls)) = (addresses.get(index), tls.get_mut(index)) else {
+            continue;
+        };
+        let Some(id) = state.monitor.add_node(address.clone()) else {
+            continue;
+        };
+        if !state.nodes.add(id, config, tls.clone()) {
+            // Out of step with the monitor (cannot happen: both count from
+            // the start); never route to an id the table cannot reach.
+            tracing::warn!(%id, "a node added by a reload has no slot: it is removed again");
+            state.monitor.remove_node(id);
+        }
+    }
+    for (id, _, _) in changes.removed {
+        state.monitor.drain_node(id);
+        state.nodes.retire(id);
+        state.pools.retire_node(id);
+        let in_flight = state.pools.in_flight_on(id);
+        tokio::spawn(stop_probing_once_drained(
+            state.monitor.clone(),
+            id,
+            in_flight,
+        ));
+    }
+    let topology = state.topology();
+    for (id, weight) in changes.kept {
+        if topology.node(id).is_some_and(|node| node.weight != weight) {
+            state.monitor.set_weight(id, weight);
+        }
+    }
+}
+
+/// How often a removed node's checked-out connections are counted.
+const DRAIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Stops the monitor's probes of a removed `node` once no connection to it
+/// is checked out (`in_flight`): until then a transaction or pin on it
+/// finishes there, and is routed by its health.
+async fn stop_probing_once_drained(
+    monitor: pgrw_monitor::Monitor,
+    node: pgrw_core::route::NodeId,
+    in_flight: Option<Arc<std::sync::atomic::AtomicU32>>,
+) {
+    if let Some(in_flight) = in_flight {
+        while in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(DRAIN_CHECK_INTERVAL).await;
+        }
+    }
+    monitor.remove_node(node);
+    tracing::info!(%node, "removed node drained");
+}
+
 /// The first key that differs between `old` and `new` and cannot change
 /// while the proxy runs.
 fn needs_restart(old: &ProxyConfig, new: &ProxyConfig) -> Option<String> {
-    if old.nodes.len() != new.nodes.len() {
-        return Some("nodes".to_string());
-    }
-    for (index, (before, after)) in old.nodes.iter().zip(&new.nodes).enumerate() {
-        for (key, same) in [
-            ("name", before.name == after.name),
-            ("host", before.host == after.host),
-            ("port", before.port == after.port),
-            ("sslmode", before.sslmode == after.sslmode),
-            ("sslrootcert", before.sslrootcert == after.sslrootcert),
-        ] {
-            if !same {
-                return Some(format!("nodes[{index}].{key}"));
-            }
-        }
-    }
     let pool = |config: &PoolConfig| (config.mode, config.stall_timeout_ms);
     [
         ("listen", old.listen == new.listen),
@@ -257,17 +314,13 @@ mod tests {
     }
 
     #[test]
-    fn moving_or_adding_a_node_needs_a_restart_and_names_the_key() {
+    fn nodes_change_without_a_restart_but_listen_needs_one() {
         let old = config("");
         let mut moved = old.clone();
         moved.nodes[1].port = 6000;
-        assert_eq!(
-            needs_restart(&old, &moved).as_deref(),
-            Some("nodes[1].port")
-        );
-        let mut added = old.clone();
-        added.nodes.push(added.nodes[1].clone());
-        assert_eq!(needs_restart(&old, &added).as_deref(), Some("nodes"));
+        moved.nodes.push(moved.nodes[1].clone());
+        moved.nodes[2].name = "replica2".into();
+        assert_eq!(needs_restart(&old, &moved), None);
         let mut listen = old.clone();
         listen.listen = "127.0.0.1:7000".into();
         assert_eq!(needs_restart(&old, &listen).as_deref(), Some("listen"));

@@ -24,6 +24,7 @@ use crate::backend::BackendLogin;
 use crate::cancel::CancelRegistry;
 use crate::catalogs::DatabaseCatalogs;
 use crate::config::{ProxyConfig, UserConfig};
+use crate::nodes::NodeTable;
 use crate::pool::{Pool, Pools};
 use crate::reload::LiveConfig;
 use crate::session;
@@ -75,8 +76,9 @@ pub struct ProxyState {
     pub cancels: CancelRegistry,
     /// TLS for clients: the certificate loaded at bind, and whether it is required.
     pub(crate) client_tls: ClientTls,
-    /// TLS to each node (by `NodeId`), CA files read at bind.
-    node_tls: Vec<pgrw_monitor::NodeTlsClient>,
+    /// Each node by `NodeId` and TLS to it (CA files read at bind, or by
+    /// the reload that added it); a reload adds and retires nodes.
+    pub(crate) nodes: NodeTable,
     /// Units routed per node and client connections, counted as they happen.
     pub(crate) stats: Arc<ProxyStats>,
     /// Serving, draining or closing: what sessions watch to end on shutdown.
@@ -162,15 +164,15 @@ impl ProxyState {
 
     /// The pool for `node`, logging in as `user` to `database`.
     pub fn pool(&self, node: NodeId, user: &UserConfig, database: &str) -> Option<Arc<Pool>> {
-        let address = self.config.nodes.get(node.index())?;
+        let (address, tls) = self.nodes.get(node)?;
         let login = BackendLogin {
-            node_name: address.name.clone(),
-            host: address.host.clone(),
+            node_name: address.name,
+            host: address.host,
             port: address.port,
             user: user.name.clone(),
             password: user.node_password().to_string(),
             database: database.to_string(),
-            tls: self.node_tls.get(node.index())?.clone(),
+            tls,
         };
         Some(self.pools.pool(node, login, &self.config_now().pool))
     }
@@ -283,7 +285,9 @@ impl Proxy {
             ..MonitorConfig::default()
         };
         let monitor = Monitor::start(config.node_addresses(), monitor_config);
-        let node_count = config.nodes.len();
+        let nodes = NodeTable::new(&config.nodes, node_tls);
+        // Per-node counters are made for the ids reloads may add too.
+        let node_count = nodes.capacity();
         let mut unknown_user_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut unknown_user_key);
         let state = Arc::new(ProxyState {
@@ -303,7 +307,7 @@ impl Proxy {
             known_databases: Mutex::new(HashMap::new()),
             cancels: CancelRegistry::default(),
             client_tls,
-            node_tls,
+            nodes,
             stats: Arc::new(ProxyStats::new(node_count)),
             shutdown: Shutdown::new(),
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),

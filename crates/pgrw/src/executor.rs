@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use pgrw_core::StatementClass;
 use pgrw_core::sql::classify::classify;
 use sqlx::postgres::{PgArguments, PgQueryResult, PgRow, PgStatement, PgTypeInfo};
-use sqlx::{Either, Execute, Executor, PgConnection, Postgres};
+use sqlx::{Either, Execute, Executor, PgConnection, Postgres, SqlStr};
 
 use crate::placement::{Placed, Placement, is_node_failure};
 use crate::pool::{RwPool, Shared};
@@ -17,32 +17,33 @@ use crate::session::{Session, current_wal_lsn};
 
 /// A statement's SQL and arguments, kept so that a read can be sent again to
 /// another node when the first one broke before answering.
-struct Statement<'q> {
-    sql: &'q str,
+struct Statement {
+    sql: SqlStr,
     arguments: Option<PgArguments>,
     persistent: bool,
 }
 
-impl<'q> Statement<'q> {
-    fn take(mut query: impl Execute<'q, Postgres>) -> Result<Statement<'q>, sqlx::Error> {
+impl Statement {
+    fn take<'q>(mut query: impl Execute<'q, Postgres>) -> Result<Statement, sqlx::Error> {
         let arguments = query.take_arguments().map_err(sqlx::Error::Encode)?;
+        let persistent = query.persistent();
         Ok(Statement {
             sql: query.sql(),
             arguments,
-            persistent: query.persistent(),
+            persistent,
         })
     }
 
     /// One sending of the statement. The arguments are copied only when the
     /// statement may be sent again (a read); otherwise they move.
-    fn attempt(&mut self, class: StatementClass) -> Attempt<'q> {
+    fn attempt(&mut self, class: StatementClass) -> Attempt {
         let arguments = if class == StatementClass::Read {
             self.arguments.clone()
         } else {
             self.arguments.take()
         };
         Attempt {
-            sql: self.sql,
+            sql: self.sql.clone(),
             arguments,
             persistent: self.persistent,
         }
@@ -50,18 +51,18 @@ impl<'q> Statement<'q> {
 }
 
 /// One sending of a [`Statement`] to one node.
-struct Attempt<'q> {
-    sql: &'q str,
+struct Attempt {
+    sql: SqlStr,
     arguments: Option<PgArguments>,
     persistent: bool,
 }
 
-impl<'q> Execute<'q, Postgres> for Attempt<'q> {
-    fn sql(&self) -> &'q str {
+impl Execute<'_, Postgres> for Attempt {
+    fn sql(self) -> SqlStr {
         self.sql
     }
 
-    fn statement(&self) -> Option<&PgStatement<'q>> {
+    fn statement(&self) -> Option<&PgStatement> {
         None
     }
 
@@ -103,14 +104,14 @@ async fn after_success(
     }
 }
 
-fn fetch_optional<'e, 'q: 'e>(
+fn fetch_optional<'e>(
     shared: &'e Shared,
     session: Option<&'e Session>,
-    statement: Result<Statement<'q>, sqlx::Error>,
+    statement: Result<Statement, sqlx::Error>,
 ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>> {
     Box::pin(async move {
         let mut statement = statement?;
-        let classification = classify(statement.sql.as_bytes(), &shared.catalog);
+        let classification = classify(statement.sql.as_str().as_bytes(), &shared.catalog);
         let state = session.map(Session::state).unwrap_or_default();
         let mut placement =
             Placement::new(shared, classification.class, classification.hint, &state);
@@ -137,14 +138,14 @@ fn fetch_optional<'e, 'q: 'e>(
 
 type Step = Either<PgQueryResult, PgRow>;
 
-fn fetch_many<'e, 'q: 'e>(
+fn fetch_many<'e>(
     shared: &'e Shared,
     session: Option<&'e Session>,
-    statement: Result<Statement<'q>, sqlx::Error>,
+    statement: Result<Statement, sqlx::Error>,
 ) -> BoxStream<'e, Result<Step, sqlx::Error>> {
     Box::pin(async_stream::try_stream! {
         let mut statement = statement?;
-        let classification = classify(statement.sql.as_bytes(), &shared.catalog);
+        let classification = classify(statement.sql.as_str().as_bytes(), &shared.catalog);
         let state = session.map(Session::state).unwrap_or_default();
         let mut placement = Placement::new(shared, classification.class, classification.hint, &state);
         let class = placement.class();
@@ -188,29 +189,19 @@ fn fetch_many<'e, 'q: 'e>(
     })
 }
 
-fn prepare_with<'e, 'q: 'e>(
+fn prepare_with<'e>(
     pool: &'e RwPool,
-    sql: &'q str,
+    sql: SqlStr,
     parameters: &'e [PgTypeInfo],
-) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>> {
+) -> BoxFuture<'e, Result<PgStatement, sqlx::Error>> {
     Box::pin(async move {
         let mut connection = pool.primary()?.acquire().await?;
         connection.prepare_with(sql, parameters).await
     })
 }
 
-fn describe<'e, 'q: 'e>(
-    pool: &'e RwPool,
-    sql: &'q str,
-) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>> {
-    Box::pin(async move {
-        let mut connection = pool.primary()?.acquire().await?;
-        connection.describe(sql).await
-    })
-}
-
 /// Each statement is classified and routed on its own; no read-your-writes
-/// (use a [`Session`] for that). `prepare`/`describe` go to the primary.
+/// (use a [`Session`] for that). `prepare` goes to the primary.
 impl<'c> Executor<'c> for &'c RwPool {
     type Database = Postgres;
 
@@ -233,25 +224,15 @@ impl<'c> Executor<'c> for &'c RwPool {
         fetch_optional(&self.shared, None, Statement::take(query))
     }
 
-    fn prepare_with<'e, 'q: 'e>(
+    fn prepare_with<'e>(
         self,
-        sql: &'q str,
+        sql: SqlStr,
         parameters: &'e [PgTypeInfo],
-    ) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
+    ) -> BoxFuture<'e, Result<PgStatement, sqlx::Error>>
     where
         'c: 'e,
     {
         prepare_with(self, sql, parameters)
-    }
-
-    fn describe<'e, 'q: 'e>(
-        self,
-        sql: &'q str,
-    ) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        describe(self, sql)
     }
 }
 
@@ -278,24 +259,14 @@ impl<'c> Executor<'c> for &'c Session {
         fetch_optional(&self.pool.shared, Some(self), Statement::take(query))
     }
 
-    fn prepare_with<'e, 'q: 'e>(
+    fn prepare_with<'e>(
         self,
-        sql: &'q str,
+        sql: SqlStr,
         parameters: &'e [PgTypeInfo],
-    ) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
+    ) -> BoxFuture<'e, Result<PgStatement, sqlx::Error>>
     where
         'c: 'e,
     {
         prepare_with(&self.pool, sql, parameters)
-    }
-
-    fn describe<'e, 'q: 'e>(
-        self,
-        sql: &'q str,
-    ) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        describe(&self.pool, sql)
     }
 }

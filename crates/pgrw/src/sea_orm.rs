@@ -15,18 +15,19 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use ::sea_orm::sea_query::Values;
 use ::sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     ExecResult, IsolationLevel, QueryResult, QueryStream, RuntimeErr, SqlxPostgresConnector,
-    Statement, StreamTrait, TransactionError, TransactionTrait,
+    Statement, StreamTrait, TransactionError, TransactionOptions, TransactionTrait,
 };
 use pgrw_core::route::SessionState;
 use pgrw_core::sql::classify::classify;
 use pgrw_core::{StatementClass, TxAccess};
-use sea_query_binder::SqlxValues;
-use sqlx::{Executor, PgPool, Postgres};
+use sea_query_sqlx::SqlxValues;
+use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres};
 
 use crate::pool::RwPool;
 use crate::session::Session;
@@ -79,11 +80,12 @@ impl RwSession {
 
 fn sqlx_query(statement: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
     let values = statement.values.clone().unwrap_or(Values(Vec::new()));
-    sqlx::query_with(&statement.sql, SqlxValues(values))
+    // SeaORM built the SQL (its values are bound apart): safe to send as is.
+    sqlx::query_with(AssertSqlSafe(statement.sql.clone()), SqlxValues(values))
 }
 
 fn connection_error(error: sqlx::Error) -> DbErr {
-    DbErr::Conn(RuntimeErr::SqlxError(error))
+    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error)))
 }
 
 async fn execute<'x, X>(executor: X, statement: Statement) -> Result<ExecResult, DbErr>
@@ -94,7 +96,7 @@ where
         .execute(executor)
         .await
         .map(ExecResult::from)
-        .map_err(|error| DbErr::Exec(RuntimeErr::SqlxError(error)))
+        .map_err(|error| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(error))))
 }
 
 async fn execute_unprepared<'x, X>(executor: X, sql: &'x str) -> Result<ExecResult, DbErr>
@@ -102,12 +104,13 @@ where
     X: Executor<'x, Database = Postgres>,
 {
     // With no arguments, the SQL goes as a simple query: several statements
-    // are allowed, as SeaORM expects of an unprepared execution.
+    // are allowed, as SeaORM expects of an unprepared execution. The caller
+    // wrote it: sent as it is, as SeaORM does.
     executor
-        .execute(sql)
+        .execute(AssertSqlSafe(sql))
         .await
         .map(ExecResult::from)
-        .map_err(|error| DbErr::Exec(RuntimeErr::SqlxError(error)))
+        .map_err(|error| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(error))))
 }
 
 async fn query_one<'x, X>(executor: X, statement: Statement) -> Result<Option<QueryResult>, DbErr>
@@ -118,7 +121,7 @@ where
         .fetch_optional(executor)
         .await
         .map(|row| row.map(QueryResult::from))
-        .map_err(|error| DbErr::Query(RuntimeErr::SqlxError(error)))
+        .map_err(|error| DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))))
 }
 
 async fn query_all<'x, X>(executor: X, statement: Statement) -> Result<Vec<QueryResult>, DbErr>
@@ -129,7 +132,7 @@ where
         .fetch_all(executor)
         .await
         .map(|rows| rows.into_iter().map(QueryResult::from).collect())
-        .map_err(|error| DbErr::Query(RuntimeErr::SqlxError(error)))
+        .map_err(|error| DbErr::Query(RuntimeErr::SqlxError(Arc::new(error))))
 }
 
 /// A SeaORM connection to the node a statement of `class` goes to now.
@@ -164,7 +167,7 @@ async fn stream_from(
 ) -> Result<QueryStream, DbErr> {
     let class = classify(statement.sql.as_bytes(), &pool.shared.catalog).class;
     let connection = node_connection(pool, class, &session)?;
-    connection.stream(statement).await
+    connection.stream_raw(statement).await
 }
 
 /// `ConnectionTrait` for a type whose field `$executor` is a sqlx executor by
@@ -177,7 +180,7 @@ macro_rules! connection_over {
                 DbBackend::Postgres
             }
 
-            async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+            async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
                 execute(&self.$executor, statement).await
             }
 
@@ -185,11 +188,14 @@ macro_rules! connection_over {
                 execute_unprepared(&self.$executor, sql).await
             }
 
-            async fn query_one(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+            async fn query_one_raw(
+                &self,
+                statement: Statement,
+            ) -> Result<Option<QueryResult>, DbErr> {
                 query_one(&self.$executor, statement).await
             }
 
-            async fn query_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+            async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
                 query_all(&self.$executor, statement).await
             }
         }
@@ -202,7 +208,11 @@ connection_over!(RwSession, session);
 impl StreamTrait for RwDatabase {
     type Stream<'a> = QueryStream;
 
-    fn stream<'a>(
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    fn stream_raw<'a>(
         &'a self,
         statement: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<QueryStream, DbErr>> + 'a + Send>> {
@@ -213,7 +223,11 @@ impl StreamTrait for RwDatabase {
 impl StreamTrait for RwSession {
     type Stream<'a> = QueryStream;
 
-    fn stream<'a>(
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    fn stream_raw<'a>(
         &'a self,
         statement: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<QueryStream, DbErr>> + 'a + Send>> {
@@ -226,8 +240,18 @@ impl StreamTrait for RwSession {
 /// `AccessMode::ReadOnly` a replica.
 #[async_trait::async_trait]
 impl TransactionTrait for RwDatabase {
+    type Transaction = DatabaseTransaction;
+
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         self.begin_with_config(None, None).await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_config(options.isolation_level, options.access_mode)
+            .await
     }
 
     async fn begin_with_config(
@@ -278,8 +302,18 @@ impl TransactionTrait for RwDatabase {
 /// reads all go to the primary (safe, not fast) — prefer `transaction(…)`.
 #[async_trait::async_trait]
 impl TransactionTrait for RwSession {
+    type Transaction = DatabaseTransaction;
+
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         self.begin_with_config(None, None).await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_with_config(options.isolation_level, options.access_mode)
+            .await
     }
 
     async fn begin_with_config(

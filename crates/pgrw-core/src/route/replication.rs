@@ -58,6 +58,9 @@ pub enum Orphan {
     /// than [`FollowLimits::max_receive_stall`] (its upstream is not the primary,
     /// or the stream is stuck).
     ReceiveStalled,
+    /// A reload removed it from the configuration: it takes no new unit, and
+    /// a transaction or pin already on it finishes there.
+    Removed,
 }
 
 impl fmt::Display for Orphan {
@@ -69,6 +72,7 @@ impl fmt::Display for Orphan {
                 "it streams timeline {replica}, the primary is on timeline {primary}"
             ),
             Orphan::ReceiveStalled => f.write_str("it has not received the primary's recent WAL"),
+            Orphan::Removed => f.write_str("a reload removed it from the configuration"),
         }
     }
 }

@@ -326,3 +326,47 @@ fn an_operator_cannot_ban_a_node_the_monitor_does_not_have() {
     let state = healthy_cluster();
     assert!(!state.set_operator_ban(NodeId(9), true));
 }
+
+#[test]
+fn a_node_added_gets_the_next_id_and_is_down_until_probed() {
+    let state = healthy_cluster();
+    let address = NodeAddress::from_dsn("replica3", "user=u").expect("a valid DSN");
+    assert_eq!(state.add(address), Some(NodeId(3)));
+    let added = &topology(&state).nodes[3];
+    assert_eq!(added.role, Role::Unknown);
+    assert!(!added.is_up());
+    state.record_at(NodeId(3), replica_at(1_000), ms(30));
+    let added = &topology(&state).nodes[3];
+    assert!(added.is_up() && added.follows_primary());
+}
+
+#[test]
+fn a_draining_replica_stays_up_for_what_is_on_it_but_follows_nothing() {
+    let state = healthy_cluster();
+    assert!(state.drain(NodeId(1)));
+    state.record_at(NodeId(1), replica_at(1_000), ms(100));
+    let replica = &topology(&state).nodes[1];
+    assert!(replica.is_up(), "a transaction on it carries on");
+    assert_eq!(
+        replica.orphan,
+        Some(Orphan::Removed),
+        "no new read goes to it"
+    );
+}
+
+#[test]
+fn a_retired_node_keeps_its_id_down_and_unknown_and_the_next_node_gets_a_new_one() {
+    let state = healthy_cluster();
+    assert!(state.retire(NodeId(1)));
+    assert!(!state.retire(NodeId(1)), "retired once");
+    // A late probe of it changes nothing.
+    state.record_at(NodeId(1), replica_at(1_000), ms(100));
+    let topology_now = topology(&state);
+    assert_eq!(topology_now.nodes.len(), 3);
+    assert_eq!(topology_now.nodes[1].role, Role::Unknown);
+    assert!(!topology_now.nodes[1].is_up());
+    assert!(!state.drain(NodeId(1)) && state.address(NodeId(1)).is_none());
+    assert!(state.is_ready(), "a retired node is not waited for");
+    let address = NodeAddress::from_dsn("replica1", "user=u").expect("a valid DSN");
+    assert_eq!(state.add(address), Some(NodeId(3)), "ids are never reused");
+}

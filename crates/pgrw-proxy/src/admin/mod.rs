@@ -241,12 +241,7 @@ impl Console<'_> {
 
     /// The node called `name`.
     fn node(&self, name: &str) -> Option<NodeId> {
-        self.state
-            .config
-            .nodes
-            .iter()
-            .position(|node| node.name == name)
-            .map(|index| NodeId(index as u16))
+        self.state.nodes.id_of(name)
     }
 
     /// Appends an ErrorResponse.

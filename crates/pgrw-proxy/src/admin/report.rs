@@ -12,6 +12,8 @@ use crate::stats::{NodeRouted, StatsSnapshot};
 /// One node now.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeReport {
+    /// Its id (stats are kept by it).
+    pub(crate) id: NodeId,
     /// Its configured name.
     pub(crate) name: String,
     /// `host:port`.
@@ -60,19 +62,18 @@ pub(crate) fn node_reports(state: &ProxyState, stats: &StatsSnapshot) -> Vec<Nod
     let now = state.monitor.now();
     let wall_now = SystemTime::now();
     let in_flight: Vec<u32> = state.pools.in_flight().collect();
-    let mut idle = vec![0u64; state.config.nodes.len()];
+    let mut idle = vec![0u64; state.nodes.capacity()];
     for pool in state.pools.all() {
         if let Some(count) = idle.get_mut(pool.node().index()) {
             *count += pool.usage().idle as u64;
         }
     }
     state
-        .config
         .nodes
-        .iter()
-        .enumerate()
-        .map(|(index, config)| {
-            let id = NodeId(index as u16);
+        .live()
+        .into_iter()
+        .map(|(id, config)| {
+            let index = id.index();
             let node = topology.node(id);
             let operator_banned = state.monitor.operator_banned(id);
             let health = node.map_or(Health::Down, |node| node.health);
@@ -84,6 +85,7 @@ pub(crate) fn node_reports(state: &ProxyState, stats: &StatsSnapshot) -> Vec<Nod
             };
             let timing = stats.routes.nodes.get(index);
             NodeReport {
+                id,
                 name: config.name.clone(),
                 address: format!("{}:{}", config.host, config.port),
                 role: node.map_or(Role::Unknown, |node| node.role),

@@ -227,8 +227,10 @@ fn stats(state: &ProxyState) -> Table {
             cell(average),
         ]);
     };
-    for (node, timing) in state.config.nodes.iter().zip(&stats.routes.nodes) {
-        row("node", &node.name, timing.tally);
+    for (id, node) in state.nodes.live() {
+        if let Some(timing) = stats.routes.nodes.get(id.index()) {
+            row("node", &node.name, timing.tally);
+        }
     }
     for (reason, tally) in &stats.routes.reasons {
         row("reason", reason.label(), *tally);

@@ -148,7 +148,7 @@ impl Session {
     /// the monitor (which bans it at once) and the unit is routed again, unless
     /// a transaction or pin holds the session to that node.
     async fn route_and_check_out(&mut self, unit: &Unit) -> Option<PooledBackend> {
-        let attempts = self.state.config.nodes.len().max(1);
+        let attempts = self.state.nodes.ids_given().max(1);
         for attempt in 1..=attempts {
             match self.route_and_check_out_once(unit).await {
                 Attempt::CheckedOut(backend, note) => {
