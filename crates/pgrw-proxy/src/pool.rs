@@ -1,6 +1,10 @@
 //! Backend pools, one per (node, database, user): at most `size` connections,
 //! idle ones reused newest first, stale ones closed, and an RAII checkout
 //! guard that closes a connection nobody gave back cleanly.
+//!
+//! With `workers = N` each worker thread keeps its own idle connections (a
+//! connection's socket belongs to the runtime of the thread that opened it:
+//! see [`crate::workers`]); `size` still bounds the pool as a whole.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,8 +51,9 @@ pub struct Pool {
     config: PoolConfig,
     /// Boxed: a connection changes hands twice per statement, and moving a
     /// pointer is cheaper than moving its buffers and sets.
+    /// By worker.
     #[allow(clippy::vec_box)]
-    idle: Mutex<Vec<Box<BackendConnection>>>,
+    idle: Box<[Mutex<Vec<Box<BackendConnection>>>]>,
     permits: Arc<Semaphore>,
     /// The connections checked out on this node, over all its pools.
     in_flight: Arc<AtomicU32>,
@@ -58,19 +63,23 @@ pub struct Pool {
 
 impl Pool {
     /// An empty pool that logs in with `login` and counts its checkouts in
-    /// `in_flight` (shared by every pool of the node).
+    /// `in_flight` (shared by every pool of the node), for `workers` worker
+    /// threads.
     pub fn new(
         node: NodeId,
         login: BackendLogin,
         config: PoolConfig,
         in_flight: Arc<AtomicU32>,
+        workers: usize,
     ) -> Arc<Pool> {
         Arc::new(Pool {
             permits: Arc::new(Semaphore::new(config.size)),
             login,
             node,
             config,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..workers.max(1))
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
             in_flight,
             waiting: AtomicU32::new(0),
         })
@@ -83,7 +92,10 @@ impl Pool {
 
     /// How many idle connections it holds now.
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+        self.idle
+            .iter()
+            .map(|idle| idle.lock().map(|idle| idle.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Who it logs in as, and where.
@@ -103,17 +115,19 @@ impl Pool {
 
     /// Its idle connections: backend process id and age.
     pub fn idle_connections(&self) -> Vec<(i32, std::time::Duration)> {
-        let Ok(idle) = self.idle.lock() else {
-            return Vec::new();
-        };
-        idle.iter()
-            .map(|connection| {
+        let mut connections = Vec::new();
+        for idle in &self.idle {
+            let Ok(idle) = idle.lock() else {
+                continue;
+            };
+            connections.extend(idle.iter().map(|connection| {
                 (
                     connection.cancel_target.process_id,
                     connection.opened_at.elapsed(),
                 )
-            })
-            .collect()
+            }));
+        }
+        connections
     }
 
     /// A connection for exclusive use: an idle one if any is fresh enough,
@@ -145,9 +159,11 @@ impl Pool {
             })?
             .expect("the pool's semaphore is never closed"),
         };
-        if let Some(connection) = self.take_idle() {
-            return Ok(PooledBackend::new(self, connection, permit));
+        let worker = self.worker();
+        if let Some(connection) = self.take_idle(worker) {
+            return Ok(PooledBackend::new(self, connection, permit, worker));
         }
+        self.make_room(worker);
         let connection = tokio::time::timeout(
             self.config.connect_timeout(),
             BackendConnection::connect(&self.login),
@@ -157,11 +173,47 @@ impl Pool {
             node: self.login.node_name.clone(),
             millis: self.config.connect_timeout_ms,
         })??;
-        Ok(PooledBackend::new(self, Box::new(connection), permit))
+        Ok(PooledBackend::new(
+            self,
+            Box::new(connection),
+            permit,
+            worker,
+        ))
     }
 
-    fn take_idle(&self) -> Option<Box<BackendConnection>> {
-        let mut idle = self.idle.lock().ok()?;
+    /// The idle list of the calling thread's worker.
+    fn worker(&self) -> usize {
+        crate::workers::current().min(self.idle.len() - 1)
+    }
+
+    /// Before `worker` opens a connection: when the other workers' idle
+    /// connections would take the pool past its size, closes one of them
+    /// (it could not serve this worker's clients: see [`crate::workers`]).
+    fn make_room(&self, worker: usize) {
+        if self.idle.len() == 1 {
+            return;
+        }
+        let checked_out = self.config.size - self.permits.available_permits().min(self.config.size);
+        if checked_out + self.idle_count() < self.config.size {
+            return;
+        }
+        for (index, idle) in self.idle.iter().enumerate() {
+            if index == worker {
+                continue;
+            }
+            // Oldest first: the newest are the likeliest to be reused.
+            let surplus = idle
+                .lock()
+                .ok()
+                .and_then(|mut idle| (!idle.is_empty()).then(|| idle.remove(0)));
+            if surplus.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn take_idle(&self, worker: usize) -> Option<Box<BackendConnection>> {
+        let mut idle = self.idle[worker].lock().ok()?;
         let now = Instant::now();
         // Newest first; anything idle too long, too old or closed by the node
         // is dropped.
@@ -179,7 +231,7 @@ impl Pool {
             && connection.looks_alive()
     }
 
-    fn give_back(&self, mut connection: Box<BackendConnection>) {
+    fn give_back(&self, mut connection: Box<BackendConnection>, worker: usize) {
         let now = Instant::now();
         if connection.status != TransactionStatus::Idle
             || connection.tainted
@@ -191,7 +243,7 @@ impl Pool {
         connection.idle_since = now;
         // Its next client starts replaying its own settings from the first.
         connection.settings_applied = 0;
-        if let Ok(mut idle) = self.idle.lock() {
+        if let Ok(mut idle) = self.idle[worker].lock() {
             idle.push(connection);
         }
     }
@@ -236,6 +288,8 @@ pub struct PooledBackend {
     connection: Option<Box<BackendConnection>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
+    /// The worker whose idle list it goes back to.
+    worker: usize,
 }
 
 impl Drop for PooledBackend {
@@ -249,12 +303,14 @@ impl PooledBackend {
         pool: &Arc<Pool>,
         connection: Box<BackendConnection>,
         permit: OwnedSemaphorePermit,
+        worker: usize,
     ) -> PooledBackend {
         pool.in_flight.fetch_add(1, Ordering::Relaxed);
         PooledBackend {
             connection: Some(connection),
             pool: pool.clone(),
             _permit: permit,
+            worker,
         }
     }
 
@@ -274,7 +330,7 @@ impl PooledBackend {
     /// fresh; else closes it).
     pub fn release(mut self) {
         if let Some(connection) = self.connection.take() {
-            self.pool.give_back(connection);
+            self.pool.give_back(connection, self.worker);
         }
     }
 }
@@ -285,14 +341,17 @@ pub struct Pools {
     pools: Mutex<HashMap<(NodeId, String, String), Arc<Pool>>>,
     /// By node index.
     in_flight: Box<[Arc<AtomicU32>]>,
+    /// Worker threads, each with its own idle connections.
+    workers: usize,
 }
 
 impl Pools {
-    /// No pool yet, for `nodes` nodes.
-    pub fn new(nodes: usize) -> Pools {
+    /// No pool yet, for `nodes` nodes and `workers` worker threads.
+    pub fn new(nodes: usize, workers: usize) -> Pools {
         Pools {
             pools: Mutex::new(HashMap::new()),
             in_flight: (0..nodes).map(|_| Arc::new(AtomicU32::new(0))).collect(),
+            workers,
         }
     }
 
@@ -332,7 +391,13 @@ impl Pools {
             .entry(key)
             .or_insert_with(|| {
                 let in_flight = self.in_flight.get(node.index()).cloned();
-                Pool::new(node, login, config.clone(), in_flight.unwrap_or_default())
+                Pool::new(
+                    node,
+                    login,
+                    config.clone(),
+                    in_flight.unwrap_or_default(),
+                    self.workers,
+                )
             })
             .clone()
     }
