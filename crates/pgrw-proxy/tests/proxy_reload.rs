@@ -7,14 +7,13 @@ mod admin_console;
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use admin_console::{cell, console, rows};
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
-use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
+
 
 /// Bounds every wait in these tests; far above what each should take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -34,16 +33,6 @@ async fn refused_reload(admin: &tokio_postgres::Client) -> (String, String) {
     (error.code().code().to_string(), error.message().to_string())
 }
 
-async fn start_from_file(path: &Path) -> ProxyHandle {
-    let config = ProxyConfig::load(path).expect("a valid config file");
-    let proxy = Proxy::bind(config).await.expect("the proxy binds");
-    proxy.state().set_config_path(path.to_path_buf());
-    proxy
-        .ready(DEADLINE)
-        .await
-        .expect("the monitor sees every node");
-    proxy.spawn()
-}
 
 #[tokio::test]
 async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_runs() {
@@ -51,7 +40,7 @@ async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_run
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
     std::fs::write(&path, config_text(&cluster, "admin = true", "")).expect("write");
-    let proxy = start_from_file(&path).await;
+    let proxy = proxy_cluster::proxy_from_file(&path).await;
     let port = proxy.local_addr().port();
 
     // A client runs queries all along: no reload may drop or fail it.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use admin_console::{cell, console, rows};
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
-use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
+use pgrw_proxy::ProxyHandle;
 use proxy_cluster::{closed_with, first_value, wait_for_replicas};
 
 /// Bounds every wait in these tests; far above what each should take.
@@ -22,16 +22,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// that this many all land on one worker is 2^-63.
 const MOST_CONNECTIONS: usize = 64;
 
-async fn start_from_file(path: &std::path::Path) -> ProxyHandle {
-    let config = ProxyConfig::load(path).expect("a valid config file");
-    let proxy = Proxy::bind(config).await.expect("the proxy binds");
-    proxy.state().set_config_path(path.to_path_buf());
-    proxy
-        .ready(DEADLINE)
-        .await
-        .expect("the monitor sees every node");
-    proxy.spawn()
-}
 
 /// A config for `cluster` with two workers: user `postgres` (an admin) with
 /// `user_extra` keys, then `tail`.
@@ -104,7 +94,7 @@ async fn clients_on_two_workers_share_writes_totals_and_reloads() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
     std::fs::write(&path, config_text(&cluster, "", "")).expect("write");
-    let proxy = start_from_file(&path).await;
+    let proxy = proxy_cluster::proxy_from_file(&path).await;
     wait_for_replicas(&proxy).await;
 
     let clients = one_on_each_worker(&proxy, "postgres").await;
@@ -200,7 +190,7 @@ async fn a_shutdown_closes_the_clients_of_every_worker() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
     std::fs::write(&path, config_text(&cluster, "", "")).expect("write");
-    let mut proxy = start_from_file(&path).await;
+    let mut proxy = proxy_cluster::proxy_from_file(&path).await;
     let address = proxy.local_addr();
     let clients = one_on_each_worker(&proxy, "postgres").await;
     for (client, _) in &clients {
