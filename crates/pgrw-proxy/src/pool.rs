@@ -193,8 +193,10 @@ impl Pool {
         if self.idle.len() == 1 {
             return;
         }
+        // Checked out counts this checkout's slot, which has no connection
+        // yet: with it, the pool holds this many.
         let checked_out = self.config.size - self.permits.available_permits().min(self.config.size);
-        if checked_out + self.idle_count() < self.config.size {
+        if checked_out + self.idle_count() <= self.config.size {
             return;
         }
         for (index, idle) in self.idle.iter().enumerate() {

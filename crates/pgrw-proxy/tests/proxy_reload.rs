@@ -14,7 +14,6 @@ use std::time::Duration;
 use admin_console::{cell, console, rows};
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
 
-
 /// Bounds every wait in these tests; far above what each should take.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -32,7 +31,6 @@ async fn refused_reload(admin: &tokio_postgres::Client) -> (String, String) {
     let error = refused.as_db_error().expect("an error from the console");
     (error.code().code().to_string(), error.message().to_string())
 }
-
 
 #[tokio::test]
 async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_runs() {

@@ -22,7 +22,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// that this many all land on one worker is 2^-63.
 const MOST_CONNECTIONS: usize = 64;
 
-
 /// A config for `cluster` with two workers: user `postgres` (an admin) with
 /// `user_extra` keys, then `tail`.
 fn config_text(cluster: &TestCluster, user_extra: &str, tail: &str) -> String {
@@ -185,16 +184,34 @@ async fn clients_on_two_workers_share_writes_totals_and_reloads() {
 }
 
 #[tokio::test]
-async fn a_shutdown_closes_the_clients_of_every_worker() {
+async fn a_pool_stays_within_its_size_over_both_workers_and_a_shutdown_closes_all() {
     let cluster = TestCluster::start(0).await;
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
-    std::fs::write(&path, config_text(&cluster, "", "")).expect("write");
+    std::fs::write(&path, config_text(&cluster, "", "[pool]\nsize = 1")).expect("write");
     let mut proxy = proxy_cluster::proxy_from_file(&path).await;
     let address = proxy.local_addr();
     let clients = one_on_each_worker(&proxy, "postgres").await;
-    for (client, _) in &clients {
-        assert_eq!(first_value(client, "SELECT 1").await, "1");
+    // Each worker keeps its own idle backends, but the pool holds one
+    // connection at most: the second worker's checkout closes the first
+    // worker's idle one before it connects.
+    let admin = console(address.port()).await.expect("an admin");
+    for _ in 0..3 {
+        for (client, _) in &clients {
+            assert_eq!(first_value(client, "SELECT 1").await, "1");
+            let pools = rows(&admin, "SHOW POOLS").await;
+            let held: u64 = pools
+                .iter()
+                .filter(|row| row["database"].as_deref() == Some("postgres"))
+                .map(|row| {
+                    ["sv_active", "sv_idle"]
+                        .iter()
+                        .filter_map(|column| row[*column].as_deref()?.parse::<u64>().ok())
+                        .sum::<u64>()
+                })
+                .sum();
+            assert!(held <= 1, "pool size 1 over two workers: {pools:?}");
+        }
     }
 
     proxy.shutdown();
