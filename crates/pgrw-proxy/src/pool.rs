@@ -2,9 +2,10 @@
 //! idle ones reused newest first, stale ones closed, and an RAII checkout
 //! guard that closes a connection nobody gave back cleanly.
 //!
-//! With `workers = N` each worker thread keeps its own idle connections (a
-//! connection's socket belongs to the runtime of the thread that opened it:
-//! see [`crate::workers`]); `size` still bounds the pool as a whole.
+//! With `workers = N` each worker thread has its own share of the pool: its
+//! part of `size` (split evenly, at least 1 each) and its own idle
+//! connections, since a connection's socket belongs to the runtime of the
+//! thread that opened it (see [`crate::workers`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -49,12 +50,8 @@ pub struct Pool {
     login: BackendLogin,
     node: NodeId,
     config: PoolConfig,
-    /// Boxed: a connection changes hands twice per statement, and moving a
-    /// pointer is cheaper than moving its buffers and sets.
-    /// By worker.
-    #[allow(clippy::vec_box)]
-    idle: Box<[Mutex<Vec<Box<BackendConnection>>>]>,
-    permits: Arc<Semaphore>,
+    /// By worker (one with the default `workers = 1`).
+    shares: Box<[Share]>,
     /// The connections checked out on this node, over all its pools.
     in_flight: Arc<AtomicU32>,
     /// Clients waiting for a free slot now (`cl_waiting`).
@@ -73,13 +70,16 @@ impl Pool {
         workers: usize,
     ) -> Arc<Pool> {
         Arc::new(Pool {
-            permits: Arc::new(Semaphore::new(config.size)),
+            shares: share_sizes(config.size, workers)
+                .map(|size| Share {
+                    size,
+                    permits: Arc::new(Semaphore::new(size)),
+                    idle: Mutex::new(Vec::new()),
+                })
+                .collect(),
             login,
             node,
             config,
-            idle: (0..workers.max(1))
-                .map(|_| Mutex::new(Vec::new()))
-                .collect(),
             in_flight,
             waiting: AtomicU32::new(0),
         })
@@ -92,9 +92,9 @@ impl Pool {
 
     /// How many idle connections it holds now.
     pub fn idle_count(&self) -> usize {
-        self.idle
+        self.shares
             .iter()
-            .map(|idle| idle.lock().map(|idle| idle.len()).unwrap_or(0))
+            .map(|share| share.idle.lock().map(|idle| idle.len()).unwrap_or(0))
             .sum()
     }
 
@@ -107,7 +107,7 @@ impl Pool {
     pub fn usage(&self) -> PoolUsage {
         PoolUsage {
             size: self.config.size,
-            checked_out: self.config.size - self.permits.available_permits().min(self.config.size),
+            checked_out: self.shares.iter().map(Share::checked_out).sum(),
             idle: self.idle_count(),
             waiting: self.waiting.load(Ordering::Relaxed) as usize,
         }
@@ -116,8 +116,8 @@ impl Pool {
     /// Its idle connections: backend process id and age.
     pub fn idle_connections(&self) -> Vec<(i32, std::time::Duration)> {
         let mut connections = Vec::new();
-        for idle in &self.idle {
-            let Ok(idle) = idle.lock() else {
+        for share in &self.shares {
+            let Ok(idle) = share.idle.lock() else {
                 continue;
             };
             connections.extend(idle.iter().map(|connection| {
@@ -134,13 +134,15 @@ impl Pool {
     /// else a new one; waits at most the checkout timeout for a free slot.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledBackend, CheckoutError> {
         // A free slot is the common case: take it without arming a timer.
-        let permit = match self.permits.clone().try_acquire_owned() {
+        let worker = self.worker();
+        let permits = &self.shares[worker].permits;
+        let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 let _waiting = Waiting::on(&self.waiting);
                 tokio::time::timeout(
                     self.config.checkout_timeout(),
-                    self.permits.clone().acquire_owned(),
+                    permits.clone().acquire_owned(),
                 )
                 .await
             }
@@ -159,11 +161,9 @@ impl Pool {
             })?
             .expect("the pool's semaphore is never closed"),
         };
-        let worker = self.worker();
         if let Some(connection) = self.take_idle(worker) {
             return Ok(PooledBackend::new(self, connection, permit, worker));
         }
-        self.make_room(worker);
         let connection = tokio::time::timeout(
             self.config.connect_timeout(),
             BackendConnection::connect(&self.login),
@@ -181,41 +181,13 @@ impl Pool {
         ))
     }
 
-    /// The idle list of the calling thread's worker.
+    /// The share of the calling thread's worker.
     fn worker(&self) -> usize {
-        crate::workers::current().min(self.idle.len() - 1)
-    }
-
-    /// Before `worker` opens a connection: when the other workers' idle
-    /// connections would take the pool past its size, closes one of them
-    /// (it could not serve this worker's clients: see [`crate::workers`]).
-    fn make_room(&self, worker: usize) {
-        if self.idle.len() == 1 {
-            return;
-        }
-        // Checked out counts this checkout's slot, which has no connection
-        // yet: with it, the pool holds this many.
-        let checked_out = self.config.size - self.permits.available_permits().min(self.config.size);
-        if checked_out + self.idle_count() <= self.config.size {
-            return;
-        }
-        for (index, idle) in self.idle.iter().enumerate() {
-            if index == worker {
-                continue;
-            }
-            // Oldest first: the newest are the likeliest to be reused.
-            let surplus = idle
-                .lock()
-                .ok()
-                .and_then(|mut idle| (!idle.is_empty()).then(|| idle.remove(0)));
-            if surplus.is_some() {
-                return;
-            }
-        }
+        crate::workers::current().min(self.shares.len() - 1)
     }
 
     fn take_idle(&self, worker: usize) -> Option<Box<BackendConnection>> {
-        let mut idle = self.idle[worker].lock().ok()?;
+        let mut idle = self.shares[worker].idle.lock().ok()?;
         let now = Instant::now();
         // Newest first; anything idle too long, too old or closed by the node
         // is dropped.
@@ -245,10 +217,34 @@ impl Pool {
         connection.idle_since = now;
         // Its next client starts replaying its own settings from the first.
         connection.settings_applied = 0;
-        if let Ok(mut idle) = self.idle[worker].lock() {
+        if let Ok(mut idle) = self.shares[worker].idle.lock() {
             idle.push(connection);
         }
     }
+}
+
+/// One worker's part of a pool.
+struct Share {
+    /// Its part of `size`.
+    size: usize,
+    permits: Arc<Semaphore>,
+    /// Boxed: a connection changes hands twice per statement, and moving a
+    /// pointer is cheaper than moving its buffers and sets.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<BackendConnection>>>,
+}
+
+impl Share {
+    fn checked_out(&self) -> usize {
+        self.size - self.permits.available_permits().min(self.size)
+    }
+}
+
+/// `size` split over `workers` as evenly as it goes, at least 1 each (so
+/// that a pool smaller than the workers holds one connection per worker).
+fn share_sizes(size: usize, workers: usize) -> impl Iterator<Item = usize> {
+    let workers = workers.max(1);
+    (0..workers).map(move |worker| (size / workers + usize::from(worker < size % workers)).max(1))
 }
 
 /// What a pool holds at one moment.
@@ -402,5 +398,18 @@ impl Pools {
                 )
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_sizes;
+
+    #[test]
+    fn a_pool_size_is_split_over_the_workers_at_least_one_each() {
+        assert_eq!(share_sizes(20, 1).collect::<Vec<_>>(), [20]);
+        assert_eq!(share_sizes(20, 2).collect::<Vec<_>>(), [10, 10]);
+        assert_eq!(share_sizes(7, 3).collect::<Vec<_>>(), [3, 2, 2]);
+        assert_eq!(share_sizes(1, 2).collect::<Vec<_>>(), [1, 1]);
     }
 }

@@ -9,8 +9,8 @@
 //! readiness comes from that runtime's reactor): a backend connection opened
 //! on worker A and used by a session on worker B would cost a cross-thread
 //! wakeup for every answer, and stop working once A's runtime stops. So each
-//! worker keeps its own idle backends ([`crate::pool`]), while a pool's
-//! `size` still bounds its connections over all workers. What sessions share
+//! worker has its own share of every pool ([`crate::pool`]: its part of
+//! `size`, its idle connections). What sessions share
 //! — the last write's position and the other read-your-writes state, stats,
 //! the monitor, the configuration in force, cancel keys, the admin state —
 //! is behind atomics and mutexes already, so a write through a connection on

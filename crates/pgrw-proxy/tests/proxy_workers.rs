@@ -184,35 +184,71 @@ async fn clients_on_two_workers_share_writes_totals_and_reloads() {
 }
 
 #[tokio::test]
-async fn a_pool_stays_within_its_size_over_both_workers_and_a_shutdown_closes_all() {
+async fn each_worker_has_its_share_of_a_pool_and_a_shutdown_closes_all() {
     let cluster = TestCluster::start(0).await;
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
-    std::fs::write(&path, config_text(&cluster, "", "[pool]\nsize = 1")).expect("write");
+    std::fs::write(&path, config_text(&cluster, "", "[pool]\nsize = 2")).expect("write");
     let mut proxy = proxy_cluster::proxy_from_file(&path).await;
     let address = proxy.local_addr();
     let clients = one_on_each_worker(&proxy, "postgres").await;
-    // Each worker keeps its own idle backends, but the pool holds one
-    // connection at most: the second worker's checkout closes the first
-    // worker's idle one before it connects.
     let admin = console(address.port()).await.expect("an admin");
+    let held = async || -> (u64, u64) {
+        let pools = rows(&admin, "SHOW POOLS").await;
+        let sum = |column: &str| -> u64 {
+            pools
+                .iter()
+                .filter(|row| row["database"].as_deref() == Some("postgres"))
+                .filter_map(|row| row[column].as_deref()?.parse::<u64>().ok())
+                .sum()
+        };
+        (sum("sv_active") + sum("sv_idle"), sum("cl_waiting"))
+    };
     for _ in 0..3 {
         for (client, _) in &clients {
             assert_eq!(first_value(client, "SELECT 1").await, "1");
-            let pools = rows(&admin, "SHOW POOLS").await;
-            let held: u64 = pools
-                .iter()
-                .filter(|row| row["database"].as_deref() == Some("postgres"))
-                .map(|row| {
-                    ["sv_active", "sv_idle"]
-                        .iter()
-                        .filter_map(|column| row[*column].as_deref()?.parse::<u64>().ok())
-                        .sum::<u64>()
-                })
-                .sum();
-            assert!(held <= 1, "pool size 1 over two workers: {pools:?}");
+            let (connections, _) = held().await;
+            assert!(
+                connections <= 2,
+                "pool size 2 over two workers: {connections}"
+            );
         }
     }
+
+    // Size 2 over two workers is one connection each: a second transaction
+    // on worker 0 waits for the first, though worker 1's slot is free.
+    let dsn = format!(
+        "postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{}/postgres",
+        address.port()
+    );
+    let mut on_first = Vec::new();
+    for _ in 0..MOST_CONNECTIONS {
+        let (client, connection, worker) = connect_on_a_worker(&proxy, &dsn).await;
+        if worker == 0 {
+            on_first.push((client, connection));
+            if on_first.len() == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(on_first.len(), 2, "two connections on worker 0");
+    let (first, second) = (&on_first[0].0, &on_first[1].0);
+    first.batch_execute("BEGIN; SELECT 1").await.expect("begin");
+    let commit_once_waiting = async {
+        wait_until(
+            DEADLINE,
+            "the second transaction waits for worker 0's one connection",
+            async || held().await.1 >= 1,
+        )
+        .await;
+        first.batch_execute("COMMIT").await.expect("commit");
+    };
+    let (ran, ()) = tokio::join!(
+        second.batch_execute("BEGIN; SELECT 1; COMMIT"),
+        commit_once_waiting
+    );
+    ran.expect("the second transaction runs once the first commits");
+    drop(on_first);
 
     proxy.shutdown();
     for (_, connection) in clients {
