@@ -61,7 +61,10 @@ fn main() -> ExitCode {
     let json_log = cli.log.json();
     // One thread, as pgbouncer: a proxy's work per message is a few system
     // calls, and handing sockets between worker threads cost more in wakeups
-    // than a second thread gave (docs/benchmarks.md).
+    // than a second thread gave (docs/benchmarks.md). `workers = N` adds
+    // N - 1 threads, each a runtime like this one with its own listener,
+    // started by the proxy itself (pgrw_proxy's `workers` module); this
+    // thread is worker 0.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -57,6 +57,11 @@ pub struct ProxyConfig {
     /// The address clients connect to (default `127.0.0.1:6432`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Threads serving clients, each with its own listener on `listen`
+    /// (`SO_REUSEPORT`) and its own idle backends (default 1; see
+    /// docs/benchmarks.md for when more pay).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// How long a client may take from connecting to being logged in:
     /// TLS, startup and password (default 60000, PostgreSQL's
     /// `authentication_timeout`). A client that stalls is disconnected.
@@ -214,6 +219,9 @@ impl UserConfig {
 }
 
 const SCRAM_PREFIX: &str = "SCRAM-SHA-256$";
+
+/// The most `workers` a configuration may ask for.
+const MAX_WORKERS: usize = 256;
 
 impl std::fmt::Debug for UserConfig {
     /// Never shows the password, whatever its form.
@@ -455,6 +463,9 @@ impl PolicyConfig {
 fn default_listen() -> String {
     "127.0.0.1:6432".to_string()
 }
+fn default_workers() -> usize {
+    1
+}
 fn default_login_timeout_ms() -> u64 {
     60_000
 }
@@ -682,6 +693,16 @@ impl ProxyConfig {
                     "list each user once",
                 ));
             }
+        }
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(invalid(
+                "workers".into(),
+                format!(
+                    "= {} is not a number of threads the proxy can run",
+                    self.workers
+                ),
+                "set 1 (the default) up to 256, at most the cores the proxy may use",
+            ));
         }
         if self.pool.size == 0 {
             return Err(invalid(

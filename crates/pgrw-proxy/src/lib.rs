@@ -39,6 +39,7 @@ mod shutdown;
 pub mod stats;
 pub mod tls;
 pub mod unknown_writes;
+pub(crate) mod workers;
 
 pub use admin::DATABASE as ADMIN_DATABASE;
 pub use config::ProxyConfig;

@@ -1,6 +1,11 @@
 //! Backend pools, one per (node, database, user): at most `size` connections,
 //! idle ones reused newest first, stale ones closed, and an RAII checkout
 //! guard that closes a connection nobody gave back cleanly.
+//!
+//! With `workers = N` each worker thread has its own share of the pool: its
+//! part of `size` (split evenly, at least 1 each) and its own idle
+//! connections, since a connection's socket belongs to the runtime of the
+//! thread that opened it (see [`crate::workers`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -45,11 +50,8 @@ pub struct Pool {
     login: BackendLogin,
     node: NodeId,
     config: PoolConfig,
-    /// Boxed: a connection changes hands twice per statement, and moving a
-    /// pointer is cheaper than moving its buffers and sets.
-    #[allow(clippy::vec_box)]
-    idle: Mutex<Vec<Box<BackendConnection>>>,
-    permits: Arc<Semaphore>,
+    /// By worker (one with the default `workers = 1`).
+    shares: Box<[Share]>,
     /// The connections checked out on this node, over all its pools.
     in_flight: Arc<AtomicU32>,
     /// Clients waiting for a free slot now (`cl_waiting`).
@@ -60,19 +62,26 @@ pub struct Pool {
 
 impl Pool {
     /// An empty pool that logs in with `login` and counts its checkouts in
-    /// `in_flight` (shared by every pool of the node).
+    /// `in_flight` (shared by every pool of the node), for `workers` worker
+    /// threads.
     pub fn new(
         node: NodeId,
         login: BackendLogin,
         config: PoolConfig,
         in_flight: Arc<AtomicU32>,
+        workers: usize,
     ) -> Arc<Pool> {
         Arc::new(Pool {
-            permits: Arc::new(Semaphore::new(config.size)),
+            shares: share_sizes(config.size, workers)
+                .map(|size| Share {
+                    size,
+                    permits: Arc::new(Semaphore::new(size)),
+                    idle: Mutex::new(Vec::new()),
+                })
+                .collect(),
             login,
             node,
             config,
-            idle: Mutex::new(Vec::new()),
             in_flight,
             waiting: AtomicU32::new(0),
             retired: AtomicBool::new(false),
@@ -86,7 +95,10 @@ impl Pool {
 
     /// How many idle connections it holds now.
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+        self.shares
+            .iter()
+            .map(|share| share.idle.lock().map(|idle| idle.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Who it logs in as, and where.
@@ -98,7 +110,7 @@ impl Pool {
     pub fn usage(&self) -> PoolUsage {
         PoolUsage {
             size: self.config.size,
-            checked_out: self.config.size - self.permits.available_permits().min(self.config.size),
+            checked_out: self.shares.iter().map(Share::checked_out).sum(),
             idle: self.idle_count(),
             waiting: self.waiting.load(Ordering::Relaxed) as usize,
         }
@@ -106,40 +118,46 @@ impl Pool {
 
     /// Closes its idle connections (checked-out ones stay with their clients).
     pub fn close_idle(&self) {
-        let closing = self
-            .idle
-            .lock()
-            .map(|mut idle| std::mem::take(&mut *idle))
-            .unwrap_or_default();
-        drop(closing);
+        for share in &self.shares {
+            let closing = share
+                .idle
+                .lock()
+                .map(|mut idle| std::mem::take(&mut *idle))
+                .unwrap_or_default();
+            drop(closing);
+        }
     }
 
     /// Its idle connections: backend process id and age.
     pub fn idle_connections(&self) -> Vec<(i32, std::time::Duration)> {
-        let Ok(idle) = self.idle.lock() else {
-            return Vec::new();
-        };
-        idle.iter()
-            .map(|connection| {
+        let mut connections = Vec::new();
+        for share in &self.shares {
+            let Ok(idle) = share.idle.lock() else {
+                continue;
+            };
+            connections.extend(idle.iter().map(|connection| {
                 (
                     connection.cancel_target.process_id,
                     connection.opened_at.elapsed(),
                 )
-            })
-            .collect()
+            }));
+        }
+        connections
     }
 
     /// A connection for exclusive use: an idle one if any is fresh enough,
     /// else a new one; waits at most the checkout timeout for a free slot.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledBackend, CheckoutError> {
         // A free slot is the common case: take it without arming a timer.
-        let permit = match self.permits.clone().try_acquire_owned() {
+        let worker = self.worker();
+        let permits = &self.shares[worker].permits;
+        let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 let _waiting = Waiting::on(&self.waiting);
                 tokio::time::timeout(
                     self.config.checkout_timeout(),
-                    self.permits.clone().acquire_owned(),
+                    permits.clone().acquire_owned(),
                 )
                 .await
             }
@@ -158,8 +176,8 @@ impl Pool {
             })?
             .expect("the pool's semaphore is never closed"),
         };
-        if let Some(connection) = self.take_idle() {
-            return Ok(PooledBackend::new(self, connection, permit));
+        if let Some(connection) = self.take_idle(worker) {
+            return Ok(PooledBackend::new(self, connection, permit, worker));
         }
         let connection = tokio::time::timeout(
             self.config.connect_timeout(),
@@ -170,11 +188,21 @@ impl Pool {
             node: self.login.node_name.clone(),
             millis: self.config.connect_timeout_ms,
         })??;
-        Ok(PooledBackend::new(self, Box::new(connection), permit))
+        Ok(PooledBackend::new(
+            self,
+            Box::new(connection),
+            permit,
+            worker,
+        ))
     }
 
-    fn take_idle(&self) -> Option<Box<BackendConnection>> {
-        let mut idle = self.idle.lock().ok()?;
+    /// The share of the calling thread's worker.
+    fn worker(&self) -> usize {
+        crate::workers::current().min(self.shares.len() - 1)
+    }
+
+    fn take_idle(&self, worker: usize) -> Option<Box<BackendConnection>> {
+        let mut idle = self.shares[worker].idle.lock().ok()?;
         let now = Instant::now();
         // Newest first; anything idle too long, too old or closed by the node
         // is dropped.
@@ -192,7 +220,7 @@ impl Pool {
             && connection.looks_alive()
     }
 
-    fn give_back(&self, mut connection: Box<BackendConnection>) {
+    fn give_back(&self, mut connection: Box<BackendConnection>, worker: usize) {
         let now = Instant::now();
         if connection.status != TransactionStatus::Idle
             || self.retired.load(Ordering::Relaxed)
@@ -205,10 +233,34 @@ impl Pool {
         connection.idle_since = now;
         // Its next client starts replaying its own settings from the first.
         connection.settings_applied = 0;
-        if let Ok(mut idle) = self.idle.lock() {
+        if let Ok(mut idle) = self.shares[worker].idle.lock() {
             idle.push(connection);
         }
     }
+}
+
+/// One worker's part of a pool.
+struct Share {
+    /// Its part of `size`.
+    size: usize,
+    permits: Arc<Semaphore>,
+    /// Boxed: a connection changes hands twice per statement, and moving a
+    /// pointer is cheaper than moving its buffers and sets.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<BackendConnection>>>,
+}
+
+impl Share {
+    fn checked_out(&self) -> usize {
+        self.size - self.permits.available_permits().min(self.size)
+    }
+}
+
+/// `size` split over `workers` as evenly as it goes, at least 1 each (so
+/// that a pool smaller than the workers holds one connection per worker).
+fn share_sizes(size: usize, workers: usize) -> impl Iterator<Item = usize> {
+    let workers = workers.max(1);
+    (0..workers).map(move |worker| (size / workers + usize::from(worker < size % workers)).max(1))
 }
 
 /// What a pool holds at one moment.
@@ -250,6 +302,8 @@ pub struct PooledBackend {
     connection: Option<Box<BackendConnection>>,
     pool: Arc<Pool>,
     _permit: OwnedSemaphorePermit,
+    /// The worker whose idle list it goes back to.
+    worker: usize,
 }
 
 impl Drop for PooledBackend {
@@ -263,12 +317,14 @@ impl PooledBackend {
         pool: &Arc<Pool>,
         connection: Box<BackendConnection>,
         permit: OwnedSemaphorePermit,
+        worker: usize,
     ) -> PooledBackend {
         pool.in_flight.fetch_add(1, Ordering::Relaxed);
         PooledBackend {
             connection: Some(connection),
             pool: pool.clone(),
             _permit: permit,
+            worker,
         }
     }
 
@@ -288,7 +344,7 @@ impl PooledBackend {
     /// fresh; else closes it).
     pub fn release(mut self) {
         if let Some(connection) = self.connection.take() {
-            self.pool.give_back(connection);
+            self.pool.give_back(connection, self.worker);
         }
     }
 }
@@ -299,14 +355,17 @@ pub struct Pools {
     pools: Mutex<HashMap<(NodeId, String, String), Arc<Pool>>>,
     /// By node index.
     in_flight: Box<[Arc<AtomicU32>]>,
+    /// Worker threads, each with its own idle connections.
+    workers: usize,
 }
 
 impl Pools {
-    /// No pool yet, for `nodes` nodes.
-    pub fn new(nodes: usize) -> Pools {
+    /// No pool yet, for `nodes` nodes and `workers` worker threads.
+    pub fn new(nodes: usize, workers: usize) -> Pools {
         Pools {
             pools: Mutex::new(HashMap::new()),
             in_flight: (0..nodes).map(|_| Arc::new(AtomicU32::new(0))).collect(),
+            workers,
         }
     }
 
@@ -353,9 +412,7 @@ impl Pools {
                 return true;
             }
             pool.retired.store(true, Ordering::Relaxed);
-            if let Ok(mut idle) = pool.idle.lock() {
-                idle.clear();
-            }
+            pool.close_idle();
             false
         });
     }
@@ -379,8 +436,27 @@ impl Pools {
             .entry(key)
             .or_insert_with(|| {
                 let in_flight = self.in_flight.get(node.index()).cloned();
-                Pool::new(node, login, config.clone(), in_flight.unwrap_or_default())
+                Pool::new(
+                    node,
+                    login,
+                    config.clone(),
+                    in_flight.unwrap_or_default(),
+                    self.workers,
+                )
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_sizes;
+
+    #[test]
+    fn a_pool_size_is_split_over_the_workers_at_least_one_each() {
+        assert_eq!(share_sizes(20, 1).collect::<Vec<_>>(), [20]);
+        assert_eq!(share_sizes(20, 2).collect::<Vec<_>>(), [10, 10]);
+        assert_eq!(share_sizes(7, 3).collect::<Vec<_>>(), [3, 2, 2]);
+        assert_eq!(share_sizes(1, 2).collect::<Vec<_>>(), [1, 1]);
     }
 }

@@ -269,6 +269,7 @@ fn needs_restart(old: &ProxyConfig, new: &ProxyConfig) -> Option<String> {
     let pool = |config: &PoolConfig| (config.mode, config.stall_timeout_ms);
     [
         ("listen", old.listen == new.listen),
+        ("workers", old.workers == new.workers),
         (
             "login_timeout_ms",
             old.login_timeout_ms == new.login_timeout_ms,

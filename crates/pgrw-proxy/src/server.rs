@@ -14,7 +14,7 @@ use pgrw_core::sql::shape::ShapeMemory;
 use pgrw_core::{FunctionCatalog, Lsn};
 use pgrw_monitor::{HealthPolicy, Monitor, MonitorConfig};
 use rand::RngCore;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::admin::clients::ClientRegistry;
@@ -32,6 +32,7 @@ use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{ProxyStats, StatsSnapshot};
 use crate::tls::ClientTls;
 use crate::unknown_writes::{Resolved, UnknownWrites};
+use crate::workers::Workers;
 
 /// How many statement shapes learned to run only on the primary are kept
 /// (the least recently used is forgotten first): a shape is a few dozen bytes.
@@ -90,6 +91,8 @@ pub struct ProxyState {
     /// The shapes of reads a replica refused because they run only on the
     /// primary: routed to the primary from then on (`session::reroute`).
     pub(crate) primary_only: Mutex<ShapeMemory>,
+    /// Client connections each worker accepted (`workers`).
+    accepted_by_worker: Box<[AtomicU64]>,
 }
 
 impl ProxyState {
@@ -150,6 +153,15 @@ impl ProxyState {
     /// times it was loaded from the primary (`None` before its first session).
     pub fn catalog_of(&self, database: &str) -> Option<(Arc<FunctionCatalog>, u64)> {
         self.catalogs.current(database)
+    }
+
+    /// How many client connections each worker has accepted, by worker
+    /// (`workers`; one entry with the default).
+    pub fn connections_by_worker(&self) -> Vec<u64> {
+        self.accepted_by_worker
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// What was routed to each node, and the client connections, so far.
@@ -251,6 +263,8 @@ pub enum StartError {
 /// A bound proxy, ready to serve.
 pub struct Proxy {
     listener: TcpListener,
+    /// The listeners of workers 1.. (`workers`), on the same address.
+    others: Vec<std::net::TcpListener>,
     /// `[admin] metrics_listen`, bound with the SQL port.
     metrics: Option<TcpListener>,
     state: Arc<ProxyState>,
@@ -263,12 +277,21 @@ impl Proxy {
         // A certificate that cannot be used stops the proxy before it listens.
         let client_tls = ClientTls::load(&config.tls)?;
         let node_tls = config.node_tls()?;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Listen {
-                address: config.listen.clone(),
-                source,
-            })?;
+        let listen_error = |source| StartError::Listen {
+            address: config.listen.clone(),
+            source,
+        };
+        let (listener, others) = if config.workers > 1 {
+            // One listener per worker on the same address (`crate::workers`).
+            let listener = crate::workers::listen_shared(address).map_err(listen_error)?;
+            let bound = listener.local_addr().map_err(listen_error)?;
+            let others =
+                crate::workers::bind_others(bound, config.workers).map_err(listen_error)?;
+            (listener, others)
+        } else {
+            let listener = TcpListener::bind(address).await.map_err(listen_error)?;
+            (listener, Vec::new())
+        };
         let metrics =
             match &config.admin.metrics_listen {
                 Some(address) => Some(TcpListener::bind(address.as_str()).await.map_err(
@@ -288,6 +311,7 @@ impl Proxy {
         let nodes = NodeTable::new(&config.nodes, node_tls);
         // Per-node counters are made for the ids reloads may add too.
         let node_count = nodes.capacity();
+        let workers = config.workers;
         let mut unknown_user_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut unknown_user_key);
         let state = Arc::new(ProxyState {
@@ -296,7 +320,7 @@ impl Proxy {
             clients: ClientRegistry::default(),
             pause: Pause::default(),
             monitor,
-            pools: Pools::new(node_count),
+            pools: Pools::new(node_count, workers),
             catalog: FunctionCatalog::builtin(),
             catalogs: DatabaseCatalogs::new(FunctionCatalog::builtin()),
             last_write_lsn: AtomicU64::new(0),
@@ -312,9 +336,11 @@ impl Proxy {
             shutdown: Shutdown::new(),
             node_answered: (0..node_count).map(|_| AtomicU64::new(0)).collect(),
             primary_only: Mutex::new(ShapeMemory::new(PRIMARY_ONLY_SHAPES)),
+            accepted_by_worker: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         });
         Ok(Proxy {
             listener,
+            others,
             metrics,
             state,
         })
@@ -348,7 +374,8 @@ impl Proxy {
     /// statements and transactions may finish for `shutdown_timeout_ms`; at
     /// that deadline every remaining client gets 57P01 and is closed (its
     /// statement cancelled). `stop_now`, polled only once the drain has
-    /// begun (a second signal), ends every session at once.
+    /// begun (a second signal), ends every session at once. With `workers`
+    /// above 1 the other workers' threads serve and stop with it.
     pub async fn serve_until(
         self,
         shutdown: impl Future<Output = ()>,
@@ -356,11 +383,13 @@ impl Proxy {
     ) {
         let Proxy {
             listener,
+            others,
             metrics,
             state,
         } = self;
         let metrics =
             metrics.map(|metrics| tokio::spawn(crate::metrics::serve(metrics, state.clone())));
+        let workers = Workers::start(others, &state);
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -369,28 +398,7 @@ impl Proxy {
                 // `SHUTDOWN` on the admin console.
                 () = state.shutdown.requested() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        // Counted here, not in its task: a burst of accepts
-                        // sees every connection before it.
-                        let open = state.stats.connection_opened();
-                        let pending = state
-                            .admission
-                            .begin_login(state.config.limits.max_pending_logins);
-                        match pending {
-                            _ if open.open_then() > state.config.max_client_connections => {
-                                let refusal = session::Refusal::TooManyClients;
-                                sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
-                            }
-                            None => {
-                                let refusal = session::Refusal::TooManyPendingLogins;
-                                sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
-                            }
-                            Some(pending) => {
-                                sessions.spawn(session::serve(stream, peer, state.clone(), open, pending));
-                            }
-                        }
-                    }
+                    Ok((stream, peer)) => admit(stream, peer, &state, &mut sessions),
                     // Out of file descriptors and the like: back off briefly.
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 },
@@ -400,8 +408,10 @@ impl Proxy {
         // Closed, not just no longer accepted: a new client is refused at
         // once instead of waiting in the backlog for a proxy that is leaving.
         drop(listener);
-        drain(&state, &mut sessions, stop_now).await;
+        tokio::pin!(stop_now);
+        let stopped = drain(&state, &mut sessions, stop_now.as_mut()).await;
         sessions.shutdown().await;
+        workers.finish(stopped, stop_now).await;
         if let Some(metrics) = metrics {
             metrics.abort();
         }
@@ -435,24 +445,62 @@ impl Proxy {
     }
 }
 
+/// Starts serving a client the listener of the calling worker accepted (or
+/// refuses it, over a limit).
+pub(crate) fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: &Arc<ProxyState>,
+    sessions: &mut JoinSet<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    if let Some(count) = state.accepted_by_worker.get(crate::workers::current()) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+    // Counted here, not in its task: a burst of accepts sees every
+    // connection before it.
+    let open = state.stats.connection_opened();
+    let pending = state
+        .admission
+        .begin_login(state.config.limits.max_pending_logins);
+    match pending {
+        _ if open.open_then() > state.config.max_client_connections => {
+            let refusal = session::Refusal::TooManyClients;
+            sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
+        }
+        None => {
+            let refusal = session::Refusal::TooManyPendingLogins;
+            sessions.spawn(session::refuse(stream, state.clone(), open, refusal));
+        }
+        Some(pending) => {
+            sessions.spawn(session::serve(stream, peer, state.clone(), open, pending));
+        }
+    }
+}
+
 /// How long sessions told to close at the drain's deadline get to write
 /// their FATAL before their tasks are ended.
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// Lets the sessions end on their own (see [`Proxy::serve_until`]); returns
-/// when all have, or at the deadline plus [`CLOSING_GRACE`], or on `stop_now`.
-async fn drain(state: &ProxyState, sessions: &mut JoinSet<()>, stop_now: impl Future<Output = ()>) {
+/// when all have, or at the deadline plus [`CLOSING_GRACE`], or on `stop_now`
+/// (then `true`: it completed).
+pub(crate) async fn drain(
+    state: &ProxyState,
+    sessions: &mut JoinSet<()>,
+    mut stop_now: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
     state.shutdown.enter(Phase::Draining);
     let timeout = state.config.shutdown_timeout();
     let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline, stop_now);
+    tokio::pin!(deadline);
     let mut closing = false;
     while !sessions.is_empty() {
         tokio::select! {
-            () = &mut stop_now => return,
+            () = &mut stop_now => return true,
             () = &mut deadline => {
                 if closing {
-                    return;
+                    return false;
                 }
                 closing = true;
                 state.shutdown.enter(Phase::Closing);
@@ -461,6 +509,7 @@ async fn drain(state: &ProxyState, sessions: &mut JoinSet<()>, stop_now: impl Fu
             Some(_) = sessions.join_next() => {}
         }
     }
+    false
 }
 
 /// A proxy serving in the background; dropping it stops it at once.

@@ -10,7 +10,6 @@ mod admin_console;
 mod proxy_cluster;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +17,7 @@ use std::time::Duration;
 use admin_console::{cell, console, http_get, rows, samples};
 use pgrw_cluster::testing::{TEST_PASSWORD, TestCluster, wait_until};
 use pgrw_core::route::Role;
-use pgrw_proxy::{Proxy, ProxyConfig, ProxyHandle};
+use pgrw_proxy::ProxyHandle;
 
 /// Bounds every wait in these tests; far above what each should take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -38,24 +37,13 @@ async fn refused_reload(admin: &tokio_postgres::Client) -> (String, String) {
     (error.code().code().to_string(), error.message().to_string())
 }
 
-async fn start_from_file(path: &Path) -> ProxyHandle {
-    let config = ProxyConfig::load(path).expect("a valid config file");
-    let proxy = Proxy::bind(config).await.expect("the proxy binds");
-    proxy.state().set_config_path(path.to_path_buf());
-    proxy
-        .ready(DEADLINE)
-        .await
-        .expect("the monitor sees every node");
-    proxy.spawn()
-}
-
 #[tokio::test]
 async fn a_changed_file_applies_and_an_invalid_one_is_refused_while_a_client_runs() {
     let cluster = TestCluster::start(1).await;
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
     std::fs::write(&path, config_text(&cluster, "admin = true", "")).expect("write");
-    let proxy = start_from_file(&path).await;
+    let proxy = proxy_cluster::proxy_from_file(&path).await;
     let port = proxy.local_addr().port();
 
     // A client runs queries all along: no reload may drop or fail it.
@@ -256,7 +244,7 @@ async fn a_reload_adds_a_replica_once_caught_up_and_removes_one_while_clients_ru
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pgrw.toml");
     std::fs::write(&path, config_of(&cluster, &["primary", "replica1"])).expect("write");
-    let proxy = start_from_file(&path).await;
+    let proxy = proxy_cluster::proxy_from_file(&path).await;
     proxy_cluster::wait_for_replicas(&proxy).await;
     let port = proxy.local_addr().port();
     let dsn = format!("postgres://postgres:{TEST_PASSWORD}@127.0.0.1:{port}/postgres");

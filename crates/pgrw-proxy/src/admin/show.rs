@@ -244,6 +244,7 @@ fn config(config: &ProxyConfig) -> Table {
     let mut table = Table::new(&[("key", Kind::Text), ("value", Kind::Text)]);
     let mut set = |key: String, value: String| table.row(vec![cell(key), cell(value)]);
     set("listen".into(), config.listen.clone());
+    set("workers".into(), config.workers.to_string());
     set(
         "login_timeout_ms".into(),
         config.login_timeout_ms.to_string(),

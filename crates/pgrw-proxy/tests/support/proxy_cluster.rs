@@ -162,6 +162,19 @@ pub async fn proxy_from_text(text: &str) -> ProxyHandle {
     proxy.spawn()
 }
 
+/// A proxy serving the configuration file `path` (which `RELOAD` reads
+/// again), once its monitor has seen every node.
+pub async fn proxy_from_file(path: &std::path::Path) -> ProxyHandle {
+    let config = ProxyConfig::load(path).expect("a valid config file");
+    let proxy = Proxy::bind(config).await.expect("the proxy binds");
+    proxy.state().set_config_path(path.to_path_buf());
+    proxy
+        .ready(Duration::from_secs(30))
+        .await
+        .expect("the monitor sees every node");
+    proxy.spawn()
+}
+
 /// The `pgrw.toml` of [`start_proxy`]: every node of `cluster`, user
 /// `postgres`, `top_level` keys before the first table and `extra` TOML
 /// after the users (keys of the user, then tables).
