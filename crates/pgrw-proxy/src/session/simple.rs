@@ -161,10 +161,7 @@ impl Session {
 /// unless quoted, as PostgreSQL reads an identifier); `None` for `ALL` or
 /// anything else.
 fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
-    let mut text = sql.trim_ascii();
-    while let Some(rest) = text.strip_suffix(b";") {
-        text = rest.trim_ascii_end();
-    }
+    let text = one_statement(sql);
     let mut words = text.splitn(2, u8::is_ascii_whitespace);
     if !words.next()?.eq_ignore_ascii_case(b"deallocate") {
         return None;
@@ -181,11 +178,7 @@ fn deallocated_name(sql: &[u8]) -> Option<Vec<u8>> {
 
 /// The database a `DROP DATABASE [IF EXISTS] name [[WITH] (FORCE)]` drops.
 fn dropped_database(sql: &[u8]) -> Option<Vec<u8>> {
-    let mut text = sql.trim_ascii();
-    while let Some(rest) = text.strip_suffix(b";") {
-        text = rest.trim_ascii_end();
-    }
-    let mut rest = after_word(after_word(text, b"drop")?, b"database")?;
+    let mut rest = after_word(after_word(one_statement(sql), b"drop")?, b"database")?;
     if let Some(after) = after_word(rest, b"if").and_then(|rest| after_word(rest, b"exists")) {
         rest = after;
     }
@@ -205,6 +198,15 @@ fn dropped_database(sql: &[u8]) -> Option<Vec<u8>> {
             .unwrap_or(rest.len())
     };
     name_of(rest.get(..end)?)
+}
+
+/// `sql` without the whitespace around it and its trailing semicolons.
+fn one_statement(sql: &[u8]) -> &[u8] {
+    let mut text = sql.trim_ascii();
+    while let Some(rest) = text.strip_suffix(b";") {
+        text = rest.trim_ascii_end();
+    }
+    text
 }
 
 /// What follows `word` (ASCII, any case) and the whitespace after it, when
