@@ -638,5 +638,22 @@ fn the_sessions_own_backend_state_is_a_reason_of_its_own_only_when_nothing_else_
             "{sql}: {}",
             c.reason
         );
+        // Either way it reads the session's backend, which must hold the
+        // client's statements wherever it runs.
+        assert!(c.reads_backend_state, "{sql}");
+    }
+    // So does one whose function call a doubting catalog sends to the primary.
+    let doubted = verdict_with(
+        "SELECT regexp_replace(statement, 'a', 'b') FROM pg_prepared_statements",
+        &FunctionCatalog::builtin().doubting(),
+    );
+    assert!(!matches!(doubted.reason, Reason::SessionBackendState(_)));
+    assert!(doubted.reads_backend_state);
+    for sql in [
+        "SELECT 1",
+        "SELECT * FROM pg_stat_activity",
+        "SELECT * FROM t",
+    ] {
+        assert!(!verdict(sql).reads_backend_state, "{sql}");
     }
 }

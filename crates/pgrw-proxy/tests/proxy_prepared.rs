@@ -461,3 +461,102 @@ async fn pg_prepared_statements_lists_only_the_clients_own_statements() {
         .collect();
     assert_eq!(listed, [kept]);
 }
+
+/// The mode that runs a transaction's first reads on a replica, with one
+/// backend per node.
+const MODE_ON_ONE_BACKEND: &str = "[pool]\nsize = 1\n[policy]\ntransaction_reads = \"replica\"\n";
+
+/// The client's statements `pg_prepared_statements` lists (those of the
+/// `SELECT inet_server_port() AS …` shape), and the node that answered.
+async fn listed(
+    proxied: &ProxiedCluster,
+    client: &impl tokio_postgres::GenericClient,
+    extra_column: &str,
+) -> (Vec<String>, String) {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT statement, inet_server_port(){extra_column} FROM pg_prepared_statements \
+                 WHERE statement LIKE 'SELECT inet_server_port() AS %' ORDER BY statement"
+            ),
+            &[],
+        )
+        .await
+        .expect("the question");
+    let port: i32 = rows.first().map_or(0, |row| row.get(1));
+    let statements = rows.iter().map(|row| row.get(0)).collect();
+    (statements, proxied.node_at(port))
+}
+
+/// The node that ran `statement` (a `SELECT inet_server_port() AS …`).
+async fn ran_on(
+    proxied: &ProxiedCluster,
+    client: &impl tokio_postgres::GenericClient,
+    statement: &tokio_postgres::Statement,
+) -> String {
+    let row = client.query_one(statement, &[]).await.expect("the read");
+    proxied.node_at(row.get(0))
+}
+
+/// A client's statements live on the backends that ran them, on any node:
+/// the backend that answers a question about `pg_prepared_statements` is
+/// first made to hold them all. So the primary lists a statement made and
+/// run on a replica, and so does a question that also calls a function only
+/// the primary may run, in a transaction that read on a replica first (psycopg
+/// 3's `test_params_types` asked so while DDL left the catalog in doubt).
+/// A statement that no longer parses (its table dropped) is left out, and
+/// the client's transaction does not fail for it.
+#[tokio::test]
+async fn pg_prepared_statements_lists_statements_made_on_other_nodes() {
+    let proxied = ProxiedCluster::start(1, MODE_ON_ONE_BACKEND).await;
+    let mut client = proxied.connect().await;
+    client
+        .batch_execute("CREATE SEQUENCE listed_seq; CREATE TABLE listed_gone (v int)")
+        .await
+        .expect("setup");
+    proxied.cluster.wait_for_replicas_to_catch_up().await;
+    let first = "SELECT inet_server_port() AS made_on_a_replica";
+    let made = client.prepare(first).await.expect("Parse");
+    assert_eq!(ran_on(&proxied, &client, &made).await, "replica1");
+    assert_eq!(
+        listed(&proxied, &client, "").await,
+        (vec![first.to_string()], "primary".to_string()),
+        "asked of the primary outside a transaction"
+    );
+
+    let second = "SELECT inet_server_port() AS made_in_the_transaction";
+    let transaction = client.transaction().await.expect("BEGIN");
+    let in_transaction = transaction.prepare(second).await.expect("Parse");
+    assert_eq!(
+        ran_on(&proxied, &transaction, &in_transaction).await,
+        "replica1"
+    );
+    let (statements, node) = listed(&proxied, &transaction, ", nextval('listed_seq')").await;
+    assert_eq!(node, "primary", "nextval opens the transaction there");
+    assert_eq!(statements, [second, first], "both statements are listed");
+    transaction.commit().await.expect("COMMIT");
+
+    let gone = client
+        .prepare("SELECT v FROM listed_gone")
+        .await
+        .expect("Parse");
+    client.query(&gone, &[]).await.expect("the read");
+    client
+        .batch_execute("DROP TABLE listed_gone")
+        .await
+        .expect("DROP");
+    let transaction = client.transaction().await.expect("BEGIN");
+    transaction
+        .execute("SELECT nextval('listed_seq')", &[])
+        .await
+        .expect("the transaction opens on the primary");
+    let (statements, node) = listed(&proxied, &transaction, "").await;
+    assert_eq!(node, "primary");
+    assert_eq!(statements, [second, first]);
+    let row = transaction
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("the transaction goes on");
+    assert_eq!(row.get::<_, i32>(0), 1);
+    transaction.commit().await.expect("COMMIT");
+}

@@ -42,6 +42,10 @@ pub(super) struct Unit {
     /// primary answers): in a deferred transaction with a read leg it runs
     /// on the leg, the backend its client's statements live on.
     pub(super) reads_session_backend: bool,
+    /// It reads the state of the session's own backend, whatever else it
+    /// does (see `Classification::reads_backend_state`): the backend it runs
+    /// on is first made to hold this client's statements and no other.
+    pub(super) shows_backend_state: bool,
 }
 
 impl Unit {
@@ -120,11 +124,11 @@ impl Session {
         let node = backend.node();
         let target = backend.connection().cancel_target.clone();
         match bounded(&state, node, target, self.replay_settings(&mut backend)).await {
-            Ok(()) if unit.reads_session_backend => {
+            Ok(()) if unit.shows_backend_state => {
                 let mut backend = self.enter_deferred(backend).await?;
                 let target = backend.connection().cancel_target.clone();
-                let closed = self.close_others_statements(&mut backend);
-                match bounded(&state, node, target, closed).await {
+                let shown = self.show_own_statements(&mut backend);
+                match bounded(&state, node, target, shown).await {
                     Ok(()) => Some(backend),
                     Err(error) => {
                         drop(backend);

@@ -66,6 +66,7 @@ impl Session {
                 && self.routing.deferred.is_some()
                 && Session::shows_transaction_time(sql),
             reads_session_backend: reads_session_backend(&classification),
+            shows_backend_state: classification.reads_backend_state,
         };
         self.recall_shape(sql, &mut unit);
         self.unit_settings.clear();
@@ -107,6 +108,7 @@ impl Session {
             effects: pgrw_core::classification::SessionEffects::NONE,
             transaction_time: false,
             reads_session_backend: false,
+            shows_backend_state: false,
         };
         self.forward_unit(message, unit).await
     }

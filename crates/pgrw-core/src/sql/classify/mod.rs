@@ -77,6 +77,12 @@ pub struct Classification {
     pub hint: Option<RouteHint>,
     /// The session state it changes.
     pub effects: SessionEffects,
+    /// It reads the state of the session's own backend
+    /// (`pg_prepared_statements`, `pg_cursors`), whatever its class: the
+    /// backend that answers must hold what the client made, as a direct
+    /// connection's does. ([`Reason::SessionBackendState`] names the
+    /// statement only when nothing else in it needs the primary.)
+    pub reads_backend_state: bool,
 }
 
 impl Classification {
@@ -110,6 +116,7 @@ pub fn classify(sql: &[u8], catalog: &FunctionCatalog) -> Classification {
         reason: Reason::AmbiguousEscapes,
         hint: None,
         effects: standard.effects.union(escaped.effects),
+        reads_backend_state: standard.reads_backend_state || escaped.reads_backend_state,
     }
 }
 
@@ -161,7 +168,7 @@ impl Iterator for Statements<'_> {
             return Some(StatementClassification {
                 start: piece.start,
                 end: piece.end,
-                classification: apply_hint(piece.verdict, piece.hint),
+                classification: apply_hint(piece.verdict, piece.hint, piece.reads_backend_state),
             });
         }
     }
@@ -171,6 +178,8 @@ impl Iterator for Statements<'_> {
 struct Piece {
     verdict: Verdict,
     hint: Option<RouteHint>,
+    /// See [`Classification::reads_backend_state`].
+    reads_backend_state: bool,
     backslash_in_string: bool,
     start: usize,
     end: usize,
@@ -226,6 +235,7 @@ impl Iterator for Pieces<'_> {
         Some(Piece {
             verdict: decide(&scan),
             hint: scan.findings.hint,
+            reads_backend_state: scan.findings.session_backend_state.is_some(),
             backslash_in_string: scan.findings.backslash_in_string,
             start,
             end: scan.end.max(start),
@@ -242,6 +252,7 @@ fn classify_pass(
 ) -> (Classification, bool) {
     let mut backslash = false;
     let mut hint = None;
+    let mut reads_backend_state = false;
     let mut count = 0usize;
     let mut combined: Option<Verdict> = None;
     let mut all_read = true;
@@ -253,6 +264,7 @@ fn classify_pass(
     for piece in Pieces::new(sql, catalog, escapes) {
         backslash |= piece.backslash_in_string;
         hint = stronger(hint, piece.hint);
+        reads_backend_state |= piece.reads_backend_state;
         let verdict = piece.verdict;
         if verdict.class == StatementClass::Empty {
             continue;
@@ -336,7 +348,7 @@ fn classify_pass(
             }
         }
     };
-    (apply_hint(verdict, hint), backslash)
+    (apply_hint(verdict, hint, reads_backend_state), backslash)
 }
 
 /// Whether a multi-statement string is one whole read-only transaction:
@@ -370,7 +382,11 @@ impl ReadOnlyTransaction {
 /// replica hint overrides doubts about user or unknown functions, and is
 /// dropped (with a reason) on a definite write. Other classes keep their
 /// class and carry the hint for the policy.
-fn apply_hint(verdict: Verdict, hint: Option<RouteHint>) -> Classification {
+fn apply_hint(
+    verdict: Verdict,
+    hint: Option<RouteHint>,
+    reads_backend_state: bool,
+) -> Classification {
     let Verdict {
         class,
         reason,
@@ -381,6 +397,7 @@ fn apply_hint(verdict: Verdict, hint: Option<RouteHint>) -> Classification {
         reason,
         hint,
         effects,
+        reads_backend_state,
     };
     match (hint, class) {
         (None, _) => plain(class, reason, None),

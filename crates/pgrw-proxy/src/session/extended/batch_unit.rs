@@ -47,6 +47,7 @@ impl Session {
             effects: pgrw_core::classification::SessionEffects::NONE,
             transaction_time: false,
             reads_session_backend: false,
+            shows_backend_state: false,
         });
         self.unless_executed_no_drop(batch, &mut unit)?;
         Ok(unit)
@@ -69,6 +70,7 @@ pub(super) fn unit_of(classification: &Classification, sql: Option<&[u8]>) -> Un
         transaction_time: classification.class == StatementClass::Read
             && sql.is_some_and(Session::shows_transaction_time),
         reads_session_backend: reads_session_backend(classification),
+        shows_backend_state: classification.reads_backend_state,
     }
 }
 
@@ -99,5 +101,6 @@ pub(super) fn strictest(a: Unit, b: Unit) -> Unit {
                 unit.reads_session_backend
                     || matches!(unit.class, StatementClass::Read | StatementClass::Empty)
             }),
+        shows_backend_state: a.shows_backend_state || b.shows_backend_state,
     }
 }

@@ -232,6 +232,7 @@ mod tests {
             effects: SessionEffects::NONE,
             transaction_time: false,
             reads_session_backend: false,
+            shows_backend_state: false,
         }
     }
 

@@ -12,14 +12,18 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
+use super::PreparedStatement;
 use super::backend_statements::{self, MAX_STATEMENTS_PER_BACKEND, names_to_retire};
-use crate::backend::BackendError;
+use crate::backend::{BackendConnection, BackendError};
 use crate::pool::PooledBackend;
 use crate::protocol::Message;
-use crate::protocol::backend::{TransactionStatus, tag};
-use crate::protocol::frontend::{Parse, Target, encode_close, encode_parse, encode_sync};
+use crate::protocol::backend::{BackendMessage, TransactionStatus, tag};
+use crate::protocol::frontend::{
+    Parse, Target, encode_close, encode_parse, encode_query, encode_sync,
+};
 use crate::session::Session;
 use crate::session::relay::{Exchange, Step};
+use crate::session::settings::query;
 
 impl Session {
     /// Watches the backend's answers for what affects prepared statements:
@@ -125,15 +129,21 @@ pub(super) fn duplicate_parse(
 }
 
 impl Session {
-    /// Closes, before a question about the session's own backend
-    /// (`pg_prepared_statements`), the statements `backend` holds that this
-    /// client has not prepared: other clients' (backends share them by SQL
-    /// text) and those it closed or deallocated (backends keep them). The
-    /// view then lists this client's statements only, as a direct
-    /// connection's does (under pgrw's names). A statement closed here is
-    /// prepared again where a client next uses it. Not in a failed
-    /// transaction, which refuses everything but its end.
-    pub(in crate::session) async fn close_others_statements(
+    /// Makes `backend`, before a question about the session's own backend
+    /// (`pg_prepared_statements`), hold this client's statements and no
+    /// other: it closes those the client has not prepared (other clients':
+    /// backends share them by SQL text; and those it closed or deallocated:
+    /// backends keep them), and prepares those it has that the backend lacks
+    /// (made on another node, or on another backend of this one). The view
+    /// then lists this client's statements, as a direct connection's does
+    /// (under pgrw's names). Not in a failed transaction, which refuses
+    /// everything but its end.
+    ///
+    /// A Parse that fails now (its table dropped since) leaves that
+    /// statement out, as the backend would have refused it at its next use
+    /// anyway; inside a transaction it runs under a savepoint, rolled back
+    /// to, so the client's transaction does not fail for it.
+    pub(in crate::session) async fn show_own_statements(
         &self,
         backend: &mut PooledBackend,
     ) -> Result<(), BackendError> {
@@ -141,18 +151,117 @@ impl Session {
         if connection.status == TransactionStatus::Failed {
             return Ok(());
         }
-        let own: std::collections::HashSet<&str> = self
+        let own: Vec<&PreparedStatement> = self
             .statements
             .values()
-            .map(|statement| statement.backend_name.as_str())
+            .filter(|statement| !statement.backend_name.is_empty())
+            .map(|statement| &**statement)
             .collect();
         let others: Vec<String> = connection
             .prepared
             .iter()
-            .filter(|name| !own.contains(name.as_str()))
+            .filter(|name| !own.iter().any(|own| own.backend_name == **name))
             .cloned()
             .collect();
-        close_statements(backend, &others).await
+        let mut missing: Vec<&PreparedStatement> = own
+            .into_iter()
+            .filter(|statement| !connection.prepared.contains(&statement.backend_name))
+            .collect();
+        // Shared by SQL text: one Parse each.
+        missing.sort_by(|a, b| a.backend_name.cmp(&b.backend_name));
+        missing.dedup_by(|a, b| a.backend_name == b.backend_name);
+        close_statements(backend, &others).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        prepare_statements(backend, &missing).await
+    }
+}
+
+/// The savepoint [`prepare_statements`] runs under inside a transaction.
+const OWN_STATEMENTS_SAVEPOINT: &[u8] = b"SAVEPOINT pgrw_own_statements";
+
+/// Prepares `statements` on `backend`, each Parse ended by its own Sync (one
+/// that fails does not skip the others), in one round trip; inside a
+/// transaction, under a savepoint released at once, or rolled back to if a
+/// Parse failed.
+async fn prepare_statements(
+    backend: &mut PooledBackend,
+    statements: &[&PreparedStatement],
+) -> Result<(), BackendError> {
+    let connection = backend.connection();
+    let in_transaction = connection.status == TransactionStatus::InTransaction;
+    let mut out = BytesMut::new();
+    if in_transaction {
+        encode_query(&mut out, OWN_STATEMENTS_SAVEPOINT);
+    }
+    for statement in statements {
+        encode_parse(
+            &mut out,
+            statement.backend_name.as_bytes(),
+            &statement.sql,
+            &statement.param_types,
+        );
+        encode_sync(&mut out);
+    }
+    if in_transaction {
+        encode_query(&mut out, b"RELEASE SAVEPOINT pgrw_own_statements");
+    }
+    connection.send(&out).await?;
+    let mut failed = false;
+    if in_transaction {
+        failed |= answered_with_error(connection).await?;
+    }
+    for statement in statements {
+        let mut parsed = false;
+        loop {
+            let message = connection.receive().await?;
+            match message.tag() {
+                tag::PARSE_COMPLETE => parsed = true,
+                tag::ERROR_RESPONSE => failed = true,
+                tag::READY_FOR_QUERY => break,
+                _ => {}
+            }
+        }
+        if parsed {
+            connection.prepared.insert(statement.backend_name.clone());
+        }
+    }
+    if in_transaction {
+        failed |= answered_with_error(connection).await?;
+        if failed {
+            let undo = b"ROLLBACK TO SAVEPOINT pgrw_own_statements; \
+                         RELEASE SAVEPOINT pgrw_own_statements";
+            let answer = query::run(connection, undo).await?;
+            if let Some(error) = answer.error {
+                return Err(BackendError::Protocol {
+                    node: connection.node_name().to_string(),
+                    message: format!("undoing pgrw's own savepoint failed: {}", error.message),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a simple query's answer up to its ReadyForQuery (keeping the
+/// transaction status it reports): whether it held an error.
+async fn answered_with_error(connection: &mut BackendConnection) -> Result<bool, BackendError> {
+    let mut failed = false;
+    loop {
+        let message = connection.receive().await?;
+        match message.tag() {
+            tag::ERROR_RESPONSE => failed = true,
+            tag::READY_FOR_QUERY => {
+                if let Ok(BackendMessage::ReadyForQuery(status)) =
+                    BackendMessage::decode(message.view())
+                {
+                    connection.status = status;
+                }
+                return Ok(failed);
+            }
+            _ => {}
+        }
     }
 }
 
