@@ -7,18 +7,21 @@
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::config::ProxyConfig;
+use crate::pool;
 
 /// Descriptors besides clients and backends: the listener, monitor
 /// connections, the runtime's own, logs.
 const SPARE_DESCRIPTORS: u64 = 64;
 
 /// The most descriptors `config` may need at once: every client it accepts,
-/// every pool full (one database per user), and spares.
+/// every pool full (one database per user; a pool smaller than `workers`
+/// holds one connection per worker), and spares.
 pub fn descriptors_needed(config: &ProxyConfig) -> u64 {
     let pools = (config.nodes.len() * config.users.len()) as u64;
+    let per_pool = pool::connections_at_most(config.pool.size, config.workers) as u64;
     config
         .max_client_connections
-        .saturating_add(pools.saturating_mul(config.pool.size as u64))
+        .saturating_add(pools.saturating_mul(per_pool))
         .saturating_add(SPARE_DESCRIPTORS)
 }
 
@@ -60,6 +63,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(descriptors_needed(&config), 100 + 2 * 7 + SPARE_DESCRIPTORS);
+    }
+
+    #[test]
+    fn a_pool_smaller_than_the_workers_counts_one_connection_per_worker() {
+        let config = ProxyConfig::from_toml(
+            "test.toml",
+            "max_client_connections = 100\nworkers = 4\n\
+             [[nodes]]\nname = \"a\"\nport = 1\n\
+             [[users]]\nname = \"u\"\npassword = \"p\"\n[pool]\nsize = 2\n",
+        )
+        .unwrap();
+        assert_eq!(descriptors_needed(&config), 100 + 4 + SPARE_DESCRIPTORS);
     }
 
     #[test]

@@ -256,6 +256,12 @@ impl Share {
     }
 }
 
+/// The most connections one pool of `size` holds with `workers` worker
+/// threads: `size`, or one per worker when the pool is smaller.
+pub fn connections_at_most(size: usize, workers: usize) -> usize {
+    share_sizes(size, workers).sum()
+}
+
 /// `size` split over `workers` as evenly as it goes, at least 1 each (so
 /// that a pool smaller than the workers holds one connection per worker).
 fn share_sizes(size: usize, workers: usize) -> impl Iterator<Item = usize> {

@@ -1,6 +1,7 @@
 //! The configuration's defaults and every refusal, with the key it names.
 
 use super::*;
+use pgrw_core::route::{Balancing, Consistency, Policy, PrimaryReads, StaleRead};
 
 const MINIMAL: &str = r#"
     [[nodes]]
