@@ -28,6 +28,7 @@ mod pins;
 mod relay;
 mod reroute;
 mod settings;
+mod settle;
 mod simple;
 mod startup;
 mod transaction_reads;
