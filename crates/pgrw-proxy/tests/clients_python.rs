@@ -8,7 +8,12 @@
 //! The proxy has 2 backends per node, fewer than the programs' connections, so
 //! a statement prepared on one backend is executed on others.
 //!
-//! Needs `python3` with `psycopg[binary]` (3.x) and asyncpg; `./dev test` installs them.
+//! psycopg2 with its defaults and a SQLAlchemy `Session` read, with
+//! `transaction_reads = "replica"`, inside the transactions they open
+//! themselves, on replicas and never stale (`tests/python/psycopg2_transactions.py`).
+//!
+//! Needs `python3` with `psycopg[binary]` (3.x), asyncpg, psycopg2 and sqlalchemy;
+//! `./dev test` installs them.
 
 #[path = "support/proxy_cluster.rs"]
 mod proxy_cluster;
@@ -24,6 +29,12 @@ use proxy_cluster::ProxiedCluster;
 
 /// Backends per node in the proxy: fewer than the programs' connections.
 const PROXY_POOL: &str = "[pool]\nsize = 2\n";
+/// `transaction_reads = "replica"`, with reads waiting up to 1 s for a
+/// replica to replay the writes they must see (under a concurrent write load
+/// on a loaded machine replay can take longer than the default 50 ms; the
+/// tests count where reads ran, not how fast replay is).
+const TRANSACTION_READS_UNDER_WRITES: &str =
+    "[policy]\ntransaction_reads = \"replica\"\nread_your_writes_wait_ms = 1000\n";
 /// How long one scenario may run.
 const SCENARIO_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -373,4 +384,66 @@ async fn asyncpg_prepares_again_after_ddl_changes_a_cached_statement_result() {
 #[tokio::test]
 async fn asyncpg_server_settings_hold_on_every_backend() {
     run(Driver::Asyncpg, "startup-settings").await;
+}
+
+/// psycopg2 with its default settings (autocommit off) reads, in the
+/// transactions it opens itself, rows a writer commits through the proxy,
+/// with replay paused on one replica (`tests/python/psycopg2_transactions.py`).
+/// Needs python3 with psycopg2; `./dev test` installs it.
+#[tokio::test]
+async fn psycopg2_with_its_defaults_reads_on_replicas_and_never_stale() {
+    python_reads_in_transactions("psycopg2", "import psycopg2").await;
+}
+
+/// The same through a SQLAlchemy `Session` (over psycopg2). Needs
+/// sqlalchemy; `./dev test` installs it.
+#[tokio::test]
+async fn a_sqlalchemy_session_reads_on_replicas_and_never_stale() {
+    python_reads_in_transactions("sqlalchemy", "import sqlalchemy, psycopg2").await;
+}
+
+/// Runs `tests/python/psycopg2_transactions.py` with `client` for 4 s with
+/// replay paused on one replica: no stale read, at most 5% on the primary.
+async fn python_reads_in_transactions(client: &str, probe: &str) {
+    let probed = Command::new("python3").args(["-c", probe]).output().await;
+    assert!(
+        probed.is_ok_and(|output| output.status.success()),
+        "python3 with {client} is needed; run ./dev test, which installs it"
+    );
+    let proxied = ProxiedCluster::start(2, TRANSACTION_READS_UNDER_WRITES).await;
+    proxied.cluster.wait_for_replicas_to_catch_up().await;
+    proxied.cluster.pause_replay("replica2").await;
+    let program =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/psycopg2_transactions.py");
+    let run = Command::new("python3")
+        .arg(&program)
+        .args([proxied.dsn().as_str(), "4", client])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the program finishes within 120 s")
+        .expect("python3 runs");
+    proxied.cluster.resume_replay("replica2").await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the program failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
+    let reads = report["reads"].as_u64().expect("reads");
+    let primary_port = i64::from(proxied.cluster.port("primary"));
+    let on_primary = report["read_ports"]
+        .as_array()
+        .expect("read_ports")
+        .iter()
+        .filter(|port| port.as_i64() == Some(primary_port))
+        .count() as u64;
+    assert!(reads > 20, "only {reads} reads");
+    assert_eq!(report["stale"].as_u64(), Some(0), "stale reads: {report}");
+    assert!(
+        on_primary * 100 <= reads * 5,
+        "{on_primary} of {reads} reads on the primary"
+    );
 }
