@@ -103,29 +103,32 @@ impl Session {
         let state = self.state.clone();
         let node = backend.node();
         let target = backend.connection().cancel_target.clone();
-        match bounded(&state, node, target, self.replay_settings(&mut backend)).await {
-            Ok(()) if unit.shows_backend_state => {
-                let mut backend = self.enter_deferred(backend).await?;
-                let target = backend.connection().cancel_target.clone();
-                let shown = self.show_own_statements(&mut backend);
-                match bounded(&state, node, target, shown).await {
-                    Ok(()) => Some(backend),
-                    Err(error) => {
-                        drop(backend);
-                        self.state.monitor.report_suspect(node);
-                        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
-                        None
-                    }
-                }
-            }
-            Ok(()) => self.enter_deferred(backend).await,
-            Err(error) => {
-                drop(backend);
-                self.state.monitor.report_suspect(node);
-                self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
-                None
+        if let Err(error) = bounded(&state, node, target, self.replay_settings(&mut backend)).await
+        {
+            self.failed_before_unit(backend, error);
+            return None;
+        }
+        let mut backend = self.enter_deferred(backend).await?;
+        if unit.shows_backend_state {
+            let target = backend.connection().cancel_target.clone();
+            let shown = self.show_own_statements(&mut backend);
+            if let Err(error) = bounded(&state, node, target, shown).await {
+                self.failed_before_unit(backend, error);
+                return None;
             }
         }
+        Some(backend)
+    }
+
+    /// `backend` failed in the proxy's own work before the unit ran on it
+    /// (settings replayed, the deferred transaction opened, the client's
+    /// statements shown): it is dropped, its node probed at once, and the
+    /// client told why.
+    pub(super) fn failed_before_unit(&mut self, backend: PooledBackend, error: BackendError) {
+        let node = backend.node();
+        drop(backend);
+        self.state.monitor.report_suspect(node);
+        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
     }
 
     /// Routes and checks out; a node that cannot be reached is reported to

@@ -255,7 +255,7 @@ impl Session {
                 None
             }
             Err(error) => {
-                self.deferred_failed(backend, error);
+                self.failed_before_unit(backend, error);
                 None
             }
         }
@@ -277,13 +277,6 @@ impl Session {
             settings::query::run(backend.connection(), sql),
         )
         .await
-    }
-
-    fn deferred_failed(&mut self, backend: PooledBackend, error: BackendError) {
-        let node = backend.node();
-        drop(backend);
-        self.state.monitor.report_suspect(node);
-        self.error(sqlstate::CONNECTION_FAILURE, format!("pgrw: {error}"));
     }
 
     /// Moves a `BEGIN READ ONLY` transaction that ran nothing but its BEGIN
