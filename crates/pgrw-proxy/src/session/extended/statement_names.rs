@@ -8,16 +8,17 @@
 //! answered the names that remain are settled. A Parse of a name that exists
 //! fails with `42P05` ([`duplicate_parse`]).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
 use super::PreparedStatement;
 use super::backend_statements::{self, MAX_STATEMENTS_PER_BACKEND, names_to_retire};
-use crate::backend::{BackendConnection, BackendError};
+use crate::backend::BackendError;
 use crate::pool::PooledBackend;
 use crate::protocol::Message;
-use crate::protocol::backend::{BackendMessage, TransactionStatus, tag};
+use crate::protocol::backend::{TransactionStatus, tag};
 use crate::protocol::frontend::{
     Parse, Target, encode_close, encode_parse, encode_query, encode_sync,
 };
@@ -151,35 +152,41 @@ impl Session {
         if connection.status == TransactionStatus::Failed {
             return Ok(());
         }
-        let own: Vec<&PreparedStatement> = self
+        let own: HashSet<&str> = self
             .statements
             .values()
-            .filter(|statement| !statement.backend_name.is_empty())
-            .map(|statement| &**statement)
+            .map(|statement| statement.backend_name.as_str())
             .collect();
         let others: Vec<String> = connection
             .prepared
             .iter()
-            .filter(|name| !own.iter().any(|own| own.backend_name == **name))
+            .filter(|name| !own.contains(name.as_str()))
             .cloned()
             .collect();
-        let mut missing: Vec<&PreparedStatement> = own
-            .into_iter()
-            .filter(|statement| !connection.prepared.contains(&statement.backend_name))
+        // By backend name: clients' statements of the same SQL text share one.
+        let missing: BTreeMap<&str, &PreparedStatement> = self
+            .statements
+            .values()
+            .filter(|statement| {
+                !statement.backend_name.is_empty()
+                    && !connection.prepared.contains(&statement.backend_name)
+            })
+            .map(|statement| (statement.backend_name.as_str(), &**statement))
             .collect();
-        // Shared by SQL text: one Parse each.
-        missing.sort_by(|a, b| a.backend_name.cmp(&b.backend_name));
-        missing.dedup_by(|a, b| a.backend_name == b.backend_name);
         close_statements(backend, &others).await?;
         if missing.is_empty() {
             return Ok(());
         }
-        prepare_statements(backend, &missing).await
+        prepare_statements(backend, missing.values().copied()).await
     }
 }
 
-/// The savepoint [`prepare_statements`] runs under inside a transaction.
-const OWN_STATEMENTS_SAVEPOINT: &[u8] = b"SAVEPOINT pgrw_own_statements";
+/// The savepoint [`prepare_statements`] runs under inside a transaction:
+/// taken, released, and rolled back to (then released) when a Parse failed.
+const SAVEPOINT: &[u8] = b"SAVEPOINT pgrw_own_statements";
+const RELEASE: &[u8] = b"RELEASE SAVEPOINT pgrw_own_statements";
+const UNDO: &[u8] =
+    b"ROLLBACK TO SAVEPOINT pgrw_own_statements; RELEASE SAVEPOINT pgrw_own_statements";
 
 /// Prepares `statements` on `backend`, each Parse ended by its own Sync (one
 /// that fails does not skip the others), in one round trip; inside a
@@ -187,15 +194,15 @@ const OWN_STATEMENTS_SAVEPOINT: &[u8] = b"SAVEPOINT pgrw_own_statements";
 /// Parse failed.
 async fn prepare_statements(
     backend: &mut PooledBackend,
-    statements: &[&PreparedStatement],
+    statements: impl Iterator<Item = &PreparedStatement> + Clone,
 ) -> Result<(), BackendError> {
     let connection = backend.connection();
     let in_transaction = connection.status == TransactionStatus::InTransaction;
     let mut out = BytesMut::new();
     if in_transaction {
-        encode_query(&mut out, OWN_STATEMENTS_SAVEPOINT);
+        encode_query(&mut out, SAVEPOINT);
     }
-    for statement in statements {
+    for statement in statements.clone() {
         encode_parse(
             &mut out,
             statement.backend_name.as_bytes(),
@@ -205,12 +212,12 @@ async fn prepare_statements(
         encode_sync(&mut out);
     }
     if in_transaction {
-        encode_query(&mut out, b"RELEASE SAVEPOINT pgrw_own_statements");
+        encode_query(&mut out, RELEASE);
     }
     connection.send(&out).await?;
     let mut failed = false;
     if in_transaction {
-        failed |= answered_with_error(connection).await?;
+        failed |= query::answer(connection).await?.error.is_some();
     }
     for statement in statements {
         let mut parsed = false;
@@ -228,41 +235,15 @@ async fn prepare_statements(
         }
     }
     if in_transaction {
-        failed |= answered_with_error(connection).await?;
-        if failed {
-            let undo = b"ROLLBACK TO SAVEPOINT pgrw_own_statements; \
-                         RELEASE SAVEPOINT pgrw_own_statements";
-            let answer = query::run(connection, undo).await?;
-            if let Some(error) = answer.error {
-                return Err(BackendError::Protocol {
-                    node: connection.node_name().to_string(),
-                    message: format!("undoing pgrw's own savepoint failed: {}", error.message),
-                });
-            }
+        failed |= query::answer(connection).await?.error.is_some();
+        if failed && let Some(error) = query::run(connection, UNDO).await?.error {
+            return Err(BackendError::Protocol {
+                node: connection.node_name().to_string(),
+                message: format!("undoing pgrw's own savepoint failed: {}", error.message),
+            });
         }
     }
     Ok(())
-}
-
-/// Reads a simple query's answer up to its ReadyForQuery (keeping the
-/// transaction status it reports): whether it held an error.
-async fn answered_with_error(connection: &mut BackendConnection) -> Result<bool, BackendError> {
-    let mut failed = false;
-    loop {
-        let message = connection.receive().await?;
-        match message.tag() {
-            tag::ERROR_RESPONSE => failed = true,
-            tag::READY_FOR_QUERY => {
-                if let Ok(BackendMessage::ReadyForQuery(status)) =
-                    BackendMessage::decode(message.view())
-                {
-                    connection.status = status;
-                }
-                return Ok(failed);
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Closes proxy statements on an idle backend that holds more than

@@ -27,6 +27,12 @@ pub(crate) async fn run(
     let mut out = BytesMut::new();
     encode_query(&mut out, sql);
     connection.send(&out).await?;
+    answer(connection).await
+}
+
+/// Reads the answer to one simple Query already sent on `connection`, up to
+/// its ReadyForQuery (whose transaction status the connection keeps).
+pub(crate) async fn answer(connection: &mut BackendConnection) -> Result<Answer, BackendError> {
     let mut answer = Answer::default();
     loop {
         let message = connection.receive().await?;
