@@ -283,3 +283,51 @@ fn set_config_of_the_default_isolation_is_followed_as_its_set() {
         assert_eq!(c.effects.default_isolation, expected, "{sql}");
     }
 }
+
+#[test]
+fn the_sessions_own_backend_state_is_a_reason_of_its_own_only_when_nothing_else_needs_the_primary()
+{
+    let only_the_sessions_backend = [
+        "SELECT name FROM pg_prepared_statements WHERE name != ''",
+        "SELECT count(*) FROM pg_catalog.pg_cursors",
+        "SELECT 1; SELECT * FROM PG_PREPARED_STATEMENTS",
+        "EXPLAIN ANALYZE SELECT * FROM pg_cursors",
+    ];
+    let more = [
+        "SELECT * FROM pg_prepared_statements, pg_locks",
+        "SELECT * FROM pg_cursors WHERE nextval('s') > 0",
+        "SELECT * FROM pg_prepared_statements; INSERT INTO t VALUES (1)",
+        "INSERT INTO t SELECT 1 FROM pg_cursors",
+        "SELECT * FROM pg_prepared_statements; SELECT * FROM pg_stat_activity",
+        "SELECT * FROM pg_prepared_statements FOR UPDATE",
+    ];
+    let cases = (only_the_sessions_backend.iter().map(|sql| (sql, true)))
+        .chain(more.iter().map(|sql| (sql, false)));
+    for (sql, session_backend) in cases {
+        let c = verdict(sql);
+        assert_eq!(c.class, StatementClass::Write, "{sql}: {}", c.reason);
+        assert_eq!(
+            matches!(c.reason, Reason::SessionBackendState(_)),
+            session_backend,
+            "{sql}: {}",
+            c.reason
+        );
+        // Either way it reads the session's backend, which must hold the
+        // client's statements wherever it runs.
+        assert!(c.reads_backend_state, "{sql}");
+    }
+    // So does one whose function call a doubting catalog sends to the primary.
+    let doubted = classify(
+        b"SELECT regexp_replace(statement, 'a', 'b') FROM pg_prepared_statements",
+        &FunctionCatalog::builtin().doubting(),
+    );
+    assert!(!matches!(doubted.reason, Reason::SessionBackendState(_)));
+    assert!(doubted.reads_backend_state);
+    for sql in [
+        "SELECT 1",
+        "SELECT * FROM pg_stat_activity",
+        "SELECT * FROM t",
+    ] {
+        assert!(!verdict(sql).reads_backend_state, "{sql}");
+    }
+}
